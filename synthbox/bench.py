@@ -1,0 +1,122 @@
+"""`synthbox bench`: enqueue and drain no-op jobs with the real engine, and measure.
+
+Figures: enqueue jobs/s (one `add()` at a time), drain jobs/s (a pre-filled queue to
+empty), pickup latency p50/p99 (enqueue to claim, at 100 jobs/s with workers idle),
+and the process's peak RSS. Records go to a temporary SQLite file unless a
+database URL is given; the Redis transport uses REDIS_URL or 127.0.0.1:6379.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import click
+
+from synthbox.config import Settings
+from synthbox.jobs.engine import Engine
+
+LATENCY_RATE = 100  # jobs/s
+LATENCY_JOBS = 200
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def measure(settings: Settings, backend: str, jobs: int, progress: bool = False) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="synthbox-bench-") as tmp:
+        values = dict(settings.values)
+        values["data_dir"] = tmp
+        values["queues"] = {"diagnostics": {"concurrency": 8}}
+        if backend == "redis":
+            values["redis_url"] = settings.redis_url or "redis://127.0.0.1:6379/0"
+        else:
+            values["redis_url"] = ""
+        engine = Engine(Settings(values))
+        try:
+            return _measure(engine, backend, jobs, progress)
+        finally:
+            engine.stop(timeout=10)
+            engine.close()
+
+
+def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[str, Any]:
+    service = engine.service("diagnostics")
+    handle = engine.queues["diagnostics"]
+    handle.doorbell.huey.storage.flush_queue()
+
+    started = time.perf_counter()
+    with click.progressbar(length=jobs, label="enqueue", file=sys.stderr,
+                           hidden=not progress) as bar:
+        for i in range(jobs):
+            service.add("noop")
+            if i % 500 == 0:
+                bar.update(500)
+    enqueue_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    engine.start_workers()
+    runner = handle.runner
+    assert runner is not None
+    with click.progressbar(length=jobs, label="drain  ", file=sys.stderr,
+                           hidden=not progress) as bar:
+        shown = 0
+        while runner.jobs_done < jobs:
+            time.sleep(0.002)
+            bar.update(runner.jobs_done - shown)
+            shown = runner.jobs_done
+    drain_seconds = time.perf_counter() - started
+
+    ids = []
+    next_at = time.perf_counter()
+    for _ in range(LATENCY_JOBS):
+        next_at += 1 / LATENCY_RATE
+        ids.append(int(service.add("noop")["id"]))
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    deadline = time.monotonic() + 30
+    while runner.jobs_done < jobs + LATENCY_JOBS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    marks = ",".join("?" * len(ids))
+    pickups = [(started_at - created_at) * 1000 for created_at, started_at in
+               engine.store.execute(
+                   f"SELECT created_at, started_at FROM job WHERE id IN ({marks})",
+                   ids).fetchall() if started_at is not None]
+    return {
+        "backend": backend,
+        "records": engine.backends()["records"].split(" (")[0],
+        "jobs": jobs,
+        "enqueue_per_s": round(jobs / enqueue_seconds),
+        "drain_per_s": round(jobs / drain_seconds),
+        "pickup_p50_ms": round(statistics.median(pickups), 2) if pickups else None,
+        "pickup_p99_ms": round(_percentile(pickups, 99), 2) if pickups else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def run_bench(settings: Settings, backend: str, jobs: int, as_json: bool) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("huey").setLevel(logging.ERROR)
+    figures = measure(settings, backend, jobs, progress=sys.stderr.isatty() and not as_json)
+    if as_json:
+        click.echo(json.dumps(figures))
+    else:
+        click.echo(f"backend {figures['backend']}, records {figures['records']}, "
+                   f"{figures['jobs']} no-op jobs")
+        click.echo(f"  enqueue   {figures['enqueue_per_s']:>10,} jobs/s (one add() at a time)")
+        click.echo(f"  drain     {figures['drain_per_s']:>10,} jobs/s (8 workers)")
+        click.echo(f"  pickup    p50 {figures['pickup_p50_ms']} ms, p99 "
+                   f"{figures['pickup_p99_ms']} ms (at {LATENCY_RATE} jobs/s)")
+        click.echo(f"  peak RSS  {figures['peak_rss_mb']} MB")
+    return 0

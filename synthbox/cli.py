@@ -1,0 +1,284 @@
+"""The `synthbox` command: a thin click layer over the same services as the API.
+
+`synthbox` alone means `synthbox serve`. Every option also reads a `SYNTHBOX_*`
+environment variable. Bad input exits with code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from synthbox import __version__
+from synthbox.config import SETTINGS, Settings, SettingsError, load_settings
+from synthbox.jobs.errors import JobOptionError, UnknownQueue
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(text: str) -> float:
+    """'500ms', '90', '30s', '15m', '24h', '7d' as seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError("must be a duration such as 90, 30s, 15m, 24h or 7d")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+class DefaultGroup(click.Group):
+    """A group that runs `serve` when no command is named."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0].startswith("-") and args[0] not in ("--help", "--version")):
+            args.insert(0, "serve")
+        return super().parse_args(ctx, args)
+
+
+def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The settings that have a flag, as options; their values feed load_settings()."""
+    for setting in reversed(SETTINGS):
+        if setting.flag is None:
+            continue
+        # The environment is read by load_settings(), in its place in the precedence.
+        func = click.option(setting.flag, setting.name, default=None,
+                            allow_from_autoenv=False, help=setting.help)(func)
+    return click.option("--config", "config_path", default=None, envvar="SYNTHBOX_CONFIG",
+                        help="Path of synthbox.toml (default: ./synthbox.toml if present).")(func)
+
+
+def _settings(options: dict[str, Any]) -> Settings:
+    config_path = options.pop("config_path", None)
+    cli = {s.name: options.pop(s.name) for s in SETTINGS if s.name in options}
+    return load_settings(cli, config_path=config_path)
+
+
+def with_engine(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Open the configured backends (no workers) and pass the Engine as `engine`."""
+
+    @settings_options
+    @functools.wraps(func)
+    def wrapper(**options: Any) -> Any:
+        from synthbox.jobs.engine import Engine
+
+        engine = Engine(_settings(options))
+        try:
+            return func(engine=engine, **options)
+        finally:
+            engine.close()
+
+    return wrapper
+
+
+class BadInput(click.ClickException):
+    exit_code = 2
+
+
+@click.group(cls=DefaultGroup, context_settings={"auto_envvar_prefix": "SYNTHBOX",
+                                                  "help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="synthbox")
+def cli() -> None:
+    """SynthBox: durable background jobs, workers, admin UI and API in one process."""
+
+
+@cli.command()
+@click.option("--workers-only", is_flag=True, default=False,
+              help="Run the workers without the HTTP server.")
+@settings_options
+def serve(workers_only: bool, **options: Any) -> None:
+    """Serve the API and run the queue workers (the default command)."""
+    from synthbox.serve import serve as run
+
+    settings = _settings(options)
+    if workers_only:
+        settings.values["web"] = False
+    sys.exit(run(settings))
+
+
+# -- jobs ---------------------------------------------------------------------------------
+
+@cli.group()
+def jobs() -> None:
+    """Add and inspect jobs."""
+
+
+@jobs.command("add")
+@click.argument("queue")
+@click.argument("name")
+@click.option("--data", default="{}", help="The job's data, as JSON.")
+@click.option("--priority", type=int, default=0, help="0-10, higher runs first.")
+@click.option("--delay", type=float, default=None, help="Seconds before the job may run.")
+@click.option("--attempts", type=int, default=None, help="Attempts before it fails for good.")
+@click.option("--job-id", default=None, help="Deduplication key: adding it again returns "
+              "the existing job.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+@with_engine
+def add_job(engine: Any, queue: str, name: str, data: str, priority: int, delay: float | None,
+            attempts: int | None, job_id: str | None, as_json: bool, **_: Any) -> None:
+    """Add a job to QUEUE and print its id."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"--data: not valid JSON ({exc.msg} at character {exc.pos})") from None
+    opts: dict[str, Any] = {"priority": priority}
+    if delay is not None:
+        opts["delay"] = delay
+    if attempts is not None:
+        opts["attempts"] = attempts
+    if job_id is not None:
+        opts["job_id"] = job_id
+    try:
+        job = engine.service(queue).add(name, payload, **opts)
+    except JobOptionError as exc:
+        flag = {"job_id": "job-id"}.get(exc.field, exc.field)
+        raise BadInput(f"--{flag}: {exc.rule}" if exc.field not in ("name",)
+                       else str(exc)) from None
+    click.echo(json.dumps(job, indent=2) if as_json else job["id"])
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+@with_engine
+def show_job(engine: Any, job_id: str, as_json: bool, **_: Any) -> None:
+    """Show a job by its id."""
+    if not job_id.isdigit():
+        raise BadInput("ID: must be a job id (a whole number)")
+    row = engine.store.execute("SELECT queue FROM job WHERE id=?", (int(job_id),)).fetchone()
+    job = engine.service(row[0]).get_job(job_id) if row else None
+    if job is None:
+        click.echo(f"Error: job {job_id} not found", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(job, indent=2))
+        return
+    for key in ("id", "queue", "name", "state", "priority", "attemptsMade", "attempts",
+                "failedReason", "data", "returnvalue"):
+        value = json.dumps(job[key]) if key in ("data", "returnvalue") else job[key]
+        click.echo(f"{key:>13}: {value}")
+    for error in job.get("errors", []):
+        click.echo(f"{'attempt ' + str(error['attempt']):>13}: {error['error']}")
+
+
+# -- queues -------------------------------------------------------------------------------
+
+@cli.group("queue")
+def queue_group() -> None:
+    """Inspect and manage queues."""
+
+
+STAT_KEYS = ("waiting", "active", "completed", "failed", "delayed", "total")
+
+
+@queue_group.command("stats")
+@click.argument("queue", required=False)
+@click.option("--json", "as_json", is_flag=True, help="An object keyed by queue name.")
+@with_engine
+def queue_stats(engine: Any, queue: str | None, as_json: bool, **_: Any) -> None:
+    """Job counts by state, for one queue or all."""
+    names = [queue] if queue else list(engine.queues)
+    stats = {name: engine.service(name).get_stats() for name in names}
+    if as_json:
+        click.echo(json.dumps({n: {k: s[k] for k in (*STAT_KEYS, "paused")}
+                               for n, s in stats.items()}, indent=2))
+        return
+    click.echo(f"{'queue':<16}" + "".join(f"{k:>11}" for k in (*STAT_KEYS, "paused")))
+    for name, s in stats.items():
+        click.echo(f"{name:<16}" + "".join(f"{s[k]:>11}" for k in (*STAT_KEYS, "paused")))
+
+
+@queue_group.command("retry-failed")
+@click.argument("queue")
+@with_engine
+def retry_failed(engine: Any, queue: str, **_: Any) -> None:
+    """Send every failed job of QUEUE back to waiting."""
+    click.echo(f"retried {engine.service(queue).retry_all_failed()} job(s)")
+
+
+@queue_group.command("clean")
+@click.argument("queue")
+@click.option("--state", default="completed", show_default=True,
+              type=click.Choice(["completed", "failed", "waiting", "delayed"]))
+@click.option("--grace", default="0", show_default=True,
+              help="Only jobs older than this (90, 30s, 15m, 24h, 7d).")
+@click.option("--limit", type=int, default=100000, show_default=True)
+@with_engine
+def clean_queue(engine: Any, queue: str, state: str, grace: str, limit: int, **_: Any) -> None:
+    """Delete jobs of QUEUE in a state, older than a grace period."""
+    try:
+        seconds = parse_duration(grace)
+    except ValueError as exc:
+        raise BadInput(f"--grace: {exc}") from None
+    try:
+        removed = engine.service(queue).clean(state, seconds, limit)
+    except JobOptionError as exc:
+        raise BadInput(f"--{exc.field}: {exc.rule}") from None
+    click.echo(f"removed {removed} {state} job(s)")
+
+
+@queue_group.command("pause")
+@click.argument("queue")
+@with_engine
+def pause_queue(engine: Any, queue: str, **_: Any) -> None:
+    """Stop workers from taking new jobs from QUEUE."""
+    engine.service(queue).pause()
+    click.echo(f"{queue} paused")
+
+
+@queue_group.command("resume")
+@click.argument("queue")
+@with_engine
+def resume_queue(engine: Any, queue: str, **_: Any) -> None:
+    """Let workers take jobs from QUEUE again."""
+    engine.service(queue).resume()
+    click.echo(f"{queue} resumed")
+
+
+# -- checks -------------------------------------------------------------------------------
+
+@cli.command()
+@settings_options
+def doctor(**options: Any) -> None:
+    """Check the configured backends with a real job round trip."""
+    from synthbox.doctor import run_doctor
+
+    sys.exit(run_doctor(_settings(options)))
+
+
+@cli.command()
+@click.option("--backend", type=click.Choice(["sqlite", "redis"]), default="sqlite",
+              show_default=True, help="The queue transport to measure.")
+@click.option("--jobs", "job_count", type=click.IntRange(1, 10_000_000), default=20000,
+              show_default=True, help="How many no-op jobs to enqueue and drain.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@settings_options
+def bench(backend: str, job_count: int, as_json: bool, **options: Any) -> None:
+    """Measure enqueue and drain rates, pickup latency and memory with the real engine."""
+    from synthbox.bench import run_bench
+
+    settings = _settings(options)
+    sys.exit(run_bench(settings, backend, job_count, as_json))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: click, with every error as one line and exit code 2 for bad input."""
+    try:
+        cli.main(args=argv, prog_name="synthbox", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        message = exc.format_message().replace("\n", " ")
+        click.echo(f"Error: {message}", err=True)
+        sys.exit(exc.exit_code)
+    except (SettingsError, JobOptionError, UnknownQueue) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(0)

@@ -1,0 +1,218 @@
+"""Every setting SynthBox reads, declared once.
+
+Precedence, lowest first: the defaults below < the config file (`synthbox.toml`)
+< environment variables < command-line flags. The README's settings table is
+checked against `SETTINGS` by a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value that breaks its rule; the message names both."""
+
+
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _whole_number(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("must be a whole number")
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ValueError("must be a whole number") from None
+
+
+def _number(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("must be a number")
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number") from None
+
+
+def _parse_port(raw: Any) -> int:
+    port = _whole_number(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError("must be a port number from 0 to 65535")
+    return port
+
+
+def _positive_float(raw: Any) -> float:
+    value = _number(raw)
+    if value <= 0:
+        raise ValueError("must be a number greater than 0")
+    return value
+
+
+def _positive_int(raw: Any) -> int:
+    value = _whole_number(raw)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _parse_table(raw: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        raise ValueError("must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a table (a JSON object in the environment)")
+    return value
+
+
+def _parse_log_level(raw: Any) -> str:
+    level = str(raw).strip().lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be one of debug, info, warning, error")
+    return level
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = str
+    env: tuple[str, ...] = ()
+    flag: str | None = None  # the CLI flag, when the setting has one
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        return self.env or ("SYNTHBOX_" + self.name.upper(),)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "", "Directory for every file SynthBox writes (records, queue, "
+            "secrets, logs). Default: $XDG_DATA_HOME/synthbox or ~/.local/share/synthbox.",
+            flag="--data-dir"),
+    Setting("host", "127.0.0.1", "Address the HTTP server binds.", flag="--host"),
+    Setting("port", 3003, "HTTP port.", _parse_port, flag="--port"),
+    Setting("redis_url", "", "Redis for the queue transport. Empty: SQLite in the data "
+            "directory. Several hosts (`redis://a:26379,b:26379`) with "
+            "REDIS_SENTINEL_NAME mean Sentinel.",
+            env=("REDIS_URL", "SYNTHBOX_REDIS_URL"), flag="--redis-url"),
+    Setting("redis_sentinel_name", "", "Sentinel master name; REDIS_URL then lists sentinels.",
+            env=("REDIS_SENTINEL_NAME", "SYNTHBOX_REDIS_SENTINEL_NAME")),
+    Setting("redis_cluster_mode", False, "REDIS_URL lists Redis Cluster nodes.", _parse_bool,
+            env=("REDIS_CLUSTER_MODE", "SYNTHBOX_REDIS_CLUSTER_MODE")),
+    Setting("database_url", "", "Job records database. Empty: SQLite `synthbox.db` in the "
+            "data directory; `postgresql://...` for PostgreSQL.",
+            env=("DATABASE_URL", "SYNTHBOX_DATABASE_URL"), flag="--database-url"),
+    Setting("workers", True, "Run the queue workers in this process.", _parse_bool,
+            flag="--workers/--no-workers"),
+    Setting("web", True, "Serve HTTP in this process (`--workers-only` turns it off).",
+            _parse_bool),
+    Setting("queues", {}, "Per-queue option overrides, e.g. "
+            '`{"email": {"concurrency": 10}}` (a `[queues.NAME]` table in the file).',
+            _parse_table),
+    Setting("shutdown_timeout", 25.0, "Seconds a stop waits for running jobs before "
+            "handing them back to the queue.", _positive_float),
+    Setting("http_threads", 8, "Threads serving HTTP requests.", _positive_int),
+    Setting("log_level", "info", "debug, info, warning or error.", _parse_log_level,
+            flag="--log-level"),
+)
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass
+class Settings:
+    """Resolved settings: one attribute per entry of SETTINGS."""
+
+    values: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def data_path(self) -> Path:
+        from synthbox.paths import data_dir
+
+        return data_dir(self.values["data_dir"])
+
+
+def _apply(setting: Setting, raw: Any, source: str) -> Any:
+    try:
+        return setting.parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{setting.name} (from {source}): {exc}") from None
+
+
+def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    path = explicit or env.get("SYNTHBOX_CONFIG")
+    if path:
+        if not Path(path).is_file():
+            raise SettingsError(f"config: file not found: {path}")
+        return Path(path)
+    local = Path("synthbox.toml")
+    return local if local.is_file() else None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config: {path} is not valid TOML ({exc})") from None
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        name = key.replace("-", "_")
+        if name not in SETTINGS_BY_NAME and not isinstance(value, dict):
+            raise SettingsError(f"config: {path}: unknown setting {key!r}")
+        if name in SETTINGS_BY_NAME:
+            flat[name] = value
+    return flat
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+) -> Settings:
+    """Resolve every setting: defaults < config file < environment < CLI flags."""
+    env = os.environ if env is None else env
+    config_file = find_config_file(config_path, env)
+    from_file = read_config_file(config_file) if config_file else {}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        value, source = setting.default, "default"
+        if setting.name in from_file:
+            source = f"config file {config_file}"
+            value = _apply(setting, from_file[setting.name], source)
+        for var in setting.env_names:
+            if var in env and env[var] != "":
+                source = f"environment {var}"
+                value = _apply(setting, env[var], source)
+                break
+        if cli and cli.get(setting.name) is not None:
+            source = "command line"
+            value = _apply(setting, cli[setting.name], source)
+        values[setting.name] = value
+        sources[setting.name] = source
+    return Settings(values, sources, config_file)

@@ -1,0 +1,78 @@
+"""Open the records database from a URL, and bring its schema up to date."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import connect
+
+from synthbox.config import SettingsError
+from synthbox.models import MODELS, SchemaVersion, database
+
+log = logging.getLogger("synthbox.db")
+
+SQLITE_PRAGMAS = (
+    ("journal_mode", "wal"),
+    ("synchronous", "normal"),
+    ("busy_timeout", 10000),
+    ("cache_size", -16000),
+    ("temp_store", "memory"),
+)
+
+
+def open_database(url: str, data_path: Path) -> Database:
+    """The records database: `url` when given (PostgreSQL), else SQLite in `data_path`."""
+    if url and not url.startswith("sqlite"):
+        if not url.startswith(("postgres://", "postgresql://")):
+            raise SettingsError(
+                "database_url: must start with postgresql:// (or be empty for SQLite)")
+        db = connect(url)
+    else:
+        path = url.split("///", 1)[1] if url.startswith("sqlite") else str(
+            data_path / "synthbox.db")
+        # IMMEDIATE: a transaction takes the write lock at BEGIN, so two processes never
+        # deadlock upgrading read locks; busy_timeout makes the other one wait its turn.
+        db = SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10, lock_type="IMMEDIATE")
+    database.initialize(db)
+    return db
+
+
+def describe(db: Database) -> str:
+    if isinstance(db, PostgresqlDatabase):
+        params = db.connect_params
+        return f"PostgreSQL {params.get('host', 'localhost')}/{db.database}"
+    return f"SQLite {db.database}"
+
+
+def _create_schema(db: Database) -> None:
+    db.create_tables(MODELS, safe=True)
+    db.execute_sql(
+        "CREATE INDEX IF NOT EXISTS job_claim ON job (queue, status, priority DESC, run_at, id)")
+    db.execute_sql(
+        "CREATE INDEX IF NOT EXISTS job_finished ON job (queue, status, finished_at)")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS job_lease ON job (status, lease_until)")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS job_owner ON job (owner, status)")
+    db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS job_key ON job (queue, job_key)")
+
+
+# Append only: each entry moves the schema one version forward.
+MIGRATIONS: list[Callable[[Database], None]] = [_create_schema]
+
+
+def migrate(db: Database) -> int:
+    """Apply the migrations this database has not seen; return the schema version."""
+    with db.atomic():
+        if isinstance(db, PostgresqlDatabase):
+            # One migrating instance at a time across hosts.
+            db.execute_sql("SELECT pg_advisory_xact_lock(727733)")
+        db.create_tables([SchemaVersion], safe=True)
+        current = SchemaVersion.select().count()
+        for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            log.info("applying schema migration %d", number)
+            step(db)
+            SchemaVersion.create(version=number, applied_at=time.time())
+    return len(MIGRATIONS)

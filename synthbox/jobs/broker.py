@@ -1,0 +1,267 @@
+"""Huey as the doorbell: one Huey instance per queue, carrying wake-ups and never jobs.
+
+A doorbell message says "there is work in this queue"; the records database says
+which work. Messages hold plain JSON values only (Huey's default is pickle, which
+would let anyone who can write to the broker run code here).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+from huey import Huey
+from huey.registry import Message
+from huey.serializer import Serializer
+from huey.storage import SCHEDULE_POP_LUA, RedisStorage, SqliteStorage
+
+from synthbox.config import SettingsError
+
+log = logging.getLogger("synthbox.broker")
+
+WAKE_TASK = "synthbox.wake"
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class JsonSerializer(Serializer):
+    """Huey messages as JSON; anything but plain values is refused both ways."""
+
+    def _serialize(self, message: Message) -> bytes:
+        fields = message._asdict()
+        for nested in ("on_complete", "on_error", "chord_config"):
+            if fields[nested] is not None:
+                raise ValueError(f"doorbell messages carry no {nested}")
+        eta = fields["eta"]
+        fields["eta"] = eta.isoformat() if eta is not None else None
+        fields["args"] = list(fields["args"] or ())
+        fields["kwargs"] = dict(fields["kwargs"] or {})
+        for key in ("expires", "expires_resolved"):
+            fields[key] = None
+        _check_plain(fields)
+        return json.dumps(fields, separators=(",", ":")).encode()
+
+    def _deserialize(self, data: bytes) -> Message:
+        fields = json.loads(data)
+        if not isinstance(fields, dict) or not isinstance(fields.get("name"), str):
+            raise ValueError("not a doorbell message")
+        _check_plain(fields)
+        unknown = set(fields) - set(Message._fields)
+        if unknown:
+            raise ValueError(f"unexpected message fields: {sorted(unknown)}")
+        eta = fields.get("eta")
+        fields["eta"] = datetime.datetime.fromisoformat(eta) if eta else None
+        fields["args"] = tuple(fields.get("args") or ())
+        return Message(**fields)
+
+
+def _check_plain(value: Any) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("message keys must be strings")
+            _check_plain(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_plain(item)
+    elif not isinstance(value, _PLAIN):
+        raise ValueError(f"message values must be plain JSON, not {type(value).__name__}")
+
+
+class ClientRedisStorage(RedisStorage):
+    """Huey's Redis storage over a client we built (plain, Sentinel or Cluster)."""
+
+    def __init__(self, name: str, client: Any, read_timeout: float = 1.0) -> None:
+        self.pool = getattr(client, "connection_pool", None)
+        self.conn = client
+        self.connection_params = {}
+        self._pop = client.register_script(SCHEDULE_POP_LUA)
+        self.name = name
+        self.queue_key = f"huey.redis.{name}"
+        self.schedule_key = f"huey.schedule.{name}"
+        self.result_key = f"huey.results.{name}"
+        self.counter_key = f"huey.counters.{name}"
+        self.notify_prefix = f"huey.notify.{name}."
+        self.notify_result = False
+        self.notify_result_ttl = 60
+        self.blocking = True
+        self.read_timeout = read_timeout
+
+
+def _hosts(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """`redis://[user:pass@]h1:p1,h2:p2/db` as a host list and connection options."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    hosts = []
+    for item in netloc.split(","):
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", "6379")
+        hosts.append((host.strip("[]") or "localhost", int(port or 6379)))
+    options: dict[str, Any] = {}
+    if parts.password:
+        options["password"] = unquote(parts.password)
+    if parts.username:
+        options["username"] = unquote(parts.username)
+    if parts.path.strip("/"):
+        options["db"] = int(parts.path.strip("/"))
+    return hosts, options
+
+
+CONNECT = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
+
+
+def connect_redis(url: str, sentinel_name: str = "", cluster: bool = False) -> Any:
+    """A Redis client for REDIS_URL: plain, Sentinel (with a master name) or Cluster."""
+    if not url.startswith(("redis://", "rediss://")):
+        raise SettingsError("redis_url: must start with redis:// or rediss://")
+    hosts, options = _hosts(url)
+    if cluster:
+        from redis.cluster import ClusterNode, RedisCluster
+
+        options.pop("db", None)
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in hosts],
+                            **options, **CONNECT)
+    if sentinel_name:
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel(hosts, sentinel_kwargs=dict(CONNECT), **CONNECT)
+        return sentinel.master_for(sentinel_name, **options, **CONNECT)
+    return redis.Redis.from_url(url, **CONNECT)
+
+
+def warn_if_exposed(url: str) -> None:
+    """Warn loudly when Redis is reached without a password on a non-loopback address."""
+    hosts, options = _hosts(url)
+    if options.get("password"):
+        return
+    for host, _port in hosts:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            log.warning("SECURITY: Redis at %s is used without a password; anyone who can "
+                        "reach it can read and disturb the queue transport", host)
+            return
+
+
+def build_huey(queue: str, redis_client: Any | None, data_path: Path) -> Huey:
+    """The Huey instance that carries doorbells for `queue`."""
+    serializer = JsonSerializer()
+    if redis_client is not None:
+        # Hash-tagged, so every key of this queue lands in one Redis Cluster slot.
+        name = f"{{synthbox.{queue}}}"
+        huey = Huey(name, results=False, serializer=serializer, utc=True,
+                    storage_class=ClientRedisStorage, client=redis_client)
+    else:
+        huey = Huey(f"synthbox.{queue}", results=False, serializer=serializer, utc=True,
+                    storage_class=SqliteStorage, filename=str(data_path / "queue.db"),
+                    timeout=10)
+    huey.task(name=WAKE_TASK)(_wake)
+    return huey
+
+
+def _wake(*hint: Any) -> None:
+    """Never run by Huey: SynthBox's worker reads the doorbell and drains the queue."""
+
+
+class Doorbell:
+    """Rings a queue's doorbell: in this process at once, and through the broker for others.
+
+    Producers that add one job at a time are coalesced: at most one broker message per
+    `window` seconds or per `burst` rings, and the last ring of a window is never lost.
+    """
+
+    def __init__(self, queue: str, huey: Huey, window: float = 0.002, burst: int = 100):
+        self.queue = queue
+        self.huey = huey
+        self.local = threading.Event()
+        self.window = window
+        self.burst = burst
+        self._task = huey._registry.string_to_task(f"{_wake.__module__}.{WAKE_TASK}")
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._last = 0.0
+        self._flusher: threading.Thread | None = None
+        self._flush_wanted = threading.Event()
+        self._down_until = 0.0
+        self.healthy = True
+
+    def ring(self) -> None:
+        self.local.set()
+        now = time.monotonic()
+        with self._lock:
+            self._pending += 1
+            due = self._pending >= self.burst or now - self._last >= self.window
+            if due:
+                self._pending = 0
+                self._last = now
+        if due:
+            self.publish()
+        else:
+            self._defer_flush()
+
+    def ring_at(self, when: float) -> None:
+        """Schedule a ring at Unix time `when` in the broker (any instance may answer it)."""
+        if time.monotonic() < self._down_until:
+            return
+        eta = datetime.datetime.fromtimestamp(when, datetime.UTC).replace(tzinfo=None)
+        try:
+            self.huey.add_schedule(self._task((), {}, eta=eta))
+            self._mark(True)
+        except Exception as exc:
+            self._mark(False, exc)
+
+    def publish(self) -> bool:
+        """Put one wake-up message in the broker. False when the broker is unreachable."""
+        if time.monotonic() < self._down_until:
+            return False
+        try:
+            self.huey.storage.enqueue(self.huey.serialize_task(self._task((), {})))
+        except Exception as exc:
+            self._mark(False, exc)
+            return False
+        self._mark(True)
+        return True
+
+    def pending_in_broker(self) -> int:
+        return int(self.huey.storage.queue_size())
+
+    def _mark(self, ok: bool, exc: Exception | None = None) -> None:
+        if ok:
+            if not self.healthy:
+                log.info("queue %s: broker reachable again", self.queue)
+            self.healthy = True
+            self._down_until = 0.0
+        else:
+            if self.healthy:
+                log.warning("queue %s: broker unreachable (%s); jobs stay recorded and are "
+                            "processed from the records database", self.queue, exc)
+            self.healthy = False
+            self._down_until = time.monotonic() + 1.0
+
+    def _defer_flush(self) -> None:
+        self._flush_wanted.set()
+        if self._flusher is None or not self._flusher.is_alive():
+            with self._lock:
+                if self._flusher is None or not self._flusher.is_alive():
+                    self._flusher = threading.Thread(
+                        target=self._flush_loop, name=f"doorbell-{self.queue}", daemon=True)
+                    self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while self._flush_wanted.wait(5.0):
+            self._flush_wanted.clear()
+            time.sleep(self.window)
+            with self._lock:
+                if not self._pending:
+                    continue
+                self._pending = 0
+                self._last = time.monotonic()
+            self.publish()

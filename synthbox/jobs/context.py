@@ -1,0 +1,42 @@
+"""What a handler receives: the job's data and a way to report on it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from synthbox.jobs.errors import JobOptionError
+from synthbox.jobs.store import ClaimedJob, JobStore
+
+
+class JobContext:
+    """The running job: `data`, `id`, `attempt`, plus `progress()`, `log()` and `sleep()`."""
+
+    def __init__(self, job: ClaimedJob, store: JobStore):
+        self.id = job.id
+        self.queue = job.queue
+        self.name = job.name
+        self.attempt = job.attempts_made
+        self.attempts = job.attempts_max
+        self.priority = job.priority
+        self.data: Any = json.loads(job.data)
+        self.cancelled = threading.Event()
+        self._store = store
+
+    def progress(self, percent: int | float) -> None:
+        """Record how far the job is, 0 to 100."""
+        if isinstance(percent, bool) or not isinstance(percent, int | float) or not (
+                0 <= percent <= 100):
+            raise JobOptionError("progress", "must be a number from 0 to 100")
+        self._store.execute("UPDATE job SET progress=? WHERE id=?", (int(percent), self.id))
+
+    def log(self, line: str) -> None:
+        """Append a line to the job's log, shown with the job."""
+        self._store.execute("INSERT INTO job_log (job_id, at, line) VALUES (?, ?, ?)",
+                            (self.id, time.time(), str(line)[:10000]))
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait, but stop early if the job is cancelled or timed out. True if it slept fully."""
+        return not self.cancelled.wait(seconds)

@@ -1,0 +1,161 @@
+"""The engine: records database, one doorbell per queue, workers and upkeep.
+
+`Engine(settings)` opens the backends and gives out QueueServices; `start_workers()`
+runs the embedded consumers; `stop()` ends them so that no job is left active.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from synthbox.config import Settings, SettingsError
+from synthbox.db import describe, migrate, open_database
+from synthbox.jobs.broker import Doorbell, build_huey, connect_redis, warn_if_exposed
+from synthbox.jobs.errors import UnknownQueue
+from synthbox.jobs.ratelimit import RedisRateLimiter
+from synthbox.jobs.runner import EmbeddedConsumer, QueueRunner
+from synthbox.jobs.service import QueueService
+from synthbox.jobs.spec import QueueRegistry
+from synthbox.jobs.store import JobStore
+from synthbox.jobs.upkeep import Upkeep
+from synthbox.jobs.waker import Waker
+
+log = logging.getLogger("synthbox.engine")
+
+
+@dataclass
+class QueueHandle:
+    service: QueueService
+    doorbell: Doorbell
+    runner: QueueRunner | None = None
+    consumer: EmbeddedConsumer | None = None
+
+
+def default_registry() -> QueueRegistry:
+    from synthbox.queues import register_builtin_queues
+
+    registry = QueueRegistry()
+    register_builtin_queues(registry)
+    return registry
+
+
+class Engine:
+    def __init__(self, settings: Settings, registry: QueueRegistry | None = None):
+        self.settings = settings
+        self.data_path = settings.data_path
+        self.registry = registry or default_registry()
+        try:
+            self.registry.configure(settings.queues)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        self.db = open_database(settings.database_url, self.data_path)
+        migrate(self.db)
+        self.store = JobStore(self.db)
+        self.instance_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.redis: Any = None
+        if settings.redis_url:
+            self.redis = connect_redis(settings.redis_url, settings.redis_sentinel_name,
+                                       settings.redis_cluster_mode)
+            warn_if_exposed(settings.redis_url)
+        self.limiter = RedisRateLimiter(self.redis) if self.redis is not None else None
+        self.waker = Waker()
+        self.queues: dict[str, QueueHandle] = {}
+        for spec in self.registry:
+            bell = Doorbell(spec.name, build_huey(spec.name, self.redis, self.data_path))
+            service = QueueService(spec, self.store, bell, self.waker)
+            self.queues[spec.name] = QueueHandle(service, bell)
+        self.upkeep: Upkeep | None = None
+
+    # -- lookup -------------------------------------------------------------------------
+
+    def service(self, queue: str) -> QueueService:
+        handle = self.queues.get(queue)
+        if handle is None:
+            raise UnknownQueue(queue)
+        return handle.service
+
+    def backends(self) -> dict[str, str]:
+        """Which backends are in use, and why (printed at start)."""
+        s = self.settings
+        if s.database_url:
+            records = f"{describe(self.db)} (DATABASE_URL is set)"
+        else:
+            records = f"{describe(self.db)} (embedded default: DATABASE_URL is not set)"
+        if not s.redis_url:
+            transport = f"SQLite {self.data_path / 'queue.db'} (embedded default: " \
+                        "REDIS_URL is not set)"
+        elif s.redis_cluster_mode:
+            transport = "Redis Cluster (REDIS_CLUSTER_MODE=true)"
+        elif s.redis_sentinel_name:
+            transport = f"Redis Sentinel, master {s.redis_sentinel_name!r} " \
+                        "(REDIS_SENTINEL_NAME is set)"
+        else:
+            transport = "Redis (REDIS_URL is set)"
+        return {"records": records, "transport": transport}
+
+    def readiness(self) -> dict[str, Any]:
+        """Can the backends be reached right now?"""
+        checks: dict[str, Any] = {}
+        try:
+            self.store.execute("SELECT 1").fetchone()
+            checks["records"] = "ok"
+        except Exception as exc:
+            checks["records"] = f"unreachable: {type(exc).__name__}"
+        try:
+            if self.redis is not None:
+                self.redis.ping()
+            else:
+                next(iter(self.queues.values())).doorbell.pending_in_broker()
+            checks["transport"] = "ok"
+        except Exception as exc:
+            checks["transport"] = f"unreachable: {type(exc).__name__}"
+        return checks
+
+    # -- workers ------------------------------------------------------------------------
+
+    def start_workers(self) -> None:
+        for spec in self.registry:
+            handle = self.queues[spec.name]
+            runner = QueueRunner(spec, self.store, handle.doorbell, self.instance_id,
+                                 self.waker, self.limiter)
+            handle.runner = runner
+            handle.service.local_workers = True
+            handle.consumer = EmbeddedConsumer(runner)
+            handle.consumer.start_in_thread()
+            log.info("%s queue initialized: concurrency %d", spec.name, spec.concurrency)
+        self.upkeep = Upkeep(self.store, [h.runner for h in self.queues.values() if h.runner],
+                             self.instance_id)
+        self.upkeep.start()
+        for handle in self.queues.values():
+            handle.doorbell.ring()  # work that arrived while no instance was running
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the workers: running jobs get `timeout` seconds to finish, then are handed
+        back to waiting. Afterwards no job of this instance is active."""
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        consumers = [h.consumer for h in self.queues.values() if h.consumer]
+        for consumer in consumers:
+            consumer.runner.stopping.set()
+            consumer.stop_flag.set()
+            consumer.runner.doorbell.local.set()
+        idle = all([consumer.stop_and_wait(deadline) for consumer in consumers])
+        if self.upkeep is not None:
+            self.upkeep.stop()
+        handed_back = self.store.release(self.instance_id)
+        if handed_back:
+            log.warning("handed %d running job(s) back to their queues", handed_back)
+        elif not idle:
+            log.warning("some worker threads did not stop in %.0f s", timeout)
+        if self.upkeep is not None:
+            self.upkeep.forget_instance()
+        self.waker.stop()
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,356 @@
+"""QueueService: what the API, the CLI and Python callers do with a queue.
+
+Mirrors the seed's queue services (add, stats, failed jobs, retry, cleanup) and
+BullMQ's Queue (bulk add, job by id, pause, resume, promote, clean, remove).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from synthbox.jobs.broker import Doorbell
+from synthbox.jobs.errors import JobOptionError
+from synthbox.jobs.spec import BACKOFF_TYPES, QueueSpec
+from synthbox.jobs.store import JobStore
+from synthbox.jobs.waker import Waker
+from synthbox.models import ACTIVE, COMPLETED, DELAYED, FAILED, PAUSED, STATES, WAITING
+
+HIGH_PRIORITY = 10
+_COLUMNS = ("id, queue, name, data, status, priority, run_at, attempts_made, attempts_max, "
+            "backoff_type, backoff_delay, timeout, stalled_count, result, progress, "
+            "failed_reason, created_at, started_at, finished_at, job_key")
+_INSERT = ("INSERT INTO job (queue, name, data, status, priority, run_at, attempts_made, "
+           "attempts_max, backoff_type, backoff_delay, timeout, stalled_count, progress, "
+           "created_at, job_key) VALUES ")
+_ROW = "(?, ?, ?, 'waiting', ?, ?, 0, ?, ?, ?, ?, 0, 0, ?, ?)"
+_INSERT_CHUNK = 500
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else int(round(seconds * 1000))
+
+
+def job_dict(row: Sequence[Any], now: float | None = None) -> dict[str, Any]:
+    """A job as the API shows it: BullMQ's field names, times in Unix milliseconds."""
+    (job_id, queue, name, data, status, priority, run_at, attempts_made, attempts_max,
+     backoff_type, backoff_delay, timeout, stalled_count, result, progress, failed_reason,
+     created_at, started_at, finished_at, job_key) = row
+    now = time.time() if now is None else now
+    state = DELAYED if status == WAITING and run_at > now else status
+    return {
+        "id": str(job_id), "queue": queue, "name": name, "data": json.loads(data),
+        "state": state, "priority": priority, "attemptsMade": attempts_made,
+        "attempts": attempts_max,
+        "backoff": {"type": backoff_type, "delay": _ms(backoff_delay)},
+        "timeout": _ms(timeout), "jobId": job_key, "stalledCount": stalled_count,
+        "progress": progress,
+        "returnvalue": None if result is None else json.loads(result),
+        "failedReason": failed_reason,
+        "timestamp": _ms(created_at), "runAt": _ms(run_at),
+        "processedOn": _ms(started_at), "finishedOn": _ms(finished_at),
+    }
+
+
+def _new_job_row(job_id: int, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The stored row of a job just inserted from `row` (see QueueService._row)."""
+    (queue, name, data, priority, run_at, attempts, backoff_type, backoff_delay, timeout,
+     created_at, key) = row
+    return (job_id, queue, name, data, WAITING, priority, run_at, 0, attempts, backoff_type,
+            backoff_delay, timeout, 0, None, 0, None, created_at, None, None, key)
+
+
+class QueueService:
+    def __init__(self, spec: QueueSpec, store: JobStore, doorbell: Doorbell, waker: Waker,
+                 local_workers: bool = False):
+        self.spec = spec
+        self.name = spec.name
+        self.store = store
+        self.doorbell = doorbell
+        self.waker = waker
+        self.local_workers = local_workers
+
+    # -- adding -------------------------------------------------------------------------
+
+    def add(self, name: str, data: Any = None, **opts: Any) -> dict[str, Any]:
+        """Add one job. Options: priority (0-10, higher first), delay (s) or run_at (Unix s),
+        attempts, backoff ({"type", "delay"} in s), timeout (s), job_id (dedup key)."""
+        return self.add_bulk([{"name": name, "data": data, **opts}])[0]
+
+    def add_high_priority(self, name: str, data: Any = None, **opts: Any) -> dict[str, Any]:
+        return self.add(name, data, **{**opts, "priority": HIGH_PRIORITY})
+
+    def add_bulk(self, jobs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Add many jobs in one transaction; all or none. Returns them in the order given."""
+        now = time.time()
+        rows = [self._row(job, now, f"jobs[{i}]." if len(jobs) > 1 else "")
+                for i, job in enumerate(jobs)]
+        ids: list[int] = [0] * len(rows)
+        with self.store.db.atomic():
+            plain = [i for i, row in enumerate(rows) if row[-1] is None]
+            for start in range(0, len(plain), _INSERT_CHUNK):
+                chunk = plain[start:start + _INSERT_CHUNK]
+                sql = _INSERT + ",".join([_ROW] * len(chunk)) + " RETURNING id"
+                params = [value for i in chunk for value in rows[i]]
+                new_ids = sorted(r[0] for r in self.store.execute(sql, params).fetchall())
+                for i, job_id in zip(chunk, new_ids, strict=True):
+                    ids[i] = job_id
+            for i, row in enumerate(rows):
+                if row[-1] is not None:
+                    ids[i] = self._insert_keyed(row)
+        self._announce(min(row[4] for row in rows), now)
+        keyed = [job_id for job_id, row in zip(ids, rows, strict=True) if row[-1] is not None]
+        existing = {int(job["id"]): job for job in self.get_jobs(keyed)} if keyed else {}
+        return [existing.get(job_id) or job_dict(_new_job_row(job_id, row), now)
+                for job_id, row in zip(ids, rows, strict=True)]
+
+    def _insert_keyed(self, row: tuple[Any, ...]) -> int:
+        inserted = self.store.execute(
+            _INSERT + _ROW + " ON CONFLICT (queue, job_key) DO NOTHING RETURNING id",
+            row).fetchall()
+        if inserted:
+            return int(inserted[0][0])
+        existing = self.store.execute("SELECT id FROM job WHERE queue=? AND job_key=?",
+                                      (self.name, row[-1])).fetchone()
+        return int(existing[0])
+
+    def _announce(self, earliest_run_at: float, now: float) -> None:
+        """Ring the doorbell for new work: now, or when the earliest job becomes due."""
+        if earliest_run_at <= now:
+            self.doorbell.ring()
+        else:
+            self.doorbell.ring_at(earliest_run_at)
+            if self.local_workers:
+                self.waker.call_at(earliest_run_at, self.doorbell.ring)
+
+    def _row(self, job: Mapping[str, Any], now: float, prefix: str) -> tuple[Any, ...]:
+        spec = self.spec
+        known = {"name", "data", "priority", "delay", "run_at", "attempts", "backoff",
+                 "timeout", "job_id"}
+        for key in job:
+            if key not in known:
+                raise JobOptionError(prefix + key,
+                                     f"unknown option; one of {', '.join(sorted(known))}")
+        name = job.get("name")
+        if not isinstance(name, str) or not name:
+            raise JobOptionError(prefix + "name", "must be a non-empty string")
+        if spec.handler_for(name) is None:
+            raise JobOptionError(prefix + "name", f"queue {spec.name} has no job named {name!r}; "
+                                 f"one of {', '.join(sorted(spec.handlers))}")
+        try:
+            data = json.dumps(job.get("data") if job.get("data") is not None else {},
+                              allow_nan=False)
+        except (TypeError, ValueError):
+            raise JobOptionError(prefix + "data", "must be JSON: objects, lists, strings, "
+                                 "numbers, true, false or null") from None
+        priority = _whole(job.get("priority", 0), prefix + "priority", 0, 10)
+        run_at = now
+        if job.get("run_at") is not None:
+            run_at = _seconds(job["run_at"], prefix + "run_at", allow_zero=True)
+        elif job.get("delay") is not None:
+            run_at = now + _seconds(job["delay"], prefix + "delay", allow_zero=True)
+        attempts = _whole(job.get("attempts", spec.attempts), prefix + "attempts", 1, 1000)
+        backoff_type, backoff_delay = spec.backoff_type, spec.backoff_delay
+        if job.get("backoff") is not None:
+            backoff = job["backoff"]
+            if not isinstance(backoff, Mapping):
+                raise JobOptionError(prefix + "backoff", 'must be {"type": ..., "delay": ...}')
+            backoff_type = backoff.get("type", backoff_type)
+            if backoff_type not in BACKOFF_TYPES:
+                raise JobOptionError(prefix + "backoff.type",
+                                     f"must be one of {', '.join(BACKOFF_TYPES)}")
+            backoff_delay = _seconds(backoff.get("delay", backoff_delay),
+                                     prefix + "backoff.delay", allow_zero=True)
+        timeout = spec.timeout
+        if job.get("timeout") is not None:
+            timeout = _seconds(job["timeout"], prefix + "timeout")
+        key = job.get("job_id")
+        if key is not None and (not isinstance(key, str | int) or isinstance(key, bool)
+                                or not str(key) or len(str(key)) > 255):
+            raise JobOptionError(prefix + "jobId", "must be a string of 1 to 255 characters")
+        return (self.name, name, data, priority, run_at, attempts, backoff_type,
+                backoff_delay, timeout, now, None if key is None else str(key))
+
+    # -- reading ------------------------------------------------------------------------
+
+    def get_job(self, job_id: int | str) -> dict[str, Any] | None:
+        """A job by its id, or by the jobId it was added with."""
+        if isinstance(job_id, int) or str(job_id).isdigit():
+            row = self.store.execute(f"SELECT {_COLUMNS} FROM job WHERE id=? AND queue=?",
+                                     (int(job_id), self.name)).fetchone()
+            if row is not None:
+                return self._with_history(job_dict(row))
+        row = self.store.execute(f"SELECT {_COLUMNS} FROM job WHERE queue=? AND job_key=?",
+                                 (self.name, str(job_id))).fetchone()
+        return None if row is None else self._with_history(job_dict(row))
+
+    def get_jobs(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(ids), _INSERT_CHUNK):
+            chunk = ids[start:start + _INSERT_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.store.execute(f"SELECT {_COLUMNS} FROM job WHERE id IN ({marks})",
+                                          chunk).fetchall():
+                found[row[0]] = job_dict(row)
+        return [found[i] for i in ids]
+
+    def _with_history(self, job: dict[str, Any]) -> dict[str, Any]:
+        attempts = self.store.execute(
+            "SELECT attempt, started_at, finished_at, error, traceback FROM job_attempt "
+            "WHERE job_id=? ORDER BY id", (int(job["id"]),)).fetchall()
+        job["errors"] = [{"attempt": a, "startedOn": _ms(s), "finishedOn": _ms(f),
+                          "error": e, "stacktrace": t} for a, s, f, e, t in attempts]
+        job["stacktrace"] = [t for *_, t in attempts if t]
+        job["logs"] = [line for (line,) in self.store.execute(
+            "SELECT line FROM job_log WHERE job_id=? ORDER BY id", (int(job["id"]),)).fetchall()]
+        return job
+
+    def is_paused(self) -> bool:
+        row = self.store.execute("SELECT paused FROM queue_state WHERE name=?",
+                                 (self.name,)).fetchone()
+        return bool(row and row[0])
+
+    def get_stats(self) -> dict[str, Any]:
+        """Counts by state (BullMQ's names), with total; waiting jobs of a paused queue count
+        as paused."""
+        counts = dict.fromkeys((WAITING, ACTIVE, COMPLETED, FAILED, DELAYED, PAUSED), 0)
+        for status, later, count in self.store.execute(
+                "SELECT status, CASE WHEN status='waiting' AND run_at>? THEN 1 ELSE 0 END, "
+                "COUNT(*) FROM job WHERE queue=? GROUP BY 1, 2",
+                (time.time(), self.name)).fetchall():
+            key = DELAYED if later else status
+            counts[key] = counts.get(key, 0) + count
+        if self.is_paused():
+            counts[PAUSED], counts[WAITING] = counts[WAITING], 0
+        counts["total"] = sum(counts.values())
+        return counts
+
+    def list_jobs(self, state: str, limit: int = 50,
+                  before: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Jobs in `state`, newest first; pass the returned cursor as `before` for the next page."""
+        if state not in STATES:
+            raise JobOptionError("state", f"must be one of {', '.join(STATES)}")
+        limit = _whole(limit, "limit", 1, 1000)
+        now = time.time()
+        where, params = "queue=? AND status=?", [self.name, state]
+        if state in (WAITING, DELAYED):
+            where += " AND run_at<=?" if state == WAITING else " AND run_at>?"
+            params[1] = WAITING
+            params.append(now)
+        if before is not None:
+            where += " AND id<?"
+            params.append(before)
+        rows = self.store.execute(
+            f"SELECT {_COLUMNS} FROM job WHERE {where} ORDER BY id DESC LIMIT ?",
+            (*params, limit + 1)).fetchall()
+        more = len(rows) > limit
+        jobs = [job_dict(row, now) for row in rows[:limit]]
+        return jobs, (jobs[-1]["id"] if more else None)
+
+    def get_failed_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self.list_jobs(FAILED, limit)[0]
+
+    # -- changing -----------------------------------------------------------------------
+
+    def retry_job(self, job_id: int | str) -> bool:
+        """Send a failed job back to waiting with a fresh set of attempts."""
+        job = self.get_job(job_id)
+        if job is None or job["state"] != FAILED:
+            return False
+        return self._retry("id=?", (int(job["id"]),)) > 0
+
+    def retry_all_failed(self) -> int:
+        return self._retry("1=1", ())
+
+    def _retry(self, condition: str, params: Sequence[Any]) -> int:
+        now = time.time()
+        with self.store.db.atomic():
+            count = self.store.execute(
+                "UPDATE job SET status='waiting', attempts_made=0, stalled_count=0, run_at=?, "
+                "failed_reason=NULL, finished_at=NULL, started_at=NULL "
+                f"WHERE queue=? AND status='failed' AND {condition}",
+                (now, self.name, *params)).rowcount
+        if count:
+            self.doorbell.ring()
+        return count
+
+    def promote(self, job_id: int | str) -> bool:
+        """Make a delayed job due now."""
+        job = self.get_job(job_id)
+        if job is None or job["state"] != DELAYED:
+            return False
+        count = self.store.execute(
+            "UPDATE job SET run_at=? WHERE id=? AND status='waiting'",
+            (time.time(), int(job["id"]))).rowcount
+        if count:
+            self.doorbell.ring()
+        return count > 0
+
+    def remove(self, job_id: int | str) -> bool:
+        """Delete a job that is not running."""
+        job = self.get_job(job_id)
+        if job is None or job["state"] == ACTIVE:
+            return False
+        self.store.delete_jobs([int(job["id"])])
+        return True
+
+    def clean(self, state: str, grace: float = 0.0, limit: int = 10000) -> int:
+        """Delete up to `limit` jobs in `state` (completed or failed) finished over `grace`
+        seconds ago; waiting and delayed jobs by their creation time."""
+        if state not in (COMPLETED, FAILED, WAITING, DELAYED):
+            raise JobOptionError("state", "must be one of completed, failed, waiting, delayed")
+        grace = _seconds(grace, "grace", allow_zero=True)
+        limit = _whole(limit, "limit", 1, 1_000_000)
+        cutoff = time.time() - grace
+        if state in (COMPLETED, FAILED):
+            where = "status=? AND finished_at<?"
+            params: list[Any] = [state, cutoff]
+        else:
+            where = "status='waiting' AND created_at<? AND run_at" + (
+                "<=?" if state == WAITING else ">?")
+            params = [cutoff, time.time()]
+        ids = [r[0] for r in self.store.execute(
+            f"SELECT id FROM job WHERE queue=? AND {where} LIMIT ?",
+            (self.name, *params, limit)).fetchall()]
+        for start in range(0, len(ids), _INSERT_CHUNK):
+            self.store.delete_jobs(ids[start:start + _INSERT_CHUNK])
+        return len(ids)
+
+    def cleanup(self, age_ms: int = 86_400_000) -> int:
+        """The seed's cleanup(grace in ms): completed and failed jobs older than that."""
+        grace = _seconds(age_ms, "age_ms", allow_zero=True) / 1000
+        return self.clean(COMPLETED, grace) + self.clean(FAILED, grace)
+
+    def pause(self) -> None:
+        self._set_paused(True)
+
+    def resume(self) -> None:
+        self._set_paused(False)
+        self.doorbell.ring()
+
+    def _set_paused(self, paused: bool) -> None:
+        with self.store.db.atomic():
+            updated = self.store.execute(
+                "UPDATE queue_state SET paused=?, updated_at=? WHERE name=?",
+                (paused, time.time(), self.name)).rowcount
+            if not updated:
+                self.store.execute(
+                    "INSERT INTO queue_state (name, paused, updated_at) VALUES (?, ?, ?)",
+                    (self.name, paused, time.time()))
+
+
+def _whole(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise JobOptionError(field, f"must be a whole number from {low} to {high}")
+    return value
+
+
+def _seconds(value: Any, field: str, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise JobOptionError(field, "must be a number")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise JobOptionError(field, "must be 0 or more" if allow_zero else "must be more than 0")
+    return float(value)

@@ -1,0 +1,224 @@
+"""The hot path in plain SQL: claim, finish, release, renew and recover jobs.
+
+Peewee builds the schema and the admin queries; the statements here run for every
+job, so they are written once as parameterised SQL (DESIGN.md, "The hot path").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from peewee import Database, PostgresqlDatabase
+
+
+@dataclass(slots=True)
+class ClaimedJob:
+    id: int
+    queue: str
+    name: str
+    data: str
+    attempts_made: int
+    attempts_max: int
+    backoff_type: str
+    backoff_delay: float
+    timeout: float | None
+    priority: int
+    run_at: float
+    started_at: float
+
+
+@dataclass(slots=True)
+class Failure:
+    job: ClaimedJob
+    error: str
+    traceback: str | None
+    finished_at: float
+    retry_at: float | None  # None: no attempts left, the job fails for good
+
+
+class JobStore:
+    """Statements over the `job` table that the workers and upkeep run all the time."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.postgres = isinstance(db, PostgresqlDatabase)
+        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+        self._claim_sql = self._sql(
+            "UPDATE job SET status='active', attempts_made=attempts_made+1, started_at=?, "
+            "lease_until=?, owner=? "
+            "WHERE id IN (SELECT id FROM job WHERE queue=? AND status='waiting' AND run_at<=? "
+            f"ORDER BY priority DESC, run_at, id LIMIT ?{lock}) "
+            "AND status='waiting' "
+            "AND NOT EXISTS (SELECT 1 FROM queue_state WHERE name=? AND paused=?) "
+            "RETURNING id, name, data, attempts_made, attempts_max, backoff_type, "
+            "backoff_delay, timeout, priority, run_at")
+        self._complete_sql = self._sql(
+            "UPDATE job SET status='completed', result=?, finished_at=?, progress=100, "
+            "lease_until=NULL, owner=NULL WHERE id=? AND status='active' AND owner=?")
+        self._retry_sql = self._sql(
+            "UPDATE job SET status='waiting', run_at=?, failed_reason=?, lease_until=NULL, "
+            "owner=NULL WHERE id=? AND status='active' AND owner=?")
+        self._fail_sql = self._sql(
+            "UPDATE job SET status='failed', failed_reason=?, finished_at=?, lease_until=NULL, "
+            "owner=NULL WHERE id=? AND status='active' AND owner=?")
+        self._attempt_sql = self._sql(
+            "INSERT INTO job_attempt (job_id, attempt, started_at, finished_at, error, traceback) "
+            "VALUES (?, ?, ?, ?, ?, ?)")
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", "%s") if self.postgres else text
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.db.execute_sql(self._sql(sql), params)
+
+    # -- claiming -----------------------------------------------------------------------
+
+    def claim(self, queue: str, limit: int, owner: str, lease: float,
+              now: float | None = None) -> list[ClaimedJob]:
+        """Take up to `limit` due jobs of `queue`, highest priority first, FIFO within one."""
+        now = time.time() if now is None else now
+        with self.db.atomic():
+            rows = self.db.execute_sql(self._claim_sql, (
+                now, now + lease, owner, queue, now, limit, queue, True)).fetchall()
+            return self._claimed(queue, rows, now)
+
+    def claim_limited(self, queue: str, limit: int, owner: str, lease: float,
+                      rate_max: int, rate_window: float) -> tuple[list[ClaimedJob], float]:
+        """Claim under a rate limit kept in the records database (no Redis).
+
+        Returns the jobs and, when the limit allowed none, how long until it allows one.
+        """
+        with self.db.atomic():
+            if self.postgres:
+                # Serialise claimers of this queue across hosts for the count-then-claim.
+                self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"rate:{queue}",))
+            now = time.time()
+            since = now - rate_window
+            self.execute("DELETE FROM rate_hit WHERE queue=? AND at<?", (queue, since))
+            rows = self.execute("SELECT at FROM rate_hit WHERE queue=? ORDER BY at",
+                                (queue,)).fetchall()
+            allowed = min(limit, rate_max - len(rows))
+            if allowed <= 0:
+                return [], max(rows[0][0] + rate_window - now, 0.001)
+            claimed = self.db.execute_sql(self._claim_sql, (
+                now, now + lease, owner, queue, now, allowed, queue, True)).fetchall()
+            if claimed:
+                self.db.cursor().executemany(
+                    self._sql("INSERT INTO rate_hit (queue, at) VALUES (?, ?)"),
+                    [(queue, now)] * len(claimed))
+            return self._claimed(queue, claimed, now), 0.0
+
+    @staticmethod
+    def _claimed(queue: str, rows: Iterable[Sequence[Any]], now: float) -> list[ClaimedJob]:
+        jobs = [ClaimedJob(r[0], queue, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                           now) for r in rows]
+        # RETURNING has no order: restore the claim's.
+        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        return jobs
+
+    # -- finishing ----------------------------------------------------------------------
+
+    def finish(self, owner: str, completed: Sequence[tuple[int, str | None, float]],
+               failures: Sequence[Failure]) -> None:
+        """Record a batch of outcomes in one transaction (a group commit).
+
+        `completed` holds (job id, result as JSON text, finished at).
+        """
+        if not completed and not failures:
+            return
+        with self.db.atomic():
+            cursor = self.db.cursor()
+            if completed:
+                cursor.executemany(self._complete_sql, [
+                    (result, finished, job_id, owner) for job_id, result, finished in completed])
+            for failure in failures:
+                job = failure.job
+                cursor.execute(self._attempt_sql, (
+                    job.id, job.attempts_made, job.started_at, failure.finished_at,
+                    failure.error, failure.traceback))
+                if failure.retry_at is not None:
+                    cursor.execute(self._retry_sql, (
+                        failure.retry_at, failure.error, job.id, owner))
+                else:
+                    cursor.execute(self._fail_sql, (
+                        failure.error, failure.finished_at, job.id, owner))
+
+    def release(self, owner: str, job_ids: Sequence[int] | None = None) -> int:
+        """Hand claimed jobs back to the queue untouched (the attempt did not happen)."""
+        sql = ("UPDATE job SET status='waiting', attempts_made=attempts_made-1, "
+               "lease_until=NULL, owner=NULL, started_at=NULL "
+               "WHERE status='active' AND owner=?")
+        params: list[Any] = [owner]
+        if job_ids is not None:
+            if not job_ids:
+                return 0
+            sql += f" AND id IN ({','.join('?' * len(job_ids))})"
+            params.extend(job_ids)
+        with self.db.atomic():
+            return self.execute(sql, params).rowcount
+
+    # -- upkeep -------------------------------------------------------------------------
+
+    def renew_leases(self, owner: str, leases: dict[str, float]) -> int:
+        """Extend the lease of every job this instance runs, in one statement."""
+        if not leases:
+            return 0
+        now = time.time()
+        cases = " ".join("WHEN ? THEN ?" for _ in leases)
+        params: list[Any] = []
+        for queue, seconds in leases.items():
+            params.extend((queue, now + seconds))
+        params.append(owner)
+        with self.db.atomic():
+            return self.execute(
+                f"UPDATE job SET lease_until = CASE queue {cases} ELSE lease_until END "
+                "WHERE owner=? AND status='active'", params).rowcount
+
+    def recover_stalled(self, queue: str, max_stalled: int) -> tuple[list[int], list[int]]:
+        """Jobs whose lease ran out: back to waiting, or failed past `max_stalled` stalls."""
+        now = time.time()
+        with self.db.atomic():
+            requeued = [r[0] for r in self.execute(
+                "UPDATE job SET status='waiting', stalled_count=stalled_count+1, "
+                "attempts_made=attempts_made-1, owner=NULL, lease_until=NULL "
+                "WHERE queue=? AND status='active' AND lease_until<? AND stalled_count<? "
+                "RETURNING id", (queue, now, max_stalled)).fetchall()]
+            failed = [r[0] for r in self.execute(
+                "UPDATE job SET status='failed', stalled_count=stalled_count+1, "
+                "failed_reason='job stalled more than allowable limit', finished_at=?, "
+                "owner=NULL, lease_until=NULL "
+                "WHERE queue=? AND status='active' AND lease_until<? AND stalled_count>=? "
+                "RETURNING id", (now, queue, now, max_stalled)).fetchall()]
+        return requeued, failed
+
+    def has_due_work(self, queue: str, before: float) -> bool:
+        row = self.execute(
+            "SELECT 1 FROM job WHERE queue=? AND status='waiting' AND run_at<=? LIMIT 1",
+            (queue, before)).fetchone()
+        return row is not None
+
+    def delete_finished(self, queue: str, status: str, older_than: float | None,
+                        keep_newest: int, batch: int) -> int:
+        """Delete up to `batch` finished jobs past an age, or beyond the newest `keep_newest`."""
+        if older_than is not None:
+            ids = [r[0] for r in self.execute(
+                "SELECT id FROM job WHERE queue=? AND status=? AND finished_at<? LIMIT ?",
+                (queue, status, older_than, batch)).fetchall()]
+        else:
+            ids = [r[0] for r in self.execute(
+                "SELECT id FROM job WHERE queue=? AND status=? "
+                "ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?",
+                (queue, status, batch, keep_newest)).fetchall()]
+        if ids:
+            self.delete_jobs(ids)
+        return len(ids)
+
+    def delete_jobs(self, ids: Sequence[int]) -> None:
+        marks = ",".join("?" * len(ids))
+        with self.db.atomic():
+            self.execute(f"DELETE FROM job_attempt WHERE job_id IN ({marks})", ids)
+            self.execute(f"DELETE FROM job_log WHERE job_id IN ({marks})", ids)
+            self.execute(f"DELETE FROM job WHERE id IN ({marks})", ids)

@@ -1,0 +1,151 @@
+"""What Huey cannot do, done by every instance (each step is safe to run in several):
+
+- heartbeat: renew the leases of this instance's active jobs, one UPDATE, and say
+  this instance is alive;
+- stalled jobs (lease ran out): back to waiting, or failed past maxStalledCount;
+- lost doorbells: due work that no broker message stands for is announced again;
+- retention: finished jobs past their age or count are deleted in bounded batches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable
+
+from synthbox import __version__
+from synthbox.jobs.runner import QueueRunner
+from synthbox.jobs.store import JobStore
+from synthbox.models import COMPLETED, FAILED
+
+log = logging.getLogger("synthbox.upkeep")
+
+RETENTION_EVERY = 60.0
+RETENTION_BATCH = 1000
+RETENTION_BATCHES_PER_PASS = 20
+DOORBELL_SWEEP_EVERY = 1.0
+DOORBELL_GRACE = 1.0  # due for this long with no doorbell in the broker: ring again
+
+
+class Upkeep:
+    def __init__(self, store: JobStore, runners: Iterable[QueueRunner], owner: str):
+        self.store = store
+        self.runners = list(runners)
+        self.owner = owner
+        self.stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+        shortest = min((r.spec.stalled_interval for r in self.runners), default=30.0)
+        self.heartbeat_every = min(max(shortest / 3, 0.2), 10.0)
+
+    def start(self) -> None:
+        for target, name in ((self._heartbeat_loop, "heartbeat"),
+                             (self._maintenance_loop, "maintenance")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for thread in self._threads:
+            thread.join(5)
+
+    # -- heartbeat ----------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        started = time.time()
+        while not self.stopped.is_set():
+            try:
+                self.heartbeat(started)
+            except Exception:
+                log.exception("heartbeat failed")
+            self.stopped.wait(self.heartbeat_every)
+
+    def heartbeat(self, started: float) -> None:
+        self.store.renew_leases(
+            self.owner, {r.spec.name: r.spec.stalled_interval for r in self.runners})
+        now = time.time()
+        queues = json.dumps({r.spec.name: r.jobs_done for r in self.runners})
+        with self.store.db.atomic():
+            if not self.store.execute("UPDATE instance SET last_seen=?, queues=? WHERE id=?",
+                                      (now, queues, self.owner)).rowcount:
+                self.store.execute(
+                    "INSERT INTO instance (id, host, pid, version, queues, started_at, last_seen) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (self.owner, socket.gethostname(), os.getpid(), __version__, queues,
+                     started, now))
+
+    def forget_instance(self) -> None:
+        self.store.execute("DELETE FROM instance WHERE id=?", (self.owner,))
+
+    # -- maintenance --------------------------------------------------------------------
+
+    def _maintenance_loop(self) -> None:
+        next_stalled = {r.spec.name: time.monotonic() for r in self.runners}
+        next_sweep = time.monotonic()
+        next_retention = time.monotonic() + 5.0
+        while not self.stopped.wait(0.25):
+            now = time.monotonic()
+            for runner in self.runners:
+                try:
+                    if now >= next_stalled[runner.spec.name]:
+                        next_stalled[runner.spec.name] = now + runner.spec.stalled_interval
+                        self.recover_stalled(runner)
+                    if now >= next_sweep:
+                        self.republish_lost(runner)
+                    if now >= next_retention:
+                        self.apply_retention(runner)
+                except Exception:
+                    log.exception("upkeep of queue %s failed", runner.spec.name)
+            if now >= next_sweep:
+                next_sweep = now + DOORBELL_SWEEP_EVERY
+            if now >= next_retention:
+                next_retention = now + RETENTION_EVERY
+
+    def recover_stalled(self, runner: QueueRunner) -> None:
+        spec = runner.spec
+        requeued, failed = self.store.recover_stalled(spec.name, spec.max_stalled_count)
+        for job_id in requeued:
+            log.warning("Job stalled: %s job %s moved back to waiting", spec.name, job_id)
+        for job_id in failed:
+            log.warning("Job stalled: %s job %s failed (stalled more than allowable limit)",
+                        spec.name, job_id)
+        if requeued:
+            runner.doorbell.ring()
+
+    def republish_lost(self, runner: QueueRunner) -> None:
+        """Due jobs with no doorbell left in the broker (Redis flushed, restarted, or down at
+        enqueue time) are announced again. Duplicates cost one empty claim."""
+        if not self.store.has_due_work(runner.spec.name, time.time() - DOORBELL_GRACE):
+            return
+        bell = runner.doorbell
+        try:
+            in_broker = bell.pending_in_broker()
+        except Exception as exc:
+            bell._mark(False, exc)
+            in_broker = 0
+        if in_broker == 0:
+            if not bell.publish():
+                bell.local.set()  # the broker is down: local workers drain from the records
+
+    def apply_retention(self, runner: QueueRunner) -> None:
+        spec = runner.spec
+        now = time.time()
+        passes = (
+            (COMPLETED, now - spec.keep_completed_age, 0),
+            (COMPLETED, None, spec.keep_completed_count),
+            (FAILED, now - spec.keep_failed_age, 0),
+        )
+        removed = 0
+        for status, older_than, keep in passes:
+            for _ in range(RETENTION_BATCHES_PER_PASS):
+                count = self.store.delete_finished(spec.name, status, older_than, keep,
+                                                   RETENTION_BATCH)
+                removed += count
+                if count < RETENTION_BATCH:
+                    break
+        if removed:
+            log.info("retention: removed %d finished %s jobs", removed, spec.name)

@@ -1,0 +1,27 @@
+"""Where things are: bundled resources (read-only) and the data directory (writable)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def resource_root() -> Path:
+    """The folder holding `templates/` and `static/`, from source or from a frozen build."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        return Path(bundle)
+    return Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "synthbox"
+
+
+def data_dir(configured: str = "") -> Path:
+    """The data directory, created (mode 0700) if it does not exist yet."""
+    path = Path(configured).expanduser() if configured else default_data_dir()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path.resolve()

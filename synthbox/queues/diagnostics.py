@@ -1,0 +1,48 @@
+"""The `diagnostics` queue: jobs that check an install and feed benchmarks and crash tests.
+
+- `noop`: does nothing;
+- `sleep` `{"seconds": s}`: waits s seconds (stops early when the job times out);
+- `fail` `{"times": n, "message": m}`: fails its first n attempts, then succeeds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthbox.jobs.context import JobContext
+from synthbox.jobs.errors import JobOptionError
+from synthbox.jobs.spec import QueueSpec
+
+
+def noop(job: JobContext) -> None:
+    return None
+
+
+def sleep(job: JobContext) -> dict[str, Any]:
+    seconds = job.data.get("seconds", 1) if isinstance(job.data, dict) else 1
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise JobOptionError("data.seconds", "must be a number of seconds, 0 or more")
+    finished = job.sleep(seconds)
+    return {"slept": seconds, "finished": finished}
+
+
+class DiagnosticFailure(Exception):
+    pass
+
+
+def fail(job: JobContext) -> dict[str, Any]:
+    data = job.data if isinstance(job.data, dict) else {}
+    times = data.get("times", 1)
+    if job.attempt <= times:
+        raise DiagnosticFailure(data.get("message") or f"planned failure {job.attempt} of {times}")
+    return {"succeededOnAttempt": job.attempt}
+
+
+DIAGNOSTICS = QueueSpec(
+    name="diagnostics",
+    handlers={"noop": noop, "sleep": sleep, "fail": fail},
+    concurrency=8,
+    attempts=1,
+    backoff_type="exponential",
+    backoff_delay=1.0,
+)

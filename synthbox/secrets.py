@@ -1,0 +1,31 @@
+"""Instance secrets, generated at first start into the data directory (mode 0600)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+def read_or_create_secret(data_path: Path, name: str) -> tuple[str, bool]:
+    """The secret stored in `data_path/name`, created if missing. (value, created now)."""
+    path = data_path / name
+    try:
+        return path.read_text().strip(), False
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text().strip(), False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value, True
+
+
+def admin_token(data_path: Path) -> str:
+    """The bearer token that authenticates API calls until user accounts exist."""
+    return read_or_create_secret(data_path, ADMIN_TOKEN_FILE)[0]

@@ -1,0 +1,211 @@
+"""The JSON API under /api/v1: BullMQ's field names, durations in milliseconds."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from synthbox.jobs.engine import Engine
+from synthbox.jobs.errors import JobOptionError
+from synthbox.jobs.service import QueueService
+from synthbox.web.errors import ApiError, ok
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+# API option -> (service option, factor to seconds)
+_OPTS = {"priority": ("priority", None), "delay": ("delay", 1000), "runAt": ("run_at", 1000),
+         "attempts": ("attempts", None), "backoff": ("backoff", None),
+         "timeout": ("timeout", 1000), "jobId": ("job_id", None)}
+_API_NAMES = {service: api for api, (service, _) in _OPTS.items()}
+
+
+def engine() -> Engine:
+    return current_app.config["SYNTHBOX_ENGINE"]
+
+
+@bp.before_request
+def require_token() -> None:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise ApiError(401, "unauthorized", "authorization: a Bearer token is required")
+    scheme, _, token = header.partition(" ")
+    expected = current_app.config["SYNTHBOX_ADMIN_TOKEN"]
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                             expected.encode()):
+        raise ApiError(401, "unauthorized", "authorization: the token is not valid")
+
+
+def body() -> dict[str, Any]:
+    payload = request.get_json(force=True, silent=True)
+    if payload is None:
+        if request.get_data(cache=True).strip():
+            raise ApiError(400, "invalid_input", "body: malformed JSON")
+        return {}
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_input", "body: must be a JSON object")
+    return payload
+
+
+def _milliseconds(value: Any, factor: int | None) -> Any:
+    if factor and isinstance(value, int | float) and not isinstance(value, bool):
+        return value / factor
+    return value
+
+
+def job_request(item: Any, label: str = "") -> dict[str, Any]:
+    """An API job (`{"name", "data", "opts"}`) as QueueService options, in seconds."""
+    if not isinstance(item, Mapping):
+        raise JobOptionError(label.rstrip(".") or "body", "must be a JSON object")
+    unknown = set(item) - {"name", "data", "opts"}
+    if unknown:
+        raise JobOptionError(label + sorted(unknown)[0], "unknown field; one of name, data, opts")
+    opts = item.get("opts") or {}
+    if not isinstance(opts, Mapping):
+        raise JobOptionError(label + "opts", "must be a JSON object")
+    job: dict[str, Any] = {"name": item.get("name"), "data": item.get("data")}
+    for key, value in opts.items():
+        if key not in _OPTS:
+            raise JobOptionError(label + "opts." + key,
+                                 f"unknown option; one of {', '.join(_OPTS)}")
+        target, factor = _OPTS[key]
+        if key == "backoff" and isinstance(value, Mapping):
+            value = {**value, "delay": _milliseconds(value.get("delay"), 1000)} \
+                if "delay" in value else dict(value)
+        job[target] = _milliseconds(value, factor)
+    return job
+
+
+def api_field(field: str) -> str:
+    """The service's name for a field, as the API client wrote it."""
+    match = re.match(r"(jobs\[\d+\]\.)?(.*)", field)
+    assert match is not None
+    prefix, rest = match.group(1) or "", match.group(2)
+    if rest in ("name", "data", "state", "limit", "grace") or rest.startswith("opts."):
+        return prefix + rest
+    head, _, tail = rest.partition(".")
+    return f"{prefix}opts.{_API_NAMES.get(head, head)}" + (f".{tail}" if tail else "")
+
+
+def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return func(*args, **kwargs)
+    except JobOptionError as exc:
+        raise ApiError(400, "invalid_input", f"{api_field(exc.field)}: {exc.rule}") from None
+
+
+def queue(name: str) -> QueueService:
+    return engine().service(name)
+
+
+# -- queues ---------------------------------------------------------------------------------
+
+@bp.get("/queues")
+def list_queues() -> Any:
+    return ok([{"name": name, "paused": handle.service.is_paused(),
+                "stats": handle.service.get_stats()}
+               for name, handle in engine().queues.items()])
+
+
+@bp.get("/queues/<name>/stats")
+def queue_stats(name: str) -> Any:
+    return ok(queue(name).get_stats())
+
+
+@bp.post("/queues/<name>/pause")
+def pause_queue(name: str) -> Any:
+    queue(name).pause()
+    return ok({"paused": True})
+
+
+@bp.post("/queues/<name>/resume")
+def resume_queue(name: str) -> Any:
+    queue(name).resume()
+    return ok({"paused": False})
+
+
+@bp.post("/queues/<name>/retry-failed")
+def retry_failed(name: str) -> Any:
+    return ok({"retried": queue(name).retry_all_failed()})
+
+
+@bp.post("/queues/<name>/clean")
+def clean_queue(name: str) -> Any:
+    payload = body()
+    grace = payload.get("grace", 0)
+    grace = grace / 1000 if isinstance(grace, int | float) and not isinstance(grace, bool) \
+        else grace
+    removed = _call(queue(name).clean, payload.get("state", "completed"), grace,
+                    payload.get("limit", 10000))
+    return ok({"removed": removed})
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+@bp.post("/queues/<name>/jobs")
+def add_job(name: str) -> Any:
+    service = queue(name)
+    job = _call(job_request, body())
+    return ok(_call(service.add_bulk, [job])[0], 201)
+
+
+@bp.post("/queues/<name>/jobs/bulk")
+def add_jobs(name: str) -> Any:
+    service = queue(name)
+    items = body().get("jobs")
+    if not isinstance(items, list) or not items:
+        raise ApiError(400, "invalid_input", "jobs: must be a non-empty list of jobs")
+    if len(items) > 10000:
+        raise ApiError(400, "invalid_input", "jobs: at most 10000 jobs in one request")
+    jobs = [_call(job_request, item, f"jobs[{i}].") for i, item in enumerate(items)]
+    return ok(_call(service.add_bulk, jobs), 201)
+
+
+@bp.get("/queues/<name>/jobs")
+def list_jobs(name: str) -> Any:
+    service = queue(name)
+    state = request.args.get("state", "waiting")
+    limit = request.args.get("limit", "50")
+    before = request.args.get("before")
+    if not limit.isdigit():
+        raise ApiError(400, "invalid_input", "limit: must be a whole number from 1 to 1000")
+    if before is not None and not before.isdigit():
+        raise ApiError(400, "invalid_input", "before: must be a job id")
+    jobs, cursor = _call(service.list_jobs, state, int(limit),
+                         int(before) if before else None)
+    return ok({"jobs": jobs, "nextCursor": cursor})
+
+
+@bp.get("/queues/<name>/jobs/<job_id>")
+def get_job(name: str, job_id: str) -> Any:
+    job = queue(name).get_job(job_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"job: no job {job_id!r} in queue {name}")
+    return ok(job)
+
+
+def _job_action(name: str, job_id: str, action: str, rule: str) -> Any:
+    service = queue(name)
+    if service.get_job(job_id) is None:
+        raise ApiError(404, "not_found", f"job: no job {job_id!r} in queue {name}")
+    if not getattr(service, action)(job_id):
+        raise ApiError(409, "conflict", f"job: {rule}")
+    return ok(service.get_job(job_id) if action != "remove" else {"removed": True})
+
+
+@bp.post("/queues/<name>/jobs/<job_id>/retry")
+def retry_job(name: str, job_id: str) -> Any:
+    return _job_action(name, job_id, "retry_job", "only a failed job can be retried")
+
+
+@bp.post("/queues/<name>/jobs/<job_id>/promote")
+def promote_job(name: str, job_id: str) -> Any:
+    return _job_action(name, job_id, "promote", "only a delayed job can be promoted")
+
+
+@bp.delete("/queues/<name>/jobs/<job_id>")
+def remove_job(name: str, job_id: str) -> Any:
+    return _job_action(name, job_id, "remove", "an active job cannot be removed")

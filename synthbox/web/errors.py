@@ -1,0 +1,70 @@
+"""The JSON error envelope `{"success": false, "error": {"code", "message"}}`; no traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from synthbox.jobs.errors import JobOptionError, UnknownQueue
+
+log = logging.getLogger("synthbox.web")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def envelope(status: int, code: str, message: str) -> Any:
+    response = jsonify({"success": False, "error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def ok(data: Any, status: int = 200) -> Any:
+    response = jsonify({"success": True, "data": data})
+    response.status_code = status
+    return response
+
+
+def _is_unavailable(exc: Exception) -> bool:
+    """Errors that mean a backend cannot be reached right now (answered 503, not 500)."""
+    import peewee
+    import redis
+
+    return isinstance(exc, peewee.OperationalError | peewee.InterfaceError |
+                      redis.exceptions.ConnectionError | redis.exceptions.TimeoutError)
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> Any:
+        return envelope(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(JobOptionError)
+    def bad_option(exc: JobOptionError) -> Any:
+        return envelope(400, "invalid_input", str(exc))
+
+    @app.errorhandler(UnknownQueue)
+    def unknown_queue(exc: UnknownQueue) -> Any:
+        return envelope(404, "not_found", str(exc))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return envelope(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        if _is_unavailable(exc):
+            log.warning("backend unavailable: %s", exc)
+            return envelope(503, "unavailable", "a backend is unreachable right now; "
+                            "retry shortly")
+        log.exception("unexpected error")
+        return envelope(500, "internal_error", "unexpected error; see the server log")
