@@ -22,6 +22,7 @@ def sleep(job: JobContext) -> dict[str, Any]:
     seconds = job.data.get("seconds", 1) if isinstance(job.data, dict) else 1
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         raise JobOptionError("data.seconds", "must be a number of seconds, 0 or more")
+    job.log(f"attempt {job.attempt}: sleeping {seconds} s")
     finished = job.sleep(seconds)
     return {"slept": seconds, "finished": finished}
 

@@ -1,0 +1,260 @@
+"""Real servers for the tests: Redis on a free port, a throwaway PostgreSQL database,
+`synthbox serve` as a subprocess, and an in-process Engine on each backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synthbox.config import load_settings
+from synthbox.jobs.engine import Engine
+
+PG_ADMIN_DSN = os.environ.get("SYNTHBOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
+             message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A redis-server of our own, started on a free port and stopped by pid."""
+
+    def __init__(self, directory: Path, port: int | None = None, *extra: str):
+        self.directory = directory
+        self.port = port or free_port()
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory), *self.extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.ping, 10, message=f"redis on {self.port}")
+        return self
+
+    def ping(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
+        except redis.exceptions.ConnectionError:
+            return False
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(port=self.port)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    redis_server.client().flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    import psycopg2
+
+    name = f"synthbox_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN_DSN)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    yield PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+BACKENDS = ("sqlite", "redis", "postgres")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings for one backend: SQLite only, Redis transport, or PostgreSQL records."""
+    if request.param == "sqlite":
+        return {}
+    url = request.getfixturevalue("redis_url")
+    if request.param == "redis":
+        return {"redis_url": url}
+    return {"redis_url": url, "database_url": request.getfixturevalue("pg_url")}
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path, backend: dict[str, str]) -> Iterator[Callable[..., Engine]]:
+    """Build Engines on the parametrised backend; `queues` overrides queue options."""
+    engines: list[Engine] = []
+
+    def make(queues: dict[str, Any] | None = None, workers: bool = True,
+             data_dir: Path | None = None) -> Engine:
+        settings = load_settings({
+            "data_dir": str(data_dir or tmp_path / "data"),
+            "queues": queues or {},
+            "shutdown_timeout": 5,
+            **backend,
+        }, env={})
+        engine = Engine(settings)
+        engines.append(engine)
+        if workers:
+            engine.start_workers()
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.stop(timeout=5)
+        engine.close()
+
+
+# -- synthbox serve as a real process -------------------------------------------------------
+
+class Serve:
+    """`python -m synthbox serve` on a free port, with its own data directory."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
+                 port: int | None = None):
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"serve-{self.port}-{uuid.uuid4().hex[:4]}.log"
+
+    def start(self, wait: bool = True) -> Serve:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("SYNTHBOX_") and k not in (
+                   "REDIS_URL", "DATABASE_URL", "REDIS_SENTINEL_NAME", "REDIS_CLUSTER_MODE")}
+        env.update({"SYNTHBOX_DATA_DIR": str(self.data_dir), "SYNTHBOX_PORT": str(self.port),
+                    "PYTHONUNBUFFERED": "1", **self.env})
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "synthbox", "serve"],
+                                            env=env, stdout=log, stderr=subprocess.STDOUT)
+        if wait:
+            wait_for(self.healthy, 30, message=f"serve on {self.port}\n{self.output()}")
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def healthy(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"serve exited with {self.process.returncode}:\n"
+                                 f"{self.output()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
+                return True
+        except (urllib.error.URLError, ConnectionError, OSError):
+            return False
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "admin-token").read_text().strip()
+
+    def request(self, method: str, path: str, body: Any = None, token: str | None = "default",
+                raw: bytes | None = None, timeout: float = 10) -> tuple[int, Any]:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
+                                     method=method)
+        req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization",
+                           f"Bearer {self.token if token == 'default' else token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            payload = error.read()
+            try:
+                return error.code, json.loads(payload)
+            except ValueError:
+                return error.code, payload.decode(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def kill9(self) -> None:
+        self.signal(signal.SIGKILL)
+        assert self.process is not None
+        self.process.wait(10)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+            raise AssertionError(f"serve did not stop on SIGTERM:\n{self.output()}") from None
+
+
+@pytest.fixture
+def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
+    started: list[Serve] = []
+
+    def make(env: dict[str, str] | None = None, data_dir: Path | None = None,
+             wait: bool = True) -> Serve:
+        server = Serve(data_dir or tmp_path / "data", env)
+        started.append(server)
+        return server.start(wait=wait)
+
+    yield make
+    for server in started:
+        if server.process and server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(10)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHBOX_")
+            and k not in ("REDIS_URL", "DATABASE_URL")}
+    return subprocess.run([sys.executable, "-m", "synthbox", *args], env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=120, input=input_text)

@@ -1,0 +1,249 @@
+"""The engine's promises, on SQLite, on Redis, and with the records in PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from synthbox.jobs.errors import JobOptionError
+from tests.conftest import wait_for
+
+
+def states(service, ids):
+    return [service.get_job(i)["state"] for i in ids]
+
+
+def all_done(service, ids, final=("completed", "failed")):
+    return all(state in final for state in states(service, ids))
+
+
+def test_priority_order_then_fifo(make_engine):
+    engine = make_engine({"diagnostics": {"concurrency": 1}}, workers=False)
+    service = engine.service("diagnostics")
+    service.pause()
+    plan = [(0, "a"), (5, "b"), (10, "c"), (5, "d"), (0, "e"), (10, "f"), (3, "g")]
+    ids = {}
+    for priority, label in plan:
+        ids[label] = service.add("sleep", {"seconds": 0.002, "label": label},
+                                 priority=priority)["id"]
+    engine.start_workers()
+    time.sleep(0.3)
+    assert service.get_stats()["completed"] == 0, "a paused queue must not start jobs"
+    assert service.get_stats()["paused"] == len(plan)
+    service.resume()
+    wait_for(lambda: all_done(service, ids.values()), message="all jobs done")
+    jobs = [service.get_job(i) for i in ids.values()]
+    order = [j["data"]["label"] for j in sorted(jobs, key=lambda j: j["finishedOn"])]
+    assert order == ["c", "f", "b", "d", "g", "a", "e"]
+
+
+def test_delayed_jobs_never_start_early(make_engine):
+    engine = make_engine()
+    service = engine.service("diagnostics")
+    delays = [0.3, 0.6, 1.0]
+    jobs = [service.add("noop", {}, delay=d) for d in delays]
+    assert [j["state"] for j in jobs] == ["delayed"] * 3
+    assert service.get_stats()["delayed"] == 3
+    wait_for(lambda: all_done(service, [j["id"] for j in jobs]), message="delayed jobs")
+    for job, delay in zip(jobs, delays, strict=True):
+        done = service.get_job(job["id"])
+        assert done["processedOn"] >= job["runAt"], "started before its run_at"
+        assert done["processedOn"] - job["timestamp"] >= delay * 1000
+        # picked up promptly once due (the local timer, not a polling tick)
+        assert done["processedOn"] - job["runAt"] < 1000
+
+
+def test_retries_follow_the_backoff_then_complete(make_engine):
+    engine = make_engine()
+    service = engine.service("diagnostics")
+    job = service.add("fail", {"times": 2, "message": "flaky"}, attempts=3,
+                      backoff={"type": "exponential", "delay": 0.4})
+    wait_for(lambda: service.get_job(job["id"])["state"] == "completed", message="completion")
+    done = service.get_job(job["id"])
+    assert done["attemptsMade"] == 3
+    assert done["returnvalue"] == {"succeededOnAttempt": 3}
+    errors = done["errors"]
+    assert [e["attempt"] for e in errors] == [1, 2]
+    assert all(e["error"] == "flaky" for e in errors)
+    # exponential 0.4 s: 0.4 s after the first failure, 0.8 s after the second
+    gap1 = errors[1]["startedOn"] - errors[0]["finishedOn"]
+    gap2 = done["processedOn"] - errors[1]["finishedOn"]
+    assert 400 <= gap1 < 1400, gap1
+    assert 800 <= gap2 < 1800, gap2
+
+
+def test_fixed_backoff(make_engine):
+    engine = make_engine()
+    service = engine.service("diagnostics")
+    job = service.add("fail", {"times": 1}, attempts=2, backoff={"type": "fixed", "delay": 0.5})
+    wait_for(lambda: service.get_job(job["id"])["state"] == "completed", message="completion")
+    done = service.get_job(job["id"])
+    gap = done["processedOn"] - done["errors"][0]["finishedOn"]
+    assert 500 <= gap < 1500, gap
+
+
+def test_exhausted_attempts_keep_every_error_and_can_be_retried(make_engine):
+    engine = make_engine()
+    service = engine.service("diagnostics")
+    failing = [service.add("fail", {"times": 5, "message": f"boom {i}"}, attempts=2,
+                           backoff={"type": "fixed", "delay": 0.05}) for i in range(3)]
+    ids = [j["id"] for j in failing]
+    wait_for(lambda: states(service, ids) == ["failed"] * 3, message="three failures")
+    first = service.get_job(ids[0])
+    assert first["failedReason"] == "boom 0"
+    assert first["attemptsMade"] == 2
+    assert [e["attempt"] for e in first["errors"]] == [1, 2]
+    assert all("DiagnosticFailure" in e["stacktrace"] for e in first["errors"])
+    failed = service.get_failed_jobs()
+    assert {j["id"] for j in failed} == set(ids)
+    assert service.get_stats()["failed"] == 3
+
+    # retry one: it runs again (2 more attempts, fails again: 4 errors kept)
+    assert service.retry_job(ids[0]) is True
+    assert service.retry_job(ids[0]) is False or service.get_job(ids[0])["state"] != "failed"
+    wait_for(lambda: len(service.get_job(ids[0])["errors"]) == 4, message="second round")
+    wait_for(lambda: service.get_job(ids[0])["state"] == "failed", message="failed again")
+
+    # retry all: the diagnostics job succeeds once attempts exceed `times`
+    for job_id in ids:
+        service.store.execute("UPDATE job SET data=? WHERE id=?",
+                              ('{"times": 0}', int(job_id)))
+    assert service.retry_all_failed() == 3
+    wait_for(lambda: states(service, ids) == ["completed"] * 3, message="retried jobs")
+    assert service.get_stats()["failed"] == 0
+
+
+def test_same_job_id_twice_gives_one_job(make_engine):
+    engine = make_engine(workers=False)
+    service = engine.service("diagnostics")
+    first = service.add("noop", {"n": 1}, job_id="order-42")
+    second = service.add("noop", {"n": 2}, job_id="order-42")
+    assert first["id"] == second["id"]
+    assert second["data"] == {"n": 1}
+    assert service.get_job("order-42")["id"] == first["id"]
+    bulk = service.add_bulk([{"name": "noop", "job_id": "order-42"},
+                             {"name": "noop", "job_id": "order-43"}])
+    assert bulk[0]["id"] == first["id"]
+    assert bulk[1]["id"] != first["id"]
+    assert service.get_stats()["total"] == 2
+
+
+def test_timeout_fails_the_job_and_frees_its_slot(make_engine):
+    engine = make_engine({"diagnostics": {"concurrency": 1}})
+    service = engine.service("diagnostics")
+    slow = service.add("sleep", {"seconds": 30}, timeout=0.5, attempts=3)
+    quick = service.add("noop", {})
+    wait_for(lambda: service.get_job(slow["id"])["state"] == "failed", 10, message="timeout")
+    job = service.get_job(slow["id"])
+    assert job["failedReason"] == "timed out after 0.5 s"
+    assert job["attemptsMade"] == 1, "a timeout fails the job for good"
+    wait_for(lambda: service.get_job(quick["id"])["state"] == "completed", 5,
+             message="the next job in the freed slot")
+
+
+def test_pause_stops_claims_and_resume_restarts_them(make_engine):
+    engine = make_engine()
+    service = engine.service("diagnostics")
+    service.pause()
+    assert service.is_paused()
+    job = service.add("noop", {})
+    time.sleep(1.0)
+    assert service.get_job(job["id"])["state"] == "waiting"
+    service.resume()
+    wait_for(lambda: service.get_job(job["id"])["state"] == "completed", message="resumed job")
+
+
+def test_retention_deletes_what_the_policy_says_and_nothing_more(make_engine):
+    engine = make_engine({"diagnostics": {"keep_completed_count": 5,
+                                          "keep_completed_age": 3600,
+                                          "keep_failed_age": 60}}, workers=False)
+    service = engine.service("diagnostics")
+    store = engine.store
+    ids = [int(j["id"]) for j in service.add_bulk([{"name": "noop"}] * 12)]
+    now = time.time()
+    # 10 completed (finished 1..10 s ago), 1 failed 2 min ago, 1 failed 10 s ago
+    for n, job_id in enumerate(ids[:10], start=1):
+        store.execute("UPDATE job SET status='completed', finished_at=? WHERE id=?",
+                      (now - n, job_id))
+    store.execute("UPDATE job SET status='failed', finished_at=? WHERE id=?", (now - 120, ids[10]))
+    store.execute("UPDATE job SET status='failed', finished_at=? WHERE id=?", (now - 10, ids[11]))
+    waiting = service.add("noop", {}, delay=3600)
+    engine.start_workers()
+    engine.upkeep.apply_retention(engine.queues["diagnostics"].runner)
+    remaining = {int(r[0]) for r in store.execute("SELECT id FROM job").fetchall()}
+    # the 5 newest completed, the recent failure, and the delayed job
+    assert remaining == set(ids[:5]) | {ids[11], int(waiting["id"])}
+
+
+def test_retention_by_age(make_engine):
+    engine = make_engine({"diagnostics": {"keep_completed_age": 60}}, workers=False)
+    service = engine.service("diagnostics")
+    ids = [int(j["id"]) for j in service.add_bulk([{"name": "noop"}] * 3)]
+    now = time.time()
+    for job_id, age in zip(ids, (10, 59, 61), strict=True):
+        engine.store.execute("UPDATE job SET status='completed', finished_at=? WHERE id=?",
+                             (now - age, job_id))
+    engine.start_workers()
+    engine.upkeep.apply_retention(engine.queues["diagnostics"].runner)
+    assert service.get_job(ids[0]) and service.get_job(ids[1])
+    assert service.get_job(ids[2]) is None
+
+
+def test_progress_and_log_reach_the_record(make_engine):
+    engine = make_engine()
+    service = engine.service("diagnostics")
+    job = service.add("sleep", {"seconds": 0.01})
+    wait_for(lambda: service.get_job(job["id"])["state"] == "completed", message="done")
+    done = service.get_job(job["id"])
+    assert done["logs"] == ["attempt 1: sleeping 0.01 s"]
+    assert done["progress"] == 100
+
+
+def test_promote_remove_clean_and_list(make_engine):
+    engine = make_engine(workers=False)
+    service = engine.service("diagnostics")
+    later = service.add("noop", {}, delay=3600)
+    assert service.promote(later["id"]) is True
+    assert service.get_job(later["id"])["state"] == "waiting"
+    assert service.promote(later["id"]) is False
+    jobs = service.add_bulk([{"name": "noop", "data": {"i": i}} for i in range(7)])
+    page, cursor = service.list_jobs("waiting", limit=3)
+    assert [j["id"] for j in page] == [jobs[6]["id"], jobs[5]["id"], jobs[4]["id"]]
+    seen = [j["id"] for j in page]
+    while cursor:
+        page, cursor = service.list_jobs("waiting", limit=3, before=int(cursor))
+        seen += [j["id"] for j in page]
+    assert len(seen) == 8 and len(set(seen)) == 8
+    assert service.remove(jobs[0]["id"]) is True
+    assert service.get_job(jobs[0]["id"]) is None
+    assert service.clean("waiting", 0) == 7
+    assert service.get_stats()["total"] == 0
+
+
+def test_bad_options_name_the_field(make_engine):
+    engine = make_engine(workers=False)
+    service = engine.service("diagnostics")
+    cases = [({"priority": 11}, "priority"), ({"priority": "x"}, "priority"),
+             ({"delay": -1}, "delay"), ({"attempts": 0}, "attempts"),
+             ({"backoff": {"type": "linear"}}, "backoff.type"), ({"timeout": 0}, "timeout")]
+    for opts, field in cases:
+        with pytest.raises(JobOptionError) as caught:
+            service.add("noop", {}, **opts)
+        assert caught.value.field == field
+    with pytest.raises(JobOptionError) as caught:
+        service.add("nope", {})
+    assert caught.value.field == "name"
+    with pytest.raises(JobOptionError):
+        service.add_bulk([{"name": "noop"}, {"name": "noop", "priority": 99}])
+    assert service.get_stats()["total"] == 0, "a rejected bulk writes nothing"
+
+
+def test_heartbeat_renews_leases_of_long_jobs(make_engine):
+    engine = make_engine({"diagnostics": {"stalled_interval": 0.6, "concurrency": 1}})
+    service = engine.service("diagnostics")
+    job = service.add("sleep", {"seconds": 2.0})
+    wait_for(lambda: service.get_job(job["id"])["state"] == "completed", 10, message="done")
+    done = service.get_job(job["id"])
+    assert done["stalledCount"] == 0, "a live instance's job must not be taken as stalled"
+    assert done["attemptsMade"] == 1
