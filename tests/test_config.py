@@ -1,0 +1,115 @@
+"""Settings: one table, the documented precedence, clear errors, and a README that agrees."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from synthbox.config import SETTINGS, SettingsError, load_settings
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_precedence_defaults_file_env_cli(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(env={}).port == 3003
+    (tmp_path / "synthbox.toml").write_text('port = 4000\nhost = "0.0.0.0"\n')
+    settings = load_settings(env={})
+    assert (settings.port, settings.host) == (4000, "0.0.0.0")
+    assert settings.sources["port"].startswith("config file")
+    settings = load_settings(env={"SYNTHBOX_PORT": "5000"})
+    assert (settings.port, settings.host) == (5000, "0.0.0.0")
+    settings = load_settings({"port": "6000"}, env={"SYNTHBOX_PORT": "5000"})
+    assert settings.port == 6000 and settings.sources["port"] == "command line"
+
+
+def test_seed_variables_work_as_written():
+    settings = load_settings(env={"REDIS_URL": "redis://r:6379/0", "DATABASE_URL": "postgresql://x/y",
+                                  "REDIS_SENTINEL_NAME": "mymaster", "REDIS_CLUSTER_MODE": "true"})
+    assert settings.redis_url == "redis://r:6379/0"
+    assert settings.database_url == "postgresql://x/y"
+    assert settings.redis_sentinel_name == "mymaster"
+    assert settings.redis_cluster_mode is True
+    assert load_settings(env={"SYNTHBOX_REDIS_URL": "redis://s"}).redis_url == "redis://s"
+
+
+def test_defaults_are_safe():
+    settings = load_settings(env={})
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 3003
+
+
+def test_queue_options_from_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synthbox.toml").write_text("[queues.diagnostics]\nconcurrency = 3\n")
+    assert load_settings(env={}).queues == {"diagnostics": {"concurrency": 3}}
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"SYNTHBOX_PORT": "http"}, "port (from environment SYNTHBOX_PORT): must be a whole number"),
+    ({"SYNTHBOX_PORT": "70000"}, "port (from environment SYNTHBOX_PORT): must be a port number"),
+    ({"REDIS_CLUSTER_MODE": "maybe"}, "redis_cluster_mode (from environment REDIS_CLUSTER_MODE): "
+                                      "must be true or false"),
+    ({"SYNTHBOX_QUEUES": "{"}, "queues (from environment SYNTHBOX_QUEUES): must be a JSON object"),
+    ({"SYNTHBOX_LOG_LEVEL": "loud"},
+     "log_level (from environment SYNTHBOX_LOG_LEVEL): must be one"),
+])
+def test_bad_values_name_the_setting_and_rule(env, message):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env=env)
+    assert str(caught.value).startswith(message)
+
+
+def test_bad_config_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synthbox.toml").write_text("port = [\n")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(env={})
+    (tmp_path / "synthbox.toml").write_text("colour = 'blue'\n")
+    with pytest.raises(SettingsError, match="unknown setting 'colour'"):
+        load_settings(env={})
+    with pytest.raises(SettingsError, match="file not found"):
+        load_settings(env={}, config_path=str(tmp_path / "missing.toml"))
+
+
+def test_bad_queue_options_are_refused(tmp_path):
+    from synthbox.jobs.engine import Engine
+
+    for queues, message in (({"diagnostics": {"concurrency": 0}}, "queues.diagnostics.concurrency"),
+                            ({"diagnostics": {"speed": 1}}, "queues.diagnostics.speed: unknown"),
+                            ({"nope": {}}, "queues.nope: no queue by that name")):
+        settings = load_settings({"data_dir": str(tmp_path), "queues": queues}, env={})
+        with pytest.raises(SettingsError, match=re.escape(message)):
+            Engine(settings)
+
+
+def _readme_table() -> list[list[str]]:
+    text = README.read_text()
+    block = text.split("<!-- settings-table")[1].split("<!-- end settings-table -->")[0]
+    rows = [line for line in block.splitlines() if line.startswith("| `")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+def test_readme_settings_table_matches_the_code():
+    rows = _readme_table()
+    assert [row[0].strip("`") for row in rows] == [s.name for s in SETTINGS]
+    for row, setting in zip(rows, SETTINGS, strict=True):
+        name, env, flag, default, meaning = row
+        assert re.findall(r"`([A-Z_]+)`", env) == list(setting.env_names), setting.name
+        assert flag.strip("`") == (setting.flag or ""), setting.name
+        shown = default.strip("`")
+        expected = ("(empty)" if setting.default in ("", {}) else
+                    str(setting.default).lower() if isinstance(setting.default, bool)
+                    else str(setting.default))
+        assert shown == expected, setting.name
+        assert meaning == setting.help, setting.name
+
+
+def test_readme_opens_with_the_two_commands():
+    blocks = re.findall(r"```sh\n(.*?)\n```", README.read_text(), re.S)
+    assert blocks[0] == "python3 -m pip install . && python3 -m synthbox"
+    assert blocks[1] == "python3 -m pip install -e '.[test]' && python3 -m pytest"
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert blocks[1].split("&& ")[1] in ci
