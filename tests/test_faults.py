@@ -17,15 +17,34 @@ import pytest
 from tests.conftest import RedisServer, wait_for
 
 
-def records(data_dir: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(data_dir / "synthbox.db", timeout=10)
-    conn.row_factory = sqlite3.Row
-    return conn
+class Records:
+    """Reads the records a serve process wrote: SQLite in its data directory, or PostgreSQL."""
+
+    def __init__(self, data_dir: Path, database_url: str | None = None):
+        self.data_dir = data_dir
+        self.database_url = database_url
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self.database_url:
+            import psycopg2
+
+            with psycopg2.connect(self.database_url) as conn, conn.cursor() as cursor:
+                cursor.execute(sql.replace("?", "%s"), params)
+                rows = cursor.fetchall()
+            conn.close()
+            return rows
+        conn = sqlite3.connect(self.data_dir / "synthbox.db", timeout=10)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.query("SELECT status, COUNT(*) FROM job GROUP BY status"))
 
 
 def counts(data_dir: Path) -> dict[str, int]:
-    with records(data_dir) as conn:
-        return dict(conn.execute("SELECT status, COUNT(*) FROM job GROUP BY status").fetchall())
+    return Records(data_dir).counts()
 
 
 def queues_env(**options) -> dict[str, str]:
@@ -39,31 +58,32 @@ def own_redis(tmp_path: Path):
     server.stop()
 
 
-@pytest.mark.parametrize("transport", ["sqlite", "redis"])
-def test_kill_9_loses_no_job(transport, serve_factory, tmp_path, own_redis):
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres"])
+def test_kill_9_loses_no_job(backend, serve_factory, tmp_path, own_redis, request):
     env = queues_env(concurrency=4, stalled_interval=2.0, max_stalled_count=2)
-    if transport == "redis":
+    if backend != "sqlite":
         env["REDIS_URL"] = own_redis.url
+    if backend == "postgres":
+        env["DATABASE_URL"] = request.getfixturevalue("pg_url")
     data = tmp_path / "data"
+    db = Records(data, env.get("DATABASE_URL"))
     first = serve_factory(env, data)
     jobs = [{"name": "sleep", "data": {"seconds": 1.5}} for _ in range(20)]
     status, reply = first.request("POST", "/api/v1/queues/diagnostics/jobs/bulk", {"jobs": jobs})
     assert status == 201, reply
     ids = [int(job["id"]) for job in reply["data"]]
-    wait_for(lambda: counts(data).get("active", 0) >= 4, message="four active jobs")
+    wait_for(lambda: db.counts().get("active", 0) >= 4, message="four active jobs")
     first.kill9()
-    assert counts(data).get("active", 0) >= 1, "the kill must leave jobs mid-run"
+    assert db.counts().get("active", 0) >= 1, "the kill must leave jobs mid-run"
 
     serve_factory(env, data)
-    wait_for(lambda: counts(data).get("completed", 0) == 20, 90, interval=0.2,
-             message=f"all 20 jobs completed, have {counts(data)}")
-    with records(data) as conn:
-        for job_id in ids:
-            runs = conn.execute("SELECT COUNT(*) FROM job_log WHERE job_id=?",
-                                (job_id,)).fetchone()[0]
-            assert 1 <= runs <= 3, f"job {job_id} ran {runs} times (maxStalledCount is 2)"
-        stalled = conn.execute("SELECT COUNT(*) FROM job WHERE stalled_count > 0").fetchone()[0]
-        assert stalled >= 1, "the jobs active at the kill were recovered as stalled"
+    wait_for(lambda: db.counts().get("completed", 0) == 20, 90, interval=0.2,
+             message=f"all 20 jobs completed, have {db.counts()}")
+    for job_id in ids:
+        runs = db.query("SELECT COUNT(*) FROM job_log WHERE job_id=?", (job_id,))[0][0]
+        assert 1 <= runs <= 3, f"job {job_id} ran {runs} times (maxStalledCount is 2)"
+    stalled = db.query("SELECT COUNT(*) FROM job WHERE stalled_count > 0")[0][0]
+    assert stalled >= 1, "the jobs active at the kill were recovered as stalled"
 
 
 @pytest.mark.parametrize("how", ["flushall", "restart"])
@@ -129,9 +149,8 @@ def test_redis_down_during_enqueue_answers_2xx_or_503_and_loses_nothing(
     wait_for(lambda: counts(data).get("completed", 0) == len(accepted), 60, interval=0.2,
              message="every accepted job completed")
     assert during >= 200 and len(accepted) >= 200
-    with records(data) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM job").fetchone()[0] == len(accepted), \
-            "no half-written job from a refused request"
+    assert Records(data).query("SELECT COUNT(*) FROM job")[0][0] == len(accepted), \
+        "no half-written job from a refused request"
 
 
 @pytest.mark.parametrize("transport", ["sqlite", "redis"])
@@ -148,8 +167,7 @@ def test_rate_limit_holds_across_two_processes(transport, serve_factory, tmp_pat
     assert status == 201
     wait_for(lambda: counts(data).get("completed", 0) == 25, 30, interval=0.2,
              message=f"25 completed, have {counts(data)}")
-    with records(data) as conn:
-        starts = sorted(r[0] for r in conn.execute("SELECT started_at FROM job"))
+    starts = sorted(r[0] for r in Records(data).query("SELECT started_at FROM job"))
     assert counts(data) == {"completed": 25}
     for i, start in enumerate(starts):
         in_window = [t for t in starts[i:] if t <= start + window]
@@ -171,9 +189,9 @@ def test_sigterm_leaves_no_job_active(serve_factory, tmp_path):
     assert server.process.wait(15) == 0
     assert time.monotonic() - started < 10
     assert counts(data) == {"waiting": 5}, "running jobs are handed back, none left active"
-    with records(data) as conn:
-        assert {r[0] for r in conn.execute("SELECT attempts_made FROM job")} == {0}
-        assert conn.execute("SELECT COUNT(*) FROM instance").fetchone()[0] == 0
+    records = Records(data)
+    assert {r[0] for r in records.query("SELECT attempts_made FROM job")} == {0}
+    assert records.query("SELECT COUNT(*) FROM instance")[0][0] == 0
 
 
 def test_sigterm_lets_short_jobs_finish(serve_factory, tmp_path):

@@ -6,6 +6,7 @@ by pid at teardown (the Redis on 6379, if any, is never touched).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import subprocess
@@ -93,18 +94,20 @@ class SentinelSetup:
         self.master = master
         self.replica = replica
         self.sentinel = sentinel
+        self.dead_sentinel_port = free_port()  # nothing listens there
 
     @property
     def url(self) -> str:
-        # A second, unreachable sentinel in the list: the client must try the next one.
-        return f"redis://127.0.0.1:{free_port()},127.0.0.1:{self.sentinel.port}"
+        # A dead sentinel first, as when one of several is down: it must cost nothing.
+        return f"redis://127.0.0.1:{self.dead_sentinel_port},127.0.0.1:{self.sentinel.port}"
 
 
 @pytest.fixture
 def sentinel_setup(tmp_path: Path) -> Iterator[SentinelSetup]:
     started: list[RedisServer | SentinelServer] = []
     try:
-        master = RedisServer(tmp_path / "master")
+        # No 5-second wait before the first full sync (Redis 7's diskless-sync default).
+        master = RedisServer(tmp_path / "master", None, "--repl-diskless-sync-delay", "0")
         started.append(master)
         master.start()
         replica = RedisServer(tmp_path / "replica", None,
@@ -117,9 +120,10 @@ def sentinel_setup(tmp_path: Path) -> Iterator[SentinelSetup]:
         sentinel = SentinelServer(tmp_path / "sentinel", master.port)
         started.append(sentinel)
         sentinel.start()
-        wait_for(lambda: any(r["port"] == replica.port and r.get("is_slave")
-                             and not r.get("is_sdown") for r in sentinel.replicas()),
-                 10, message="the sentinel to see the replica")
+        wait_for(lambda: any(r["port"] == replica.port and r["flags"] == "slave"
+                             and r["master-link-status"] == "ok"
+                             for r in sentinel.replicas()),
+                 10, message="the sentinel to see the replica, linked")
         yield SentinelSetup(master, replica, sentinel)
     finally:
         for server in reversed(started):
@@ -137,7 +141,176 @@ def cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Red
             port = free_port()
             node = RedisServer(directory, port, "--cluster-enabled", "yes",
                                "--cluster-config-file", str(directory / f"nodes-{port}.conf"),
-                               "--cluster-node-timeout", "2000")
+                               "--cluster-node-timeout", "2000",
+                               # the bus port, else port + 10000, which may be taken or > 65535
+                               "--cluster-port", str(free_port()))
+            nodes.append(node)
+            node.start()
+        subprocess.run([REDIS_CLI, "--cluster", "create",
+                        *[f"127.0.0.1:{n.port}" for n in nodes],
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=30)
+        for node in nodes:
+            wait_for(lambda n=node: cluster_ok(n.port), 20,
+                     message=f"cluster_state:ok on {node.port}")
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def cluster_ok(port: int) -> bool:
+    with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as client:
+        return client.cluster("info").get("cluster_state") == "ok"
+
+
+@pytest.fixture
+def cluster_url(cluster_nodes: list[RedisServer]) -> str:
+    for node in cluster_nodes:
+        with node.client() as client:
+            client.flushall()
+    return "redis://" + ",".join(f"127.0.0.1:{n.port}" for n in cluster_nodes)
+
+
+# -- engines --------------------------------------------------------------------------------
+
+@pytest.fixture
+def start_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+    """Build Engines on the given Redis settings; `queues` overrides queue options."""
+    engines: list[Engine] = []
+
+    def make(redis_settings: dict[str, Any], queues: dict[str, Any] | None = None,
+             workers: bool = True) -> Engine:
+        settings = load_settings({
+            "data_dir": str(tmp_path / "data"),
+            "queues": queues or {},
+            "shutdown_timeout": 5,
+            **redis_settings,
+        }, env={})
+        engine = Engine(settings)
+        engines.append(engine)
+        if workers:
+            engine.start_workers()
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.stop(timeout=5)
+        engine.close()
+
+
+def add_mixed_jobs(engine: Engine) -> tuple[list[str], str]:
+    """50 noop jobs (in one bulk add and singly) and one job that fails once, then succeeds."""
+    service = engine.service("diagnostics")
+    ids = [j["id"] for j in service.add_bulk([{"name": "noop", "data": {"n": n}}
+                                              for n in range(40)])]
+    ids += [service.add("noop", {"n": n})["id"] for n in range(40, 50)]
+    flaky = service.add("fail", {"times": 1}, attempts=2,
+                        backoff={"type": "fixed", "delay": 0.2})["id"]
+    return ids, flaky
+
+
+def assert_all_complete(engine: Engine, ids: list[str], flaky: str, delayed: int = 0) -> None:
+    service = engine.service("diagnostics")
+    wait_for(lambda: all(service.get_job(i)["state"] == "completed" for i in [*ids, flaky]),
+             20, message="every job to complete")
+    done = service.get_job(flaky)
+    assert done["attemptsMade"] == 2
+    assert done["returnvalue"] == {"succeededOnAttempt": 2}
+    assert [e["attempt"] for e in done["errors"]] == [1]
+    gap = done["processedOn"] - done["errors"][0]["finishedOn"]
+    assert 200 <= gap < 1500, gap
+    stats = service.get_stats()
+    assert stats["completed"] == len(ids) + 1
+    assert stats["failed"] == stats["waiting"] == stats["active"] == 0
+    assert stats["delayed"] == delayed
+
+
+# -- Sentinel -------------------------------------------------------------------------------
+
+def test_jobs_complete_through_sentinel(sentinel_setup: SentinelSetup,
+                                        start_engine: Callable[..., Engine]) -> None:
+    master = sentinel_setup.master
+    engine = start_engine({"redis_url": sentinel_setup.url,
+                           "redis_sentinel_name": MASTER_NAME}, workers=False)
+    assert engine.readiness() == {"records": "ok", "transport": "ok"}
+    assert "Sentinel" in engine.backends()["transport"]
+
+    # No workers yet: the doorbells wait in the master the sentinel named.
+    ids, flaky = add_mixed_jobs(engine)
+    engine.service("diagnostics").add("noop", {}, delay=3600)
+    with master.client() as client:
+        wait_for(lambda: client.llen(QUEUE_KEY) >= 1, 5, message="a doorbell in the master")
+        assert client.zcard(SCHEDULE_KEY) == 1, "the delayed job's ring is in the master"
+    with sentinel_setup.replica.client() as client:
+        wait_for(lambda: client.llen(QUEUE_KEY) >= 1, 5, message="the doorbell replicated")
+
+    engine.start_workers()
+    assert_all_complete(engine, ids, flaky, delayed=1)
+
+
+def test_jobs_complete_after_sentinel_failover(sentinel_setup: SentinelSetup,
+                                               start_engine: Callable[..., Engine],
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    master, replica, sentinel = (sentinel_setup.master, sentinel_setup.replica,
+                                 sentinel_setup.sentinel)
+    sentinel_settings = {"redis_url": sentinel_setup.url, "redis_sentinel_name": MASTER_NAME}
+    workers = start_engine(sentinel_settings)
+    service = workers.service("diagnostics")
+    before = [j["id"] for j in service.add_bulk([{"name": "noop"}] * 10)]
+    wait_for(lambda: all(service.get_job(i)["state"] == "completed" for i in before), 10,
+             message="jobs before the failover")
+
+    assert master.process is not None
+    master.process.send_signal(signal.SIGKILL)
+    master.process.wait(10)
+    # Adding works while there is no master: the job is recorded, the doorbell waits.
+    started = time.monotonic()
+    during = [service.add("noop", {"during": n})["id"] for n in range(5)]
+    assert time.monotonic() - started < 5, "adding must not hang on the missing master"
+    wait_for(lambda: sentinel.master_port_now() == replica.port, 20,
+             message="the sentinel to promote the replica")
+    wait_for(lambda: info(replica.port, "replication").get("role") == "master", 10,
+             message="the replica to become master")
+    wait_for(lambda: workers.readiness()["transport"] == "ok", 10,
+             message="the engine to reach the new master")
+    # The surviving instance listens for doorbells at the promoted replica (a replica is
+    # only ever sent BRPOP's effect, RPOP, so any BRPOP call here came from a client).
+    wait_for(lambda: command_calls(replica.port, "brpop") > 0, 10,
+             message="the workers to wait for doorbells at the new master")
+
+    # A second instance that only adds jobs (like a web-only one) rings the new master,
+    # and the surviving workers answer.
+    pushes_before = command_calls(replica.port, "lpush")
+    producer = start_engine(sentinel_settings, workers=False)
+    ids, flaky = add_mixed_jobs(producer)
+    assert producer.queues["diagnostics"].doorbell.healthy
+    assert command_calls(replica.port, "lpush") > pushes_before
+    assert_all_complete(workers, [*before, *during, *ids], flaky)
+    errors = [r for r in caplog.records
+              if r.name.startswith("synthbox") and r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+def command_calls(port: int, command: str) -> int:
+    stats = info(port, "commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+# -- Cluster: three masters, no replicas ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    directory = tmp_path_factory.mktemp("cluster")
+    nodes: list[RedisServer] = []
+    try:
+        for _ in range(3):
+            port = free_port()
+            node = RedisServer(directory, port, "--cluster-enabled", "yes",
+                               "--cluster-config-file", str(directory / f"nodes-{port}.conf"),
+                               "--cluster-node-timeout", "2000",
+                               # the bus port, else port + 10000, which may be taken or > 65535
+                               "--cluster-port", str(free_port()))
             nodes.append(node)
             node.start()
         subprocess.run([REDIS_CLI, "--cluster", "create",
@@ -289,15 +462,20 @@ def test_jobs_complete_through_cluster(cluster_url: str, cluster_nodes: list[Red
     assert "Cluster" in engine.backends()["transport"]
 
     ids, flaky = add_mixed_jobs(engine)
+    engine.service("diagnostics").add("noop", {}, delay=3600)
     # Every key of the queue is hash-tagged into one slot, held by one node.
     owner = engine.redis.get_node_from_key(QUEUE_KEY)
     assert engine.redis.keyslot(QUEUE_KEY) == engine.redis.keyslot(SCHEDULE_KEY) \
         == engine.redis.keyslot(engine.limiter.key("diagnostics"))
-    holding = [n.port for n in cluster_nodes if n.client().llen(QUEUE_KEY)]
-    assert holding == [owner.port]
+    keys = {}
+    for node in cluster_nodes:
+        with node.client() as client:
+            keys[node.port] = {k.decode() for k in client.keys("*")}
+    assert keys == {n.port: ({QUEUE_KEY, SCHEDULE_KEY} if n.port == owner.port else set())
+                    for n in cluster_nodes}
 
     engine.start_workers()
-    assert_all_complete(engine, ids, flaky)
+    assert_all_complete(engine, ids, flaky, delayed=1)
 
 
 def test_rate_limit_holds_through_cluster(cluster_url: str,

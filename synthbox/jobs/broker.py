@@ -128,9 +128,15 @@ def connect_redis(url: str, sentinel_name: str = "", cluster: bool = False) -> A
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in hosts],
                             **options, **CONNECT)
     if sentinel_name:
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
         from redis.sentinel import Sentinel
 
-        sentinel = Sentinel(hosts, sentinel_kwargs=dict(CONNECT), **CONNECT)
+        # One try per sentinel: Sentinel itself moves on to the next one. With redis-py's
+        # default retries (10, with backoff) a single dead sentinel in the list cost ~3 s per
+        # master lookup, so starting took ~10 s and every doorbell was marked unreachable.
+        asked = {**CONNECT, "retry": Retry(NoBackoff(), 0)}
+        sentinel = Sentinel(hosts, sentinel_kwargs=asked, **CONNECT)
         return sentinel.master_for(sentinel_name, **options, **CONNECT)
     return redis.Redis.from_url(url, **CONNECT)
 
@@ -162,7 +168,7 @@ def build_huey(queue: str, redis_client: Any | None, data_path: Path) -> Huey:
     else:
         huey = Huey(f"synthbox.{queue}", results=False, serializer=serializer, utc=True,
                     storage_class=SqliteStorage, filename=str(data_path / "queue.db"),
-                    timeout=10)
+                    timeout=10, fsync=False)  # wake-ups need no fsync: the records are the truth
     huey.task(name=WAKE_TASK)(_wake)
     return huey
 
@@ -178,7 +184,7 @@ class Doorbell:
     `window` seconds or per `burst` rings, and the last ring of a window is never lost.
     """
 
-    def __init__(self, queue: str, huey: Huey, window: float = 0.002, burst: int = 100):
+    def __init__(self, queue: str, huey: Huey, window: float = 0.005, burst: int = 100):
         self.queue = queue
         self.huey = huey
         self.local = threading.Event()
@@ -214,9 +220,9 @@ class Doorbell:
         eta = datetime.datetime.fromtimestamp(when, datetime.UTC).replace(tzinfo=None)
         try:
             self.huey.add_schedule(self._task((), {}, eta=eta))
-            self._mark(True)
+            self.mark_reachable(True)
         except Exception as exc:
-            self._mark(False, exc)
+            self.mark_reachable(False, exc)
 
     def publish(self) -> bool:
         """Put one wake-up message in the broker. False when the broker is unreachable."""
@@ -225,15 +231,15 @@ class Doorbell:
         try:
             self.huey.storage.enqueue(self.huey.serialize_task(self._task((), {})))
         except Exception as exc:
-            self._mark(False, exc)
+            self.mark_reachable(False, exc)
             return False
-        self._mark(True)
+        self.mark_reachable(True)
         return True
 
     def pending_in_broker(self) -> int:
         return int(self.huey.storage.queue_size())
 
-    def _mark(self, ok: bool, exc: Exception | None = None) -> None:
+    def mark_reachable(self, ok: bool, exc: Exception | None = None) -> None:
         if ok:
             if not self.healthy:
                 log.info("queue %s: broker reachable again", self.queue)

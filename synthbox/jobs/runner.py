@@ -253,6 +253,9 @@ class DoorbellWorker(Worker):
     """A Huey worker whose only task is the doorbell: read it, then drain the queue."""
 
     runner: QueueRunner
+    delay: float
+    max_delay: float
+    backoff: float
 
     def loop(self, now: Any = None) -> None:
         runner = self.runner
@@ -261,11 +264,13 @@ class DoorbellWorker(Worker):
             data = self.huey.storage.dequeue()
         except Exception as exc:
             # Graceful degradation: the broker is gone, the records database is enough.
-            bell._mark(False, exc)
+            bell.mark_reachable(False, exc)
             runner.drain()
             bell.local.wait(1.0)
             bell.local.clear()
             return
+        if not bell.healthy:
+            bell.mark_reachable(True)
         if data is not None:
             try:
                 task = self.huey.deserialize_task(data)

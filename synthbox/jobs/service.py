@@ -167,12 +167,13 @@ class QueueService:
         timeout = spec.timeout
         if job.get("timeout") is not None:
             timeout = _seconds(job["timeout"], prefix + "timeout")
-        key = job.get("job_id")
-        if key is not None and (not isinstance(key, str | int) or isinstance(key, bool)
-                                or not str(key) or len(str(key)) > 255):
+        dedup_key = job.get("job_id")
+        if dedup_key is not None and (
+                not isinstance(dedup_key, str | int) or isinstance(dedup_key, bool)
+                or not str(dedup_key) or len(str(dedup_key)) > 255):
             raise JobOptionError(prefix + "jobId", "must be a string of 1 to 255 characters")
         return (self.name, name, data, priority, run_at, attempts, backoff_type,
-                backoff_delay, timeout, now, None if key is None else str(key))
+                backoff_delay, timeout, now, None if dedup_key is None else str(dedup_key))
 
     # -- reading ------------------------------------------------------------------------
 
@@ -235,7 +236,8 @@ class QueueService:
             raise JobOptionError("state", f"must be one of {', '.join(STATES)}")
         limit = _whole(limit, "limit", 1, 1000)
         now = time.time()
-        where, params = "queue=? AND status=?", [self.name, state]
+        where = "queue=? AND status=?"
+        params: list[Any] = [self.name, state]
         if state in (WAITING, DELAYED):
             where += " AND run_at<=?" if state == WAITING else " AND run_at>?"
             params[1] = WAITING

@@ -29,6 +29,7 @@ RETENTION_BATCH = 1000
 RETENTION_BATCHES_PER_PASS = 20
 DOORBELL_SWEEP_EVERY = 1.0
 DOORBELL_GRACE = 1.0  # due for this long with no doorbell in the broker: ring again
+FORGET_INSTANCE_AFTER = 300.0  # an instance silent this long is gone (its jobs stall back)
 
 
 class Upkeep:
@@ -81,6 +82,13 @@ class Upkeep:
     def forget_instance(self) -> None:
         self.store.execute("DELETE FROM instance WHERE id=?", (self.owner,))
 
+    def forget_silent_instances(self) -> None:
+        try:
+            self.store.execute("DELETE FROM instance WHERE last_seen<?",
+                               (time.time() - FORGET_INSTANCE_AFTER,))
+        except Exception:
+            log.exception("could not prune instance rows")
+
     # -- maintenance --------------------------------------------------------------------
 
     def _maintenance_loop(self) -> None:
@@ -104,6 +112,7 @@ class Upkeep:
                 next_sweep = now + DOORBELL_SWEEP_EVERY
             if now >= next_retention:
                 next_retention = now + RETENTION_EVERY
+                self.forget_silent_instances()
 
     def recover_stalled(self, runner: QueueRunner) -> None:
         spec = runner.spec
@@ -125,7 +134,7 @@ class Upkeep:
         try:
             in_broker = bell.pending_in_broker()
         except Exception as exc:
-            bell._mark(False, exc)
+            bell.mark_reachable(False, exc)
             in_broker = 0
         if in_broker == 0:
             if not bell.publish():
