@@ -58,16 +58,19 @@ class TimedSlot:
         self._thread.start()
 
     def _serve(self) -> None:
-        while True:
-            item = self._inbox.get()
-            if item is None:
-                return
-            call, outcome = item
-            try:
-                outcome.value = call()
-            except BaseException as exc:  # noqa: B036 - reported to the waiting worker
-                outcome.error = exc
-            outcome.done.set()
+        try:
+            while True:
+                item = self._inbox.get()
+                if item is None:
+                    return
+                call, outcome = item
+                try:
+                    outcome.value = call()
+                except BaseException as exc:  # noqa: B036 - reported to the waiting worker
+                    outcome.error = exc
+                outcome.done.set()
+        except JobTimeout:
+            return  # the stop request reached a job that had just finished
 
     def run(self, call: Callable[[], Any], timeout: float) -> _Outcome | None:
         """The outcome, or None when `timeout` passed first (this slot is then spent)."""

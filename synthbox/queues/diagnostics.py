@@ -1,7 +1,8 @@
 """The `diagnostics` queue: jobs that check an install and feed benchmarks and crash tests.
 
 - `noop`: does nothing;
-- `sleep` `{"seconds": s}`: waits s seconds (stops early when the job times out);
+- `sleep` `{"seconds": s}`: waits s seconds, reporting 50% progress half-way (stops early
+  when the job times out);
 - `fail` `{"times": n, "message": m}`: fails its first n attempts, then succeeds.
 """
 
@@ -23,7 +24,10 @@ def sleep(job: JobContext) -> dict[str, Any]:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         raise JobOptionError("data.seconds", "must be a number of seconds, 0 or more")
     job.log(f"attempt {job.attempt}: sleeping {seconds} s")
-    finished = job.sleep(seconds)
+    finished = job.sleep(seconds / 2)
+    if finished:
+        job.progress(50)
+        finished = job.sleep(seconds / 2)
     return {"slept": seconds, "finished": finished}
 
 
