@@ -81,7 +81,7 @@ class ClientRedisStorage(RedisStorage):
     def __init__(self, name: str, client: Any, read_timeout: float = 1.0) -> None:
         self.pool = getattr(client, "connection_pool", None)
         self.conn = client
-        self.connection_params = {}
+        self.connection_params: dict[str, Any] = {}
         self._pop = client.register_script(SCHEDULE_POP_LUA)
         self.name = name
         self.queue_key = f"huey.redis.{name}"
@@ -113,7 +113,7 @@ def _hosts(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     return hosts, options
 
 
-CONNECT = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
+CONNECT: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
 
 
 def connect_redis(url: str, sentinel_name: str = "", cluster: bool = False) -> Any:

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from huey.consumer import Consumer, Worker
+from huey.consumer import Consumer, Scheduler, Worker
 
 from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.context import JobContext
@@ -300,10 +300,24 @@ class DoorbellWorker(Worker):
         self.delay *= self.backoff
 
 
+class QuietScheduler(Scheduler):
+    """Huey's scheduler (delayed doorbells), resting while the broker is known to be down:
+    the doorbell has said so once, and the records are processed without it meanwhile."""
+
+    runner: QueueRunner
+
+    def loop(self, now: Any = None) -> None:
+        if self.runner.doorbell.healthy:
+            super().loop(now)
+        else:
+            self.stop_flag.wait(self.interval)
+
+
 class EmbeddedConsumer(Consumer):
     """Huey's consumer run as threads inside `synthbox serve`; the host owns the signals."""
 
     worker_class = DoorbellWorker
+    scheduler_class = QuietScheduler
 
     def __init__(self, runner: QueueRunner):
         self.runner = runner
@@ -317,6 +331,11 @@ class EmbeddedConsumer(Consumer):
         worker = super()._create_worker()
         worker.runner = self.runner
         return worker
+
+    def _create_scheduler(self) -> QuietScheduler:
+        scheduler = super()._create_scheduler()
+        scheduler.runner = self.runner
+        return scheduler
 
     def _set_signal_handlers(self) -> None:
         pass
