@@ -6,6 +6,7 @@ job, so they are written once as parameterised SQL (DESIGN.md, "The hot path").
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -45,16 +46,23 @@ class JobStore:
     def __init__(self, db: Database):
         self.db = db
         self.postgres = isinstance(db, PostgresqlDatabase)
-        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
-        self._claim_sql = self._sql(
-            "UPDATE job SET status='active', attempts_made=attempts_made+1, started_at=?, "
-            "lease_until=?, owner=? "
-            "WHERE id IN (SELECT id FROM job WHERE queue=? AND status='waiting' AND run_at<=? "
-            f"ORDER BY priority DESC, run_at, id LIMIT ?{lock}) "
-            "AND status='waiting' "
-            "AND NOT EXISTS (SELECT 1 FROM queue_state WHERE name=? AND paused=?) "
-            "RETURNING id, name, data, attempts_made, attempts_max, backoff_type, "
-            "backoff_delay, timeout, priority, run_at")
+        due = ("SELECT id FROM job WHERE queue=:queue AND status='waiting' AND run_at<=:now "
+               "AND NOT EXISTS (SELECT 1 FROM queue_state WHERE name=:queue AND paused=:yes) "
+               "ORDER BY priority DESC, run_at, id LIMIT :limit")
+        claim = ("UPDATE job SET status='active', attempts_made=job.attempts_made+1, "
+                 "started_at=:now, lease_until=:lease, owner=:owner ")
+        returning = ("RETURNING job.id, job.name, job.data, job.attempts_made, job.attempts_max, "
+                     "job.backoff_type, job.backoff_delay, job.timeout, job.priority, job.run_at")
+        if self.postgres:
+            # A CTE runs once; an IN (... FOR UPDATE SKIP LOCKED) subquery may be rescanned
+            # within the statement and then skip the rows it locked itself (seen: a job
+            # claimed out of FIFO order).
+            self._claim_sql = re.sub(r":(\w+)", r"%(\1)s", (
+                f"WITH picked AS ({due} FOR UPDATE SKIP LOCKED) {claim}"
+                f"FROM picked WHERE job.id=picked.id {returning}"))
+        else:
+            # One statement under SQLite's write lock: the subquery cannot race.
+            self._claim_sql = f"{claim}WHERE id IN ({due}) {returning}"
         self._complete_sql = self._sql(
             "UPDATE job SET status='completed', result=?, finished_at=?, progress=100, "
             "lease_until=NULL, owner=NULL WHERE id=? AND status='active' AND owner=?")
@@ -81,9 +89,15 @@ class JobStore:
         """Take up to `limit` due jobs of `queue`, highest priority first, FIFO within one."""
         now = time.time() if now is None else now
         with self.db.atomic():
-            rows = self.db.execute_sql(self._claim_sql, (
-                now, now + lease, owner, queue, now, limit, queue, True)).fetchall()
+            rows = self.db.execute_sql(self._claim_sql, self._claim_params(
+                queue, limit, owner, lease, now)).fetchall()
             return self._claimed(queue, rows, now)
+
+    @staticmethod
+    def _claim_params(queue: str, limit: int, owner: str, lease: float,
+                      now: float) -> dict[str, Any]:
+        return {"queue": queue, "now": now, "yes": True, "limit": limit, "lease": now + lease,
+                "owner": owner}
 
     def claim_limited(self, queue: str, limit: int, owner: str, lease: float,
                       rate_max: int, rate_window: float) -> tuple[list[ClaimedJob], float]:
@@ -103,8 +117,8 @@ class JobStore:
             allowed = min(limit, rate_max - len(rows))
             if allowed <= 0:
                 return [], max(rows[0][0] + rate_window - now, 0.001)
-            claimed = self.db.execute_sql(self._claim_sql, (
-                now, now + lease, owner, queue, now, allowed, queue, True)).fetchall()
+            claimed = self.db.execute_sql(self._claim_sql, self._claim_params(
+                queue, allowed, owner, lease, now)).fetchall()
             if claimed:
                 self.db.cursor().executemany(
                     self._sql("INSERT INTO rate_hit (queue, at) VALUES (?, ?)"),
