@@ -18,6 +18,8 @@ import click
 from synthbox import __version__
 from synthbox.config import SETTINGS, Settings, SettingsError, load_settings
 from synthbox.jobs.errors import JobOptionError, UnknownQueue
+from synthbox.paths import DataDirError
+from synthbox.serve import StartError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -239,7 +241,68 @@ def resume_queue(engine: Any, queue: str, **_: Any) -> None:
     click.echo(f"{queue} resumed")
 
 
+# -- the service ---------------------------------------------------------------------------
+
+@cli.command("install")
+@click.option("--root", "root_dir", default="/", show_default=True,
+              help="Write the tree under this folder instead (no user, no systemd).")
+@click.option("--binary", default=None, help="The file to install (default: this binary).")
+@click.option("--overwrite-config", is_flag=True, help="Replace an existing synthbox.toml.")
+def install_command(root_dir: str, binary: str | None, overwrite_config: bool) -> None:
+    """Install this binary as the synthbox systemd service, and start it."""
+    from pathlib import Path
+
+    from synthbox.install import CONFIG, DATA, InstallError, install, wait_until_healthy
+
+    if binary is None and not getattr(sys, "frozen", False):
+        raise BadInput("--binary: needed when not run from the built binary "
+                       "(packaging/build.sh builds dist/synthbox)")
+    source = Path(binary) if binary else Path(sys.executable)
+    root = Path(root_dir)
+    try:
+        for line in install(root, source, overwrite_config):
+            click.echo(line)
+    except InstallError as exc:
+        raise BadInput(str(exc)) from None
+    if root.resolve() != Path("/"):
+        return
+    settings = load_settings(config_path=str(root / CONFIG))
+    if not wait_until_healthy(settings.port):
+        click.echo("Error: the service did not become healthy in 60 s; see "
+                   "journalctl -u synthbox", err=True)
+        sys.exit(1)
+    started = (root / DATA / "synthbox.log").read_text().rsplit("--- ", 1)[-1]
+    click.echo(started.split("\n", 1)[-1].rstrip())
+
+
+@cli.command("uninstall")
+@click.option("--root", "root_dir", default="/", show_default=True,
+              help="Remove the tree written under this folder.")
+@click.option("--purge", is_flag=True, help="Also remove the data, the config and the user.")
+def uninstall_command(root_dir: str, purge: bool) -> None:
+    """Stop and remove the service and the binary (the data stays unless --purge)."""
+    from pathlib import Path
+
+    from synthbox.install import InstallError, uninstall
+
+    try:
+        for line in uninstall(Path(root_dir), purge):
+            click.echo(line)
+    except InstallError as exc:
+        raise BadInput(str(exc)) from None
+
+
 # -- checks -------------------------------------------------------------------------------
+
+@cli.command()
+def version() -> None:
+    """Print the version, and how this copy runs (binary or Python)."""
+    import platform
+
+    how = "single binary" if getattr(sys, "frozen", False) else "Python package"
+    click.echo(f"synthbox {__version__} ({how}, Python {platform.python_version()}, "
+               f"{platform.system()} {platform.machine()})")
+
 
 @cli.command()
 @settings_options
@@ -278,7 +341,10 @@ def main(argv: list[str] | None = None) -> None:
         message = exc.format_message().replace("\n", " ")
         click.echo(f"Error: {message}", err=True)
         sys.exit(exc.exit_code)
-    except (SettingsError, JobOptionError, UnknownQueue) as exc:
+    except (SettingsError, JobOptionError, UnknownQueue, DataDirError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except StartError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     sys.exit(0)

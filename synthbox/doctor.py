@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import platform
+import shutil
+import stat
+import sys
 import time
+from pathlib import Path
 
 import click
 
+from synthbox import __version__
 from synthbox.config import Settings
 from synthbox.jobs.engine import Engine
+
+LOW_DISK_BYTES = 1 << 30
+
+
+def describe_data_dir(path: Path) -> list[str]:
+    """Where the data lives, who may read it, and how much room is left."""
+    info = path.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    lines = [f"data directory: {path} (mode {mode:04o}"
+             + (", readable by other users: consider chmod 700)" if mode & 0o007 else ")")]
+    free = shutil.disk_usage(path).free
+    warning = " (LOW)" if free < LOW_DISK_BYTES else ""
+    lines.append(f"free disk:      {free / (1 << 30):.1f} GiB{warning}")
+    return lines
 
 
 def run_doctor(settings: Settings, wait: float = 15.0) -> int:
@@ -15,12 +35,16 @@ def run_doctor(settings: Settings, wait: float = 15.0) -> int:
     engine = Engine(settings)
     try:
         backends = engine.backends()
-        click.echo(f"data directory: {engine.data_path}")
+        how = "single binary" if getattr(sys, "frozen", False) else "Python package"
+        click.echo(f"synthbox:       {__version__} ({how})")
+        click.echo(f"python:         {platform.python_version()} ({sys.executable})")
+        for line in describe_data_dir(engine.data_path):
+            click.echo(line)
         click.echo(f"records:        {backends['records']}")
         click.echo(f"transport:      {backends['transport']}")
         checks = engine.readiness()
         for name, state in checks.items():
-            click.echo(f"{name + ' check:':<16}{state}")
+            click.echo(f"{name + ' up:':<16}{state}")
         service = engine.service("diagnostics")
         started = time.monotonic()
         job = service.add("noop", {"doctor": True})

@@ -20,8 +20,19 @@ def default_data_dir() -> Path:
     return Path(base) / "synthbox"
 
 
+class DataDirError(OSError):
+    """The data directory cannot be created or written; the message names it."""
+
+
 def data_dir(configured: str = "") -> Path:
-    """The data directory, created (mode 0700) if it does not exist yet."""
-    path = Path(configured).expanduser() if configured else default_data_dir()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """The data directory, created (mode 0700) if it does not exist yet, and writable."""
+    path = (Path(configured).expanduser() if configured else default_data_dir()).absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = path / f".write-check-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise DataDirError(f"data_dir: cannot write to {path} ({exc.strerror}); choose "
+                           "another with --data-dir or SYNTHBOX_DATA_DIR") from None
     return path.resolve()

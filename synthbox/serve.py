@@ -7,19 +7,29 @@ signal exits at once; jobs still active are then recovered by upkeep as stalled.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
+import time
 from typing import Any
 
 from synthbox import __version__
 from synthbox.config import Settings
 from synthbox.jobs.engine import Engine
+from synthbox.notify import notify, start_watchdog
 from synthbox.secrets import ADMIN_TOKEN_FILE
 
 log = logging.getLogger("synthbox.serve")
+
+START_LOG = "synthbox.log"
+
+
+class StartError(RuntimeError):
+    """SynthBox cannot start; the message says why in one line."""
 
 
 def configure_logging(level: str) -> None:
@@ -46,18 +56,49 @@ def start_block(settings: Settings, engine: Engine, url: str | None) -> str:
     return "\n".join(lines)
 
 
+def show_start_block(block: str, engine: Engine) -> None:
+    """Print the start block; also into the data directory when nobody watches a terminal
+    (started from a file manager, or by systemd)."""
+    print(block, file=sys.stderr, flush=True)
+    if not sys.stdout.isatty():
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(engine.data_path / START_LOG, "a") as handle:
+            handle.write(f"--- {stamp}\n{block}\n")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts so a busy port fails fast."""
+    where = f"port {port} on {host}"
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(info[0], socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(info[4])
+        sock.listen(1024)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartError(f"{where} is already in use (is SynthBox already running?); "
+                             "choose another with --port") from None
+        raise StartError(f"cannot listen on {where}: {exc.strerror}") from None
+    return sock
+
+
 def serve(settings: Settings) -> int:
     configure_logging(settings.log_level)
+    sock = listen(settings.host, settings.port) if settings.web else None
     engine = Engine(settings)
     stop = threading.Event()
-    signals_seen = []
+    first_signal_at: list[float] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
-        signals_seen.append(signum)
-        if len(signals_seen) > 1:
-            log.warning("second signal: exiting now")
+        # A signal repeated within a second is the same request arriving twice (systemd
+        # signals the whole cgroup; the one-file binary's launcher forwards it too).
+        if first_signal_at and time.monotonic() - first_signal_at[0] > 1.0:
+            log.warning("second signal: exiting now; active jobs will be recovered as stalled")
             os._exit(1)
-        log.info("received %s: stopping", signal.Signals(signum).name)
+        if not first_signal_at:
+            first_signal_at.append(time.monotonic())
+            log.info("received %s: stopping", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -65,12 +106,12 @@ def serve(settings: Settings) -> int:
 
     server = None
     url = None
-    if settings.web:
+    if sock is not None:
         from waitress import create_server
 
         from synthbox.web import create_app
 
-        server = create_server(create_app(engine), host=settings.host, port=settings.port,
+        server = create_server(create_app(engine), sockets=[sock],
                                threads=settings.http_threads, ident="synthbox",
                                clear_untrusted_proxy_headers=True)
         host = settings.host if ":" not in settings.host else f"[{settings.host}]"
@@ -81,10 +122,13 @@ def serve(settings: Settings) -> int:
     if server is not None:
         http_thread = threading.Thread(target=server.run, name="http", daemon=True)
         http_thread.start()
-    print(start_block(settings, engine, url), file=sys.stderr, flush=True)
+    show_start_block(start_block(settings, engine, url), engine)
+    notify("READY=1")
+    start_watchdog(stop, lambda: "ok" == engine.readiness()["records"])
 
     while not stop.wait(1.0):
         pass
+    notify("STOPPING=1")
     engine.stop()
     if server is not None:
         server.close()

@@ -58,8 +58,8 @@ class JobStore:
             # within the statement and then skip the rows it locked itself (seen: a job
             # claimed out of FIFO order).
             self._claim_sql = re.sub(r":(\w+)", r"%(\1)s", (
-                f"WITH picked AS ({due} FOR UPDATE SKIP LOCKED) {claim}"
-                f"FROM picked WHERE job.id=picked.id {returning}"))
+                f"WITH picked AS MATERIALIZED ({due} FOR UPDATE SKIP LOCKED) {claim}"
+                f"FROM picked WHERE job.id=picked.id AND job.status='waiting' {returning}"))
         else:
             # One statement under SQLite's write lock: the subquery cannot race.
             self._claim_sql = f"{claim}WHERE id IN ({due}) {returning}"

@@ -18,9 +18,10 @@ def create_app(engine: Engine) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from synthbox.web import api, errors, health
+    from synthbox.web import api, errors, health, pages
 
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
     return app

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from synthbox.jobs.errors import JobOptionError, UnknownQueue
 
@@ -57,6 +57,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
+        if not _wants_json():
+            return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         return envelope(exc.code or 500, code, exc.description or exc.name)
 
@@ -64,7 +66,16 @@ def init_app(app: Flask) -> None:
     def unexpected(exc: Exception) -> Any:
         if _is_unavailable(exc):
             log.warning("backend unavailable: %s", exc)
+            if not _wants_json():
+                return "A backend is unreachable right now; retry shortly.", 503
             return envelope(503, "unavailable", "a backend is unreachable right now; "
                             "retry shortly")
         log.exception("unexpected error")
+        if not _wants_json():
+            return InternalServerError()
         return envelope(500, "internal_error", "unexpected error; see the server log")
+
+
+def _wants_json() -> bool:
+    """The API and the health checks answer JSON; pages answer HTML."""
+    return request.path.startswith(("/api/", "/healthz", "/readyz"))
