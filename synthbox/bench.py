@@ -2,13 +2,15 @@
 
 Figures: enqueue jobs/s (one `add()` at a time), drain jobs/s (a pre-filled queue to
 empty), pickup latency p50/p99 (enqueue to claim, at 100 jobs/s with workers idle),
-and the process's peak RSS. Records go to a temporary SQLite file unless a
-database URL is given; the Redis transport uses REDIS_URL or 127.0.0.1:6379.
+and the process's peak RSS. Records always go to a temporary SQLite file; the Redis
+transport uses REDIS_URL (or 127.0.0.1:6379) under keys of its own, so a bench never
+touches a running deployment's jobs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import sys
@@ -37,12 +39,13 @@ def measure(settings: Settings, backend: str, jobs: int, progress: bool = False)
     with tempfile.TemporaryDirectory(prefix="synthbox-bench-") as tmp:
         values = dict(settings.values)
         values["data_dir"] = tmp
+        values["database_url"] = ""
         values["queues"] = {"diagnostics": {"concurrency": 8}}
         if backend == "redis":
             values["redis_url"] = settings.redis_url or "redis://127.0.0.1:6379/0"
         else:
             values["redis_url"] = ""
-        engine = Engine(Settings(values))
+        engine = Engine(Settings(values), namespace=f"synthbox-bench-{os.getpid()}")
         try:
             return _measure(engine, backend, jobs, progress)
         finally:
@@ -53,7 +56,6 @@ def measure(settings: Settings, backend: str, jobs: int, progress: bool = False)
 def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[str, Any]:
     service = engine.service("diagnostics")
     handle = engine.queues["diagnostics"]
-    handle.doorbell.huey.storage.flush_queue()
 
     started = time.perf_counter()
     with click.progressbar(length=jobs, label="enqueue", file=sys.stderr,
@@ -65,7 +67,7 @@ def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[st
     enqueue_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    engine.start_workers()
+    engine.start_workers(["diagnostics"])
     runner = handle.runner
     assert runner is not None
     with click.progressbar(length=jobs, label="drain  ", file=sys.stderr,

@@ -18,6 +18,7 @@ import click
 from synthbox import __version__
 from synthbox.config import SETTINGS, Settings, SettingsError, load_settings
 from synthbox.jobs.errors import JobOptionError, UnknownQueue
+from synthbox.jobs.service import JOB_ID
 from synthbox.paths import DataDirError
 from synthbox.serve import StartError
 
@@ -149,10 +150,9 @@ def add_job(engine: Any, queue: str, name: str, data: str, priority: int, delay:
 @with_engine
 def show_job(engine: Any, job_id: str, as_json: bool, **_: Any) -> None:
     """Show a job by its id."""
-    if not job_id.isdigit():
+    if not JOB_ID.fullmatch(job_id):
         raise BadInput("ID: must be a job id (a whole number)")
-    row = engine.store.execute("SELECT queue FROM job WHERE id=?", (int(job_id),)).fetchone()
-    job = engine.service(row[0]).get_job(job_id) if row else None
+    job = engine.find_job(int(job_id))
     if job is None:
         click.echo(f"Error: job {job_id} not found", err=True)
         sys.exit(1)

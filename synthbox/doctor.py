@@ -48,7 +48,7 @@ def run_doctor(settings: Settings, wait: float = 15.0) -> int:
         service = engine.service("diagnostics")
         started = time.monotonic()
         job = service.add("noop", {"doctor": True})
-        engine.start_workers()
+        engine.start_workers(["diagnostics"])  # never the production queues
         deadline = started + wait
         while time.monotonic() < deadline:
             current = service.get_job(job["id"])

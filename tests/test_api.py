@@ -153,3 +153,43 @@ def test_missing_or_wrong_token_is_401(server, token):
 def test_token_file_is_private(server):
     assert (server.data_dir / "admin-token").stat().st_mode & 0o777 == 0o600
     assert server.token not in server.output(), "the token must never be logged"
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/api/v1/queues/diagnostics/jobs/%C2%B2", 404),
+    ("/api/v1/queues/diagnostics/jobs/99999999999999999999999", 404),
+    ("/api/v1/queues/diagnostics/jobs?before=99999999999999999999999", 400),
+    ("/api/v1/queues/diagnostics/jobs?limit=%C2%B2", 400),
+    ("/api/v1/queues/diagnostics/jobs?state=failed&limit=0", 400),
+])
+def test_odd_paths_and_queries_are_answered_not_crashed(server, path, status):
+    got, reply = server.request("GET", path)
+    assert got == status, reply
+    assert reply["success"] is False
+
+
+@pytest.mark.parametrize("opts", [{"runAt": 1e300}, {"delay": 1e17}, {"timeout": -1},
+                                  {"backoff": {"type": "fixed", "delay": "soon"}}])
+def test_impossible_times_are_refused_before_anything_is_written(server, opts):
+    before = server.request("GET", "/api/v1/queues/diagnostics/stats")[1]["data"]["total"]
+    status, reply = server.request("POST", "/api/v1/queues/diagnostics/jobs",
+                                   {"name": "noop", "opts": opts})
+    assert status == 400, reply
+    assert reply["error"]["message"].startswith("opts.")
+    assert server.request("GET", "/api/v1/queues/diagnostics/stats")[1]["data"]["total"] == before
+
+
+def test_deeply_nested_json_is_400(server):
+    status, reply = server.request("POST", "/api/v1/queues/diagnostics/jobs",
+                                   raw=b"[" * 100000 + b"]" * 100000)
+    assert status == 400 and reply["error"]["message"].startswith("body: malformed JSON")
+
+
+def test_run_at_in_milliseconds(server):
+    import time
+
+    when = int((time.time() + 3600) * 1000)
+    status, reply = server.request("POST", "/api/v1/queues/diagnostics/jobs",
+                                   {"name": "noop", "opts": {"runAt": when}})
+    assert status == 201 and reply["data"]["state"] == "delayed"
+    assert abs(reply["data"]["runAt"] - when) <= 1

@@ -48,6 +48,16 @@ def test_add_show_stats_pause_resume_clean(env, serve_factory, tmp_path):
     assert cleaned.stdout.strip() == "removed 1 completed job(s)"
 
 
+def test_add_with_delay_and_attempts(env):
+    added = run_cli("jobs", "add", "diagnostics", "noop", "--delay", "120", "--attempts", "4",
+                    "--json", env=env)
+    job = json.loads(added.stdout)
+    assert job["state"] == "delayed" and job["attempts"] == 4
+    assert 119_000 <= job["runAt"] - job["timestamp"] <= 121_000
+    again = run_cli("jobs", "add", "diagnostics", "noop", "--job-id", "k1", env=env).stdout
+    assert run_cli("jobs", "add", "diagnostics", "noop", "--job-id", "k1", env=env).stdout == again
+
+
 def test_retry_failed(env, tmp_path):
     added = run_cli("jobs", "add", "diagnostics", "fail", "--attempts", "1", env=env)
     job_id = int(added.stdout)
@@ -70,6 +80,8 @@ def test_retry_failed(env, tmp_path):
     (("queue", "clean", "diagnostics", "--grace", "soon"), "--grace: must be a duration"),
     (("queue", "stats", "--port", "99999"), "port (from command line): must be a port number"),
     (("jobs", "show", "abc"), "ID: must be a job id"),
+    (("jobs", "show", "²"), "ID: must be a job id"),
+    (("jobs", "add", "diagnostics", "noop", "--delay", "1e300"), "--delay: is too far"),
 ])
 def test_bad_input_exits_2_with_one_line(env, args, message):
     result = run_cli(*args, env=env)

@@ -107,6 +107,28 @@ def test_readme_settings_table_matches_the_code():
         assert meaning == setting.help, setting.name
 
 
+def test_readme_queue_options_match_the_queue_spec():
+    from dataclasses import fields
+
+    from synthbox.jobs.spec import QueueSpec
+    from synthbox.queues.diagnostics import DIAGNOSTICS
+
+    text = README.read_text().split("### Queue options")[1].split("Example")[0]
+    documented = []
+    for row in re.findall(r"^\| (`.*?) \| .*? \| (.*?) \|$", text, re.M):
+        names = re.findall(r"`(\w+)`", row[0])
+        defaults = [d.strip() for d in row[1].split(",")]
+        documented += names
+        for name, shown in zip(names, defaults, strict=True):
+            value = getattr(DIAGNOSTICS, name)
+            if isinstance(value, int | float):
+                assert float(shown) == value, name
+            else:
+                assert shown == ("none" if value is None else value), name
+    options = [f.name for f in fields(QueueSpec) if f.name not in ("name", "handlers")]
+    assert sorted(documented) == sorted(options)
+
+
 def test_readme_opens_with_the_two_commands():
     blocks = re.findall(r"```sh\n(.*?)\n```", README.read_text(), re.S)
     assert blocks[0] == "python3 -m pip install . && python3 -m synthbox"

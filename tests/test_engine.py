@@ -249,3 +249,90 @@ def test_heartbeat_renews_leases_of_long_jobs(make_engine):
     done = service.get_job(job["id"])
     assert done["stalledCount"] == 0, "a live instance's job must not be taken as stalled"
     assert done["attemptsMade"] == 1
+
+
+def test_a_claim_takes_no_more_than_its_limit_in_priority_order(make_engine):
+    engine = make_engine(workers=False)
+    service = engine.service("diagnostics")
+    added = service.add_bulk([{"name": "noop", "priority": p} for p in [0, 5, 10, 5, 0, 10, 3] * 5])
+    store = engine.store
+    taken = []
+    for limit in (1, 1, 4, 4, 10):
+        jobs = store.claim("diagnostics", limit, "tester", 30)
+        assert len(jobs) == limit
+        taken += jobs
+    expected = sorted(added, key=lambda j: (-j["priority"], j["runAt"], int(j["id"])))
+    assert [j.id for j in taken] == [int(j["id"]) for j in expected[:20]]
+    assert service.get_stats()["active"] == 20
+
+
+def test_concurrency_is_the_number_of_jobs_running_at_once(make_engine):
+    engine = make_engine({"diagnostics": {"concurrency": 3}})
+    service = engine.service("diagnostics")
+    jobs = service.add_bulk([{"name": "sleep", "data": {"seconds": 0.4}}] * 9)
+    ids = [j["id"] for j in jobs]
+    wait_for(lambda: all_done(service, ids), 30, message="nine sleeps")
+    spans = [(j["processedOn"], j["finishedOn"]) for j in (service.get_job(i) for i in ids)]
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running, most = 0, 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    assert most == 3, f"{most} jobs ran at once with concurrency 3"
+
+
+def test_high_priority_jumps_the_queue(make_engine):
+    engine = make_engine({"diagnostics": {"concurrency": 1}}, workers=False)
+    service = engine.service("diagnostics")
+    normal = service.add_bulk([{"name": "noop"}] * 3)
+    urgent = service.add_high_priority("noop", {"urgent": True})
+    assert urgent["priority"] == 10
+    first = engine.store.claim("diagnostics", 1, "tester", 30)
+    assert first[0].id == int(urgent["id"]) and first[0].id > int(normal[-1]["id"])
+
+
+def test_a_stale_run_cannot_finish_a_job_claimed_again(make_engine):
+    engine = make_engine(workers=False)
+    service = engine.service("diagnostics")
+    store = engine.store
+    job = service.add("noop", {})
+    old = store.claim("diagnostics", 1, "me", lease=0.0)[0]
+    time.sleep(0.01)
+    assert store.recover_stalled("diagnostics", 5)[0] == [old.id]  # its lease lapsed
+    new = store.claim("diagnostics", 1, "me", lease=30)[0]  # the same instance claims again
+    store.finish("me", [(old, '"stale"', time.time())], [])
+    assert service.get_job(job["id"])["state"] == "active", "the stale run changed the job"
+    store.finish("me", [(new, '"fresh"', time.time())], [])
+    done = service.get_job(job["id"])
+    assert done["state"] == "completed" and done["returnvalue"] == "fresh"
+
+
+def test_a_batch_that_cannot_be_recorded_stalls_back_and_completes(make_engine, monkeypatch):
+    engine = make_engine({"diagnostics": {"stalled_interval": 0.5}}, workers=False)
+    service = engine.service("diagnostics")
+    real_finish = engine.store.finish
+    failures = []
+
+    def finish_fails_once(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("records database went away")  # fault injection
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(engine.store, "finish", finish_fails_once)
+    job = service.add("noop", {})
+    engine.start_workers()
+    wait_for(lambda: service.get_job(job["id"])["state"] == "completed", 15,
+             message="recovered job")
+    done = service.get_job(job["id"])
+    assert failures and done["stalledCount"] == 1 and done["attemptsMade"] == 1
+
+
+def test_bulk_with_several_delays_rings_for_each(make_engine):
+    engine = make_engine()
+    service = engine.service("diagnostics")
+    jobs = service.add_bulk([{"name": "noop", "delay": d} for d in (0.2, 0.5, 0.8)])
+    wait_for(lambda: all_done(service, [j["id"] for j in jobs]), message="delayed bulk")
+    for job in jobs:
+        late = service.get_job(job["id"])["processedOn"] - job["runAt"]
+        assert 0 <= late < 500, f"job due at {job['runAt']} started {late} ms late"

@@ -153,22 +153,26 @@ def test_redis_down_during_enqueue_answers_2xx_or_503_and_loses_nothing(
         "no half-written job from a refused request"
 
 
-@pytest.mark.parametrize("transport", ["sqlite", "redis"])
-def test_rate_limit_holds_across_two_processes(transport, serve_factory, tmp_path, own_redis):
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres", "postgres-no-redis"])
+def test_rate_limit_holds_across_two_processes(backend, serve_factory, tmp_path, own_redis,
+                                               request):
     limit, window = 5, 1.0
     env = queues_env(concurrency=4, rate_limit_max=limit, rate_limit_duration=window)
-    if transport == "redis":
+    if backend in ("redis", "postgres"):
         env["REDIS_URL"] = own_redis.url
+    if backend.startswith("postgres"):
+        env["DATABASE_URL"] = request.getfixturevalue("pg_url")
     data = tmp_path / "data"
+    db = Records(data, env.get("DATABASE_URL"))
     one = serve_factory(env, data)
     serve_factory(env, data)
     jobs = [{"name": "noop", "data": {"i": i}} for i in range(25)]
     status, _ = one.request("POST", "/api/v1/queues/diagnostics/jobs/bulk", {"jobs": jobs})
     assert status == 201
-    wait_for(lambda: counts(data).get("completed", 0) == 25, 30, interval=0.2,
-             message=f"25 completed, have {counts(data)}")
-    starts = sorted(r[0] for r in Records(data).query("SELECT started_at FROM job"))
-    assert counts(data) == {"completed": 25}
+    wait_for(lambda: db.counts().get("completed", 0) == 25, 30, interval=0.2,
+             message=f"25 completed, have {db.counts()}")
+    starts = sorted(r[0] for r in db.query("SELECT started_at FROM job"))
+    assert db.counts() == {"completed": 25}
     for i, start in enumerate(starts):
         in_window = [t for t in starts[i:] if t <= start + window]
         assert len(in_window) <= limit, f"{len(in_window)} starts within {window} s of {start}"
@@ -191,6 +195,9 @@ def test_sigterm_leaves_no_job_active(serve_factory, tmp_path):
     assert counts(data) == {"waiting": 5}, "running jobs are handed back, none left active"
     records = Records(data)
     assert {r[0] for r in records.query("SELECT attempts_made FROM job")} == {0}
+    # the three that were running count a stall (maxStalledCount bounds restarts too)
+    assert sorted(r[0] for r in records.query("SELECT stalled_count FROM job")) == [
+        0, 0, 1, 1, 1]
     assert records.query("SELECT COUNT(*) FROM instance")[0][0] == 0
 
 

@@ -24,6 +24,7 @@ from huey.serializer import Serializer
 from huey.storage import SCHEDULE_POP_LUA, RedisStorage, SqliteStorage
 
 from synthbox.config import SettingsError
+from synthbox.jobs.waker import Waker
 
 log = logging.getLogger("synthbox.broker")
 
@@ -157,16 +158,17 @@ def warn_if_exposed(url: str) -> None:
             return
 
 
-def build_huey(queue: str, redis_client: Any | None, data_path: Path) -> Huey:
+def build_huey(queue: str, redis_client: Any | None, data_path: Path,
+               namespace: str = "synthbox") -> Huey:
     """The Huey instance that carries doorbells for `queue`."""
     serializer = JsonSerializer()
     if redis_client is not None:
         # Hash-tagged, so every key of this queue lands in one Redis Cluster slot.
-        name = f"{{synthbox.{queue}}}"
+        name = f"{{{namespace}.{queue}}}"
         huey = Huey(name, results=False, serializer=serializer, utc=True,
                     storage_class=ClientRedisStorage, client=redis_client)
     else:
-        huey = Huey(f"synthbox.{queue}", results=False, serializer=serializer, utc=True,
+        huey = Huey(f"{namespace}.{queue}", results=False, serializer=serializer, utc=True,
                     storage_class=SqliteStorage, filename=str(data_path / "queue.db"),
                     timeout=10, fsync=False)  # wake-ups need no fsync: the records are the truth
     huey.task(name=WAKE_TASK)(_wake)
@@ -184,9 +186,11 @@ class Doorbell:
     `window` seconds or per `burst` rings, and the last ring of a window is never lost.
     """
 
-    def __init__(self, queue: str, huey: Huey, window: float = 0.005, burst: int = 100):
+    def __init__(self, queue: str, huey: Huey, waker: Waker, window: float = 0.005,
+                 burst: int = 100):
         self.queue = queue
         self.huey = huey
+        self.waker = waker
         self.local = threading.Event()
         self.window = window
         self.burst = burst
@@ -213,12 +217,15 @@ class Doorbell:
         else:
             self._defer_flush()
 
-    def ring_at(self, when: float) -> None:
-        """Schedule a ring at Unix time `when` in the broker (any instance may answer it)."""
+    def ring_at(self, when: float, here: bool = False) -> None:
+        """Ring at Unix time `when`: through the broker's schedule, so any instance answers
+        even if this one dies; and with `here`, precisely in this process too."""
+        if here:
+            self.waker.call_at(when, self.ring)
         if time.monotonic() < self._down_until:
             return
-        eta = datetime.datetime.fromtimestamp(when, datetime.UTC).replace(tzinfo=None)
         try:
+            eta = datetime.datetime.fromtimestamp(when, datetime.UTC).replace(tzinfo=None)
             self.huey.add_schedule(self._task((), {}, eta=eta))
             self.mark_reachable(True)
         except Exception as exc:
@@ -253,16 +260,21 @@ class Doorbell:
             self._down_until = time.monotonic() + 1.0
 
     def _defer_flush(self) -> None:
-        self._flush_wanted.set()
-        if self._flusher is None or not self._flusher.is_alive():
-            with self._lock:
-                if self._flusher is None or not self._flusher.is_alive():
-                    self._flusher = threading.Thread(
-                        target=self._flush_loop, name=f"doorbell-{self.queue}", daemon=True)
-                    self._flusher.start()
+        with self._lock:
+            self._flush_wanted.set()
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_loop, name=f"doorbell-{self.queue}", daemon=True)
+                self._flusher.start()
 
     def _flush_loop(self) -> None:
-        while self._flush_wanted.wait(5.0):
+        """Publish the rings a window held back; the thread ends after 5 idle seconds."""
+        while True:
+            if not self._flush_wanted.wait(5.0):
+                with self._lock:  # a ring may have come in just now: check under the lock
+                    if not self._flush_wanted.is_set():
+                        self._flusher = None
+                        return
             self._flush_wanted.clear()
             time.sleep(self.window)
             with self._lock:

@@ -11,6 +11,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,9 @@ def default_registry() -> QueueRegistry:
 
 
 class Engine:
-    def __init__(self, settings: Settings, registry: QueueRegistry | None = None):
+    def __init__(self, settings: Settings, registry: QueueRegistry | None = None,
+                 namespace: str = "synthbox"):
+        """`namespace` prefixes the broker's keys: instances cooperate only within one."""
         self.settings = settings
         self.data_path = settings.data_path
         self.registry = registry or default_registry()
@@ -63,12 +66,14 @@ class Engine:
             self.redis = connect_redis(settings.redis_url, settings.redis_sentinel_name,
                                        settings.redis_cluster_mode)
             warn_if_exposed(settings.redis_url)
-        self.limiter = RedisRateLimiter(self.redis) if self.redis is not None else None
+        self.limiter = (RedisRateLimiter(self.redis, namespace)
+                        if self.redis is not None else None)
         self.waker = Waker()
         self.queues: dict[str, QueueHandle] = {}
         for spec in self.registry:
-            bell = Doorbell(spec.name, build_huey(spec.name, self.redis, self.data_path))
-            service = QueueService(spec, self.store, bell, self.waker)
+            bell = Doorbell(spec.name, build_huey(spec.name, self.redis, self.data_path,
+                                                  namespace), self.waker)
+            service = QueueService(spec, self.store, bell)
             self.queues[spec.name] = QueueHandle(service, bell)
         self.upkeep: Upkeep | None = None
 
@@ -79,6 +84,13 @@ class Engine:
         if handle is None:
             raise UnknownQueue(queue)
         return handle.service
+
+    def find_job(self, job_id: int) -> dict[str, Any] | None:
+        """A job by id, whichever queue it is in."""
+        row = self.store.execute("SELECT queue FROM job WHERE id=?", (job_id,)).fetchone()
+        if row is None or row[0] not in self.queues:
+            return None
+        return self.queues[row[0]].service.get_job(job_id)
 
     def backends(self) -> dict[str, str]:
         """Which backends are in use, and why (printed at start)."""
@@ -119,11 +131,15 @@ class Engine:
 
     # -- workers ------------------------------------------------------------------------
 
-    def start_workers(self) -> None:
+    def start_workers(self, queues: Iterable[str] | None = None) -> None:
+        """Run the embedded consumers of every queue, or of the ones named."""
+        wanted = set(self.queues if queues is None else queues)
         for spec in self.registry:
+            if spec.name not in wanted:
+                continue
             handle = self.queues[spec.name]
             runner = QueueRunner(spec, self.store, handle.doorbell, self.instance_id,
-                                 self.waker, self.limiter)
+                                 self.limiter)
             handle.runner = runner
             handle.service.local_workers = True
             handle.consumer = EmbeddedConsumer(runner)
@@ -148,10 +164,16 @@ class Engine:
         idle = all([consumer.stop_and_wait(deadline) for consumer in consumers])
         if self.upkeep is not None:
             self.upkeep.stop()
-        handed_back = self.store.release(self.instance_id)
-        if handed_back:
-            log.warning("handed %d running job(s) back to their queues", handed_back)
-        elif not idle:
+        for consumer in consumers:
+            # Still running past the deadline: handed back as a stall, so a job that never
+            # fits in a shutdown cannot come back forever (maxStalledCount applies).
+            spec = consumer.runner.spec
+            requeued, failed = self.store.recover_stalled(
+                spec.name, spec.max_stalled_count, owner=self.instance_id)
+            if requeued or failed:
+                log.warning("%s: handed %d running job(s) back to the queue, failed %d "
+                            "stalled too often", spec.name, len(requeued), len(failed))
+        if not idle:
             log.warning("some worker threads did not stop in %.0f s", timeout)
         if self.upkeep is not None:
             self.upkeep.forget_instance()

@@ -31,15 +31,15 @@ return {grant, '0'}
 
 
 class RedisRateLimiter:
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, namespace: str = "synthbox"):
         self.client = client
+        self.namespace = namespace
         self._acquire = client.register_script(_ACQUIRE)
         self._tags = itertools.count()
         self._prefix = f"{os.getpid()}-{id(self):x}"
 
-    @staticmethod
-    def key(queue: str) -> str:
-        return f"synthbox.ratelimit.{{synthbox.{queue}}}"
+    def key(self, queue: str) -> str:
+        return f"{self.namespace}.ratelimit.{{{self.namespace}.{queue}}}"
 
     def acquire(self, queue: str, want: int, limit: int, window: float,
                 now: float) -> tuple[int, str, float]:

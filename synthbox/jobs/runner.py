@@ -27,7 +27,6 @@ from synthbox.jobs.errors import JobTimeout, UnrecoverableError
 from synthbox.jobs.ratelimit import RedisRateLimiter
 from synthbox.jobs.spec import QueueSpec
 from synthbox.jobs.store import ClaimedJob, Failure, JobStore
-from synthbox.jobs.waker import Waker
 
 log = logging.getLogger("synthbox.worker")
 
@@ -90,19 +89,24 @@ class QueueRunner:
     """Claims and runs the jobs of one queue in this instance."""
 
     def __init__(self, spec: QueueSpec, store: JobStore, doorbell: Doorbell, owner: str,
-                 waker: Waker, limiter: RedisRateLimiter | None):
+                 limiter: RedisRateLimiter | None):
         self.spec = spec
         self.store = store
         self.doorbell = doorbell
         self.owner = owner
-        self.waker = waker
         self.limiter = limiter
         self.stopping = threading.Event()
         self.average_seconds: float | None = None
         self.jobs_done = 0
         self._busy = 0
         self._busy_lock = threading.Lock()
+        self._held: set[int] = set()  # claimed by this instance and not yet recorded
         self._slots = threading.local()
+
+    def held_ids(self) -> list[int]:
+        """The jobs whose leases the heartbeat renews."""
+        with self._busy_lock:
+            return list(self._held)
 
     # -- claiming -----------------------------------------------------------------------
 
@@ -133,7 +137,10 @@ class QueueRunner:
                 if not granted:
                     return [], wait
                 jobs = self.store.claim(spec.name, granted, self.owner, lease, now=now)
-                self.limiter.release(spec.name, tag, granted, len(jobs))
+                try:
+                    self.limiter.release(spec.name, tag, granted, len(jobs))
+                except Exception as exc:  # unused slots then expire with the window
+                    log.debug("rate limiter unreachable: %s", exc)
                 return jobs, 0.0
         return self.store.claim_limited(spec.name, limit, self.owner, lease,
                                         spec.rate_limit_max, spec.rate_limit_duration)
@@ -153,17 +160,22 @@ class QueueRunner:
                     return ran
                 if not jobs:
                     if wait:
-                        self.waker.call_at(time.time() + wait, self.doorbell.ring)
+                        self.doorbell.waker.call_at(time.time() + wait, self.doorbell.ring)
                     return ran
+                with self._busy_lock:
+                    self._held.update(job.id for job in jobs)
                 if len(jobs) == limit and self._busy < self.spec.concurrency:
                     self.doorbell.ring()  # more may be due: wake an idle worker to help
                 try:
                     self.run_batch(jobs)
                 except Exception:
-                    # The records database failed us: these jobs stay active until their
-                    # lease runs out, then upkeep hands them back. Nothing is lost.
+                    # The records database failed us. No longer held, these jobs' leases
+                    # run out and upkeep hands them back as stalled. Nothing is lost.
                     log.exception("queue %s: could not record a batch", self.spec.name)
                     return ran
+                finally:
+                    with self._busy_lock:
+                        self._held.difference_update(job.id for job in jobs)
                 ran += len(jobs)
         finally:
             with self._busy_lock:
@@ -173,7 +185,7 @@ class QueueRunner:
     # -- running ------------------------------------------------------------------------
 
     def run_batch(self, jobs: list[ClaimedJob]) -> None:
-        completed: list[tuple[int, str | None, float]] = []
+        completed: list[tuple[ClaimedJob, str | None, float]] = []
         failures: list[Failure] = []
         for index, job in enumerate(jobs):
             if self.stopping.is_set():
@@ -185,7 +197,7 @@ class QueueRunner:
             average = self.average_seconds
             self.average_seconds = elapsed if average is None else average * 0.8 + elapsed * 0.2
             if failure is None:
-                completed.append((job.id, result, time.time()))
+                completed.append((job, result, time.time()))
             else:
                 failures.append(failure)
         self.store.finish(self.owner, completed, failures)
@@ -193,8 +205,7 @@ class QueueRunner:
         for failure in failures:
             self._log_failure(failure)
             if failure.retry_at is not None:
-                self.waker.call_at(failure.retry_at, self.doorbell.ring)
-                self.doorbell.ring_at(failure.retry_at)
+                self.doorbell.ring_at(failure.retry_at, here=True)
 
     def run_one(self, job: ClaimedJob) -> tuple[str | None, Failure | None]:
         """Run one job: (result as JSON text, None) or (None, what went wrong)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,10 +17,11 @@ from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.spec import BACKOFF_TYPES, QueueSpec
 from synthbox.jobs.store import JobStore
-from synthbox.jobs.waker import Waker
 from synthbox.models import ACTIVE, COMPLETED, DELAYED, FAILED, PAUSED, STATES, WAITING
 
 HIGH_PRIORITY = 10
+LATEST_RUN_AT = 253402300799.0  # 9999-12-31T23:59:59Z: later is a mistake, not a plan
+JOB_ID = re.compile(r"[0-9]{1,18}")
 _COLUMNS = ("id, queue, name, data, status, priority, run_at, attempts_made, attempts_max, "
             "backoff_type, backoff_delay, timeout, stalled_count, result, progress, "
             "failed_reason, created_at, started_at, finished_at, job_key")
@@ -64,13 +66,12 @@ def _new_job_row(job_id: int, row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 class QueueService:
-    def __init__(self, spec: QueueSpec, store: JobStore, doorbell: Doorbell, waker: Waker,
+    def __init__(self, spec: QueueSpec, store: JobStore, doorbell: Doorbell,
                  local_workers: bool = False):
         self.spec = spec
         self.name = spec.name
         self.store = store
         self.doorbell = doorbell
-        self.waker = waker
         self.local_workers = local_workers
 
     # -- adding -------------------------------------------------------------------------
@@ -101,7 +102,7 @@ class QueueService:
             for i, row in enumerate(rows):
                 if row[-1] is not None:
                     ids[i] = self._insert_keyed(row)
-        self._announce(min(row[4] for row in rows), now)
+        self._announce([row[4] for row in rows], now)
         keyed = [job_id for job_id, row in zip(ids, rows, strict=True) if row[-1] is not None]
         existing = {int(job["id"]): job for job in self.get_jobs(keyed)} if keyed else {}
         return [existing.get(job_id) or job_dict(_new_job_row(job_id, row), now)
@@ -117,14 +118,13 @@ class QueueService:
                                       (self.name, row[-1])).fetchone()
         return int(existing[0])
 
-    def _announce(self, earliest_run_at: float, now: float) -> None:
-        """Ring the doorbell for new work: now, or when the earliest job becomes due."""
-        if earliest_run_at <= now:
+    def _announce(self, run_times: Sequence[float], now: float) -> None:
+        """Ring the doorbell for new work: now for due jobs, and at each later run time
+        (to 10 ms; past 1,000 distinct times the upkeep sweep rings for the rest)."""
+        if min(run_times) <= now:
             self.doorbell.ring()
-        else:
-            self.doorbell.ring_at(earliest_run_at)
-            if self.local_workers:
-                self.waker.call_at(earliest_run_at, self.doorbell.ring)
+        for when in sorted({math.ceil(t * 100) / 100 for t in run_times if t > now})[:1000]:
+            self.doorbell.ring_at(when, here=self.local_workers)
 
     def _row(self, job: Mapping[str, Any], now: float, prefix: str) -> tuple[Any, ...]:
         spec = self.spec
@@ -149,9 +149,11 @@ class QueueService:
         priority = _whole(job.get("priority", 0), prefix + "priority", 0, 10)
         run_at = now
         if job.get("run_at") is not None:
-            run_at = _seconds(job["run_at"], prefix + "run_at", allow_zero=True)
+            run_at = _seconds(job["run_at"], prefix + "run_at", allow_zero=True,
+                              most=LATEST_RUN_AT)
         elif job.get("delay") is not None:
-            run_at = now + _seconds(job["delay"], prefix + "delay", allow_zero=True)
+            run_at = now + _seconds(job["delay"], prefix + "delay", allow_zero=True,
+                                    most=LATEST_RUN_AT - now)
         attempts = _whole(job.get("attempts", spec.attempts), prefix + "attempts", 1, 1000)
         backoff_type, backoff_delay = spec.backoff_type, spec.backoff_delay
         if job.get("backoff") is not None:
@@ -179,7 +181,7 @@ class QueueService:
 
     def get_job(self, job_id: int | str) -> dict[str, Any] | None:
         """A job by its id, or by the jobId it was added with."""
-        if isinstance(job_id, int) or str(job_id).isdigit():
+        if isinstance(job_id, int) or JOB_ID.fullmatch(str(job_id)):
             row = self.store.execute(f"SELECT {_COLUMNS} FROM job WHERE id=? AND queue=?",
                                      (int(job_id), self.name)).fetchone()
             if row is not None:
@@ -350,9 +352,12 @@ def _whole(value: Any, field: str, low: int, high: int) -> int:
     return value
 
 
-def _seconds(value: Any, field: str, allow_zero: bool = False) -> float:
+def _seconds(value: Any, field: str, allow_zero: bool = False,
+             most: float = LATEST_RUN_AT) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise JobOptionError(field, "must be a number")
     if value < 0 or (value == 0 and not allow_zero):
         raise JobOptionError(field, "must be 0 or more" if allow_zero else "must be more than 0")
+    if value > most:
+        raise JobOptionError(field, "is too far in the future (the latest is 9999-12-31)")
     return float(value)

@@ -63,15 +63,18 @@ class JobStore:
         else:
             # One statement under SQLite's write lock: the subquery cannot race.
             self._claim_sql = f"{claim}WHERE id IN ({due}) {returning}"
+        # A claim is (owner, started_at): a run whose lease lapsed and whose job was claimed
+        # again, even by this same instance, finds its claim gone and changes nothing.
+        mine = "WHERE id=? AND status='active' AND owner=? AND started_at=?"
         self._complete_sql = self._sql(
             "UPDATE job SET status='completed', result=?, finished_at=?, progress=100, "
-            "lease_until=NULL, owner=NULL WHERE id=? AND status='active' AND owner=?")
+            f"lease_until=NULL, owner=NULL {mine}")
         self._retry_sql = self._sql(
             "UPDATE job SET status='waiting', run_at=?, failed_reason=?, lease_until=NULL, "
-            "owner=NULL WHERE id=? AND status='active' AND owner=?")
+            f"owner=NULL {mine}")
         self._fail_sql = self._sql(
             "UPDATE job SET status='failed', failed_reason=?, finished_at=?, lease_until=NULL, "
-            "owner=NULL WHERE id=? AND status='active' AND owner=?")
+            f"owner=NULL {mine}")
         self._attempt_sql = self._sql(
             "INSERT INTO job_attempt (job_id, attempt, started_at, finished_at, error, traceback) "
             "VALUES (?, ?, ?, ?, ?, ?)")
@@ -135,11 +138,11 @@ class JobStore:
 
     # -- finishing ----------------------------------------------------------------------
 
-    def finish(self, owner: str, completed: Sequence[tuple[int, str | None, float]],
+    def finish(self, owner: str, completed: Sequence[tuple[ClaimedJob, str | None, float]],
                failures: Sequence[Failure]) -> None:
         """Record a batch of outcomes in one transaction (a group commit).
 
-        `completed` holds (job id, result as JSON text, finished at).
+        `completed` holds (job, result as JSON text, finished at).
         """
         if not completed and not failures:
             return
@@ -147,7 +150,8 @@ class JobStore:
             cursor = self.db.cursor()
             if completed:
                 cursor.executemany(self._complete_sql, [
-                    (result, finished, job_id, owner) for job_id, result, finished in completed])
+                    (result, finished, job.id, owner, job.started_at)
+                    for job, result, finished in completed])
             for failure in failures:
                 job = failure.job
                 cursor.execute(self._attempt_sql, (
@@ -155,63 +159,67 @@ class JobStore:
                     failure.error, failure.traceback))
                 if failure.retry_at is not None:
                     cursor.execute(self._retry_sql, (
-                        failure.retry_at, failure.error, job.id, owner))
+                        failure.retry_at, failure.error, job.id, owner, job.started_at))
                 else:
                     cursor.execute(self._fail_sql, (
-                        failure.error, failure.finished_at, job.id, owner))
+                        failure.error, failure.finished_at, job.id, owner, job.started_at))
 
-    def release(self, owner: str, job_ids: Sequence[int] | None = None) -> int:
-        """Hand claimed jobs back to the queue untouched (the attempt did not happen)."""
-        sql = ("UPDATE job SET status='waiting', attempts_made=attempts_made-1, "
-               "lease_until=NULL, owner=NULL, started_at=NULL "
-               "WHERE status='active' AND owner=?")
-        params: list[Any] = [owner]
-        if job_ids is not None:
-            if not job_ids:
-                return 0
-            sql += f" AND id IN ({','.join('?' * len(job_ids))})"
-            params.extend(job_ids)
+    def release(self, owner: str, job_ids: Sequence[int]) -> int:
+        """Hand claimed jobs that never started back to the queue, as if never claimed."""
+        if not job_ids:
+            return 0
         with self.db.atomic():
-            return self.execute(sql, params).rowcount
+            return self.execute(
+                "UPDATE job SET status='waiting', attempts_made=attempts_made-1, "
+                "lease_until=NULL, owner=NULL, started_at=NULL "
+                f"WHERE status='active' AND owner=? AND id IN ({','.join('?' * len(job_ids))})",
+                (owner, *job_ids)).rowcount
 
     # -- upkeep -------------------------------------------------------------------------
 
-    def renew_leases(self, owner: str, leases: dict[str, float]) -> int:
-        """Extend the lease of every job this instance runs, in one statement."""
-        if not leases:
-            return 0
-        now = time.time()
-        cases = " ".join("WHEN ? THEN ?" for _ in leases)
-        params: list[Any] = []
-        for queue, seconds in leases.items():
-            params.extend((queue, now + seconds))
-        params.append(owner)
-        with self.db.atomic():
-            return self.execute(
-                f"UPDATE job SET lease_until = CASE queue {cases} ELSE lease_until END "
-                "WHERE owner=? AND status='active'", params).rowcount
+    def renew_leases(self, owner: str, held: dict[str, tuple[float, Sequence[int]]]) -> int:
+        """Extend the leases of the jobs this instance holds: {queue: (lease, job ids)}.
 
-    def recover_stalled(self, queue: str, max_stalled: int) -> tuple[list[int], list[int]]:
-        """Jobs whose lease ran out: back to waiting, or failed past `max_stalled` stalls."""
+        Only held jobs: a claim abandoned after an error is left to expire and stall back.
+        """
         now = time.time()
+        renewed = 0
+        with self.db.atomic():
+            for seconds, ids in held.values():
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start:start + 500]
+                    renewed += self.execute(
+                        f"UPDATE job SET lease_until=? WHERE owner=? AND status='active' "
+                        f"AND id IN ({','.join('?' * len(chunk))})",
+                        (now + seconds, owner, *chunk)).rowcount
+        return renewed
+
+    def recover_stalled(self, queue: str, max_stalled: int,
+                        owner: str | None = None) -> tuple[list[int], list[int]]:
+        """Jobs whose lease ran out (or, with `owner`, every active job of that instance):
+        back to waiting, or failed past `max_stalled` stalls."""
+        now = time.time()
+        lost, param = ("owner=?", owner) if owner is not None else ("lease_until<?", now)
         with self.db.atomic():
             requeued = [r[0] for r in self.execute(
                 "UPDATE job SET status='waiting', stalled_count=stalled_count+1, "
                 "attempts_made=attempts_made-1, owner=NULL, lease_until=NULL "
-                "WHERE queue=? AND status='active' AND lease_until<? AND stalled_count<? "
-                "RETURNING id", (queue, now, max_stalled)).fetchall()]
+                f"WHERE queue=? AND status='active' AND {lost} AND stalled_count<? "
+                "RETURNING id", (queue, param, max_stalled)).fetchall()]
             failed = [r[0] for r in self.execute(
                 "UPDATE job SET status='failed', stalled_count=stalled_count+1, "
                 "failed_reason='job stalled more than allowable limit', finished_at=?, "
                 "owner=NULL, lease_until=NULL "
-                "WHERE queue=? AND status='active' AND lease_until<? AND stalled_count>=? "
-                "RETURNING id", (now, queue, now, max_stalled)).fetchall()]
+                f"WHERE queue=? AND status='active' AND {lost} AND stalled_count>=? "
+                "RETURNING id", (now, queue, param, max_stalled)).fetchall()]
         return requeued, failed
 
     def has_due_work(self, queue: str, before: float) -> bool:
+        """Due waiting jobs in a queue that is not paused."""
         row = self.execute(
-            "SELECT 1 FROM job WHERE queue=? AND status='waiting' AND run_at<=? LIMIT 1",
-            (queue, before)).fetchone()
+            "SELECT 1 FROM job WHERE queue=? AND status='waiting' AND run_at<=? "
+            "AND NOT EXISTS (SELECT 1 FROM queue_state WHERE name=? AND paused=?) LIMIT 1",
+            (queue, before, queue, True)).fetchone()
         return row is not None
 
     def delete_finished(self, queue: str, status: str, older_than: float | None,
@@ -230,9 +238,15 @@ class JobStore:
             self.delete_jobs(ids)
         return len(ids)
 
-    def delete_jobs(self, ids: Sequence[int]) -> None:
+    def delete_jobs(self, ids: Sequence[int]) -> int:
+        """Delete jobs with their history; an active one (claimed meanwhile) is kept."""
         marks = ",".join("?" * len(ids))
         with self.db.atomic():
-            self.execute(f"DELETE FROM job_attempt WHERE job_id IN ({marks})", ids)
-            self.execute(f"DELETE FROM job_log WHERE job_id IN ({marks})", ids)
-            self.execute(f"DELETE FROM job WHERE id IN ({marks})", ids)
+            deleted = [r[0] for r in self.execute(
+                f"DELETE FROM job WHERE id IN ({marks}) AND status<>'active' RETURNING id",
+                ids).fetchall()]
+            if deleted:
+                marks = ",".join("?" * len(deleted))
+                self.execute(f"DELETE FROM job_attempt WHERE job_id IN ({marks})", deleted)
+                self.execute(f"DELETE FROM job_log WHERE job_id IN ({marks})", deleted)
+        return len(deleted)

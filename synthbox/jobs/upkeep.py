@@ -66,8 +66,8 @@ class Upkeep:
             self.stopped.wait(self.heartbeat_every)
 
     def heartbeat(self, started: float) -> None:
-        self.store.renew_leases(
-            self.owner, {r.spec.name: r.spec.stalled_interval for r in self.runners})
+        self.store.renew_leases(self.owner, {
+            r.spec.name: (r.spec.stalled_interval, r.held_ids()) for r in self.runners})
         now = time.time()
         queues = json.dumps({r.spec.name: r.jobs_done for r in self.runners})
         with self.store.db.atomic():

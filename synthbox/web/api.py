@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, request
 
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.errors import JobOptionError
-from synthbox.jobs.service import QueueService
+from synthbox.jobs.service import JOB_ID, QueueService
 from synthbox.web.errors import ApiError, ok
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -39,8 +39,11 @@ def require_token() -> None:
         raise ApiError(401, "unauthorized", "authorization: the token is not valid")
 
 
-def body() -> dict[str, Any]:
-    payload = request.get_json(force=True, silent=True)
+def json_body() -> dict[str, Any]:
+    try:
+        payload = request.get_json(force=True, silent=True)
+    except RecursionError:
+        raise ApiError(400, "invalid_input", "body: malformed JSON (nested too deeply)") from None
     if payload is None:
         if request.get_data(cache=True).strip():
             raise ApiError(400, "invalid_input", "body: malformed JSON")
@@ -90,14 +93,15 @@ def api_field(field: str) -> str:
     return f"{prefix}opts.{_API_NAMES.get(head, head)}" + (f".{tail}" if tail else "")
 
 
-def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
+def validated(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call `func`; a JobOptionError becomes a 400 naming the field as the client wrote it."""
     try:
         return func(*args, **kwargs)
     except JobOptionError as exc:
         raise ApiError(400, "invalid_input", f"{api_field(exc.field)}: {exc.rule}") from None
 
 
-def queue(name: str) -> QueueService:
+def queue_service(name: str) -> QueueService:
     return engine().service(name)
 
 
@@ -112,33 +116,31 @@ def list_queues() -> Any:
 
 @bp.get("/queues/<name>/stats")
 def queue_stats(name: str) -> Any:
-    return ok(queue(name).get_stats())
+    return ok(queue_service(name).get_stats())
 
 
 @bp.post("/queues/<name>/pause")
 def pause_queue(name: str) -> Any:
-    queue(name).pause()
+    queue_service(name).pause()
     return ok({"paused": True})
 
 
 @bp.post("/queues/<name>/resume")
 def resume_queue(name: str) -> Any:
-    queue(name).resume()
+    queue_service(name).resume()
     return ok({"paused": False})
 
 
 @bp.post("/queues/<name>/retry-failed")
 def retry_failed(name: str) -> Any:
-    return ok({"retried": queue(name).retry_all_failed()})
+    return ok({"retried": queue_service(name).retry_all_failed()})
 
 
 @bp.post("/queues/<name>/clean")
 def clean_queue(name: str) -> Any:
-    payload = body()
-    grace = payload.get("grace", 0)
-    grace = grace / 1000 if isinstance(grace, int | float) and not isinstance(grace, bool) \
-        else grace
-    removed = _call(queue(name).clean, payload.get("state", "completed"), grace,
+    payload = json_body()
+    grace = _milliseconds(payload.get("grace", 0), 1000)
+    removed = validated(queue_service(name).clean, payload.get("state", "completed"), grace,
                     payload.get("limit", 10000))
     return ok({"removed": removed})
 
@@ -147,48 +149,48 @@ def clean_queue(name: str) -> Any:
 
 @bp.post("/queues/<name>/jobs")
 def add_job(name: str) -> Any:
-    service = queue(name)
-    job = _call(job_request, body())
-    return ok(_call(service.add_bulk, [job])[0], 201)
+    service = queue_service(name)
+    job = validated(job_request, json_body())
+    return ok(validated(service.add_bulk, [job])[0], 201)
 
 
 @bp.post("/queues/<name>/jobs/bulk")
 def add_jobs(name: str) -> Any:
-    service = queue(name)
-    items = body().get("jobs")
+    service = queue_service(name)
+    items = json_body().get("jobs")
     if not isinstance(items, list) or not items:
         raise ApiError(400, "invalid_input", "jobs: must be a non-empty list of jobs")
     if len(items) > 10000:
         raise ApiError(400, "invalid_input", "jobs: at most 10000 jobs in one request")
-    jobs = [_call(job_request, item, f"jobs[{i}].") for i, item in enumerate(items)]
-    return ok(_call(service.add_bulk, jobs), 201)
+    jobs = [validated(job_request, item, f"jobs[{i}].") for i, item in enumerate(items)]
+    return ok(validated(service.add_bulk, jobs), 201)
 
 
 @bp.get("/queues/<name>/jobs")
 def list_jobs(name: str) -> Any:
-    service = queue(name)
+    service = queue_service(name)
     state = request.args.get("state", "waiting")
     limit = request.args.get("limit", "50")
     before = request.args.get("before")
-    if not limit.isdigit():
+    if not re.fullmatch(r"[0-9]{1,4}", limit):
         raise ApiError(400, "invalid_input", "limit: must be a whole number from 1 to 1000")
-    if before is not None and not before.isdigit():
+    if before is not None and not JOB_ID.fullmatch(before):
         raise ApiError(400, "invalid_input", "before: must be a job id")
-    jobs, cursor = _call(service.list_jobs, state, int(limit),
+    jobs, cursor = validated(service.list_jobs, state, int(limit),
                          int(before) if before else None)
     return ok({"jobs": jobs, "nextCursor": cursor})
 
 
 @bp.get("/queues/<name>/jobs/<job_id>")
 def get_job(name: str, job_id: str) -> Any:
-    job = queue(name).get_job(job_id)
+    job = queue_service(name).get_job(job_id)
     if job is None:
         raise ApiError(404, "not_found", f"job: no job {job_id!r} in queue {name}")
     return ok(job)
 
 
 def _job_action(name: str, job_id: str, action: str, rule: str) -> Any:
-    service = queue(name)
+    service = queue_service(name)
     if service.get_job(job_id) is None:
         raise ApiError(404, "not_found", f"job: no job {job_id!r} in queue {name}")
     if not getattr(service, action)(job_id):
