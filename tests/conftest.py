@@ -127,17 +127,18 @@ def backend(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @pytest.fixture
-def make_engine(tmp_path: Path, backend: dict[str, str]) -> Iterator[Callable[..., Engine]]:
-    """Build Engines on the parametrised backend; `queues` overrides queue options."""
+def engine_builder(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+    """Build in-process Engines from settings (stopped at teardown); `queues` overrides
+    queue options."""
     engines: list[Engine] = []
 
-    def make(queues: dict[str, Any] | None = None, workers: bool = True,
-             data_dir: Path | None = None) -> Engine:
+    def make(backend_settings: dict[str, Any], queues: dict[str, Any] | None = None,
+             workers: bool = True, data_dir: Path | None = None) -> Engine:
         settings = load_settings({
             "data_dir": str(data_dir or tmp_path / "data"),
             "queues": queues or {},
             "shutdown_timeout": 5,
-            **backend,
+            **backend_settings,
         }, env={})
         engine = Engine(settings)
         engines.append(engine)
@@ -149,6 +150,13 @@ def make_engine(tmp_path: Path, backend: dict[str, str]) -> Iterator[Callable[..
     for engine in engines:
         engine.stop(timeout=5)
         engine.close()
+
+
+@pytest.fixture
+def make_engine(backend: dict[str, str],
+                engine_builder: Callable[..., Engine]) -> Callable[..., Engine]:
+    """Build Engines on the parametrised backend (set up first, so torn down last)."""
+    return lambda *args, **kwargs: engine_builder(backend, *args, **kwargs)
 
 
 # -- synthbox serve as a real process -------------------------------------------------------

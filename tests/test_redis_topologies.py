@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import redis
 
-from synthbox.config import load_settings
 from synthbox.jobs.engine import Engine
 from tests.conftest import REDIS_SERVER, RedisServer, free_port, wait_for
 
@@ -188,28 +187,9 @@ def cluster_url(cluster_nodes: list[RedisServer]) -> str:
 # -- engines --------------------------------------------------------------------------------
 
 @pytest.fixture
-def start_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
-    """Build Engines on the given Redis settings; `queues` overrides queue options."""
-    engines: list[Engine] = []
-
-    def make(redis_settings: dict[str, Any], queues: dict[str, Any] | None = None,
-             workers: bool = True) -> Engine:
-        settings = load_settings({
-            "data_dir": str(tmp_path / "data"),
-            "queues": queues or {},
-            "shutdown_timeout": 5,
-            **redis_settings,
-        }, env={})
-        engine = Engine(settings)
-        engines.append(engine)
-        if workers:
-            engine.start_workers()
-        return engine
-
-    yield make
-    for engine in engines:
-        engine.stop(timeout=5)
-        engine.close()
+def start_engine(engine_builder: Callable[..., Engine]) -> Callable[..., Engine]:
+    """Build Engines on the given Redis settings (see conftest.engine_builder)."""
+    return engine_builder
 
 
 def add_mixed_jobs(engine: Engine) -> tuple[list[str], str]:
