@@ -128,6 +128,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("shutdown_timeout", 25.0, "Seconds a stop waits for running jobs before "
             "handing them back to the queue.", _positive_float),
     Setting("http_threads", 8, "Threads serving HTTP requests.", _positive_int),
+    Setting("max_body_bytes", 16 * 1024 * 1024, "Largest request body accepted; larger ones "
+            "get 413 before they are read.", _positive_int),
+    Setting("trust_proxy", False, "Trust X-Forwarded-For/-Proto from a reverse proxy in front "
+            "(client addresses, HTTPS-only cookies).", _parse_bool),
     Setting("log_level", "info", "debug, info, warning or error.", _parse_log_level,
             flag="--log-level"),
 )

@@ -59,8 +59,14 @@ def _create_schema(db: Database) -> None:
     db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS job_key ON job (queue, job_key)")
 
 
+def _create_accounts(db: Database) -> None:
+    from synthbox.accounts.models import ACCOUNT_MODELS
+
+    db.create_tables(ACCOUNT_MODELS, safe=True)
+
+
 # Append only: each entry moves the schema one version forward.
-MIGRATIONS: list[Callable[[Database], None]] = [_create_schema]
+MIGRATIONS: list[Callable[[Database], None]] = [_create_schema, _create_accounts]
 
 
 def migrate(db: Database) -> int:

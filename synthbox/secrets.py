@@ -25,7 +25,3 @@ def read_or_create_secret(data_path: Path, name: str) -> tuple[str, bool]:
         handle.write(value + "\n")
     return value, True
 
-
-def admin_token(data_path: Path) -> str:
-    """The bearer token that authenticates API calls until user accounts exist."""
-    return read_or_create_secret(data_path, ADMIN_TOKEN_FILE)[0]

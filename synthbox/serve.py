@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from synthbox import __version__
+from synthbox.accounts.setup import SETUP_FILE
 from synthbox.config import Settings
 from synthbox.jobs.engine import Engine
 from synthbox.notify import notify, start_watchdog
@@ -40,7 +41,9 @@ def configure_logging(level: str) -> None:
         logging.getLogger("huey").setLevel(logging.WARNING)
 
 
-def start_block(settings: Settings, engine: Engine, url: str | None) -> str:
+def start_block(settings: Settings, engine: Engine, url: str | None,
+                setup_link: str | None = None) -> str:
+    """What a person needs at start. `setup_link` is a secret: shown only when given."""
     backends = engine.backends()
     lines = [f"SynthBox {__version__} is running (pid {os.getpid()})"]
     if url:
@@ -53,17 +56,32 @@ def start_block(settings: Settings, engine: Engine, url: str | None) -> str:
         f"  API token:  in {engine.data_path / ADMIN_TOKEN_FILE} "
         "(send it as 'Authorization: Bearer <token>')",
     ]
+    if url and setup_link is not None:
+        lines.append(f"  Sign in:    no user yet; create the first admin at {setup_link}")
+    elif url and engine.data_path.joinpath(SETUP_FILE).exists():
+        lines.append("  Sign in:    no user yet; the one-time setup link is in "
+                     f"{engine.data_path / START_LOG} (or run: synthbox users create NAME "
+                     "--role admin)")
     return "\n".join(lines)
 
 
-def show_start_block(block: str, engine: Engine) -> None:
+def show_start_block(settings: Settings, engine: Engine, url: str | None) -> None:
     """Print the start block; also into the data directory when nobody watches a terminal
-    (started from a file manager, or by systemd)."""
-    print(block, file=sys.stderr, flush=True)
-    if not sys.stdout.isatty():
+    (started from a file manager, or by systemd). The setup link is a secret: it goes to a
+    terminal or to that file (mode 0600, in the 0700 data directory), never to a log."""
+    from synthbox.accounts.setup import setup_token
+
+    token = setup_token(engine.data_path) if url else None
+    link = f"{url}setup/{token}" if url and token else None
+    terminal = sys.stderr.isatty()
+    print(start_block(settings, engine, url, link if terminal else None), file=sys.stderr,
+          flush=True)
+    if not sys.stdout.isatty() or (link and not terminal):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with open(engine.data_path / START_LOG, "a") as handle:
-            handle.write(f"--- {stamp}\n{block}\n")
+        path = engine.data_path / START_LOG
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as handle:
+            handle.write(f"--- {stamp}\n{start_block(settings, engine, url, link)}\n")
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -122,7 +140,7 @@ def serve(settings: Settings) -> int:
     if server is not None:
         http_thread = threading.Thread(target=server.run, name="http", daemon=True)
         http_thread.start()
-    show_start_block(start_block(settings, engine, url), engine)
+    show_start_block(settings, engine, url)
     notify("READY=1")
     start_watchdog(stop, lambda: "ok" == engine.readiness()["records"])
 

@@ -121,16 +121,18 @@ def test_bad_input_gets_the_json_envelope(server, method, path, body, status, me
     got, reply = server.request(method, path, body)
     assert got == status, reply
     assert reply["success"] is False
-    assert set(reply["error"]) == {"code", "message"}
+    assert set(reply["error"]) in ({"code", "message"}, {"code", "message", "field"})
     assert reply["error"]["message"].startswith(message), reply
+    if "field" in reply["error"]:
+        assert reply["error"]["message"].startswith(reply["error"]["field"] + ": ")
 
 
 def test_malformed_json_is_400(server):
     status, reply = server.request("POST", "/api/v1/queues/diagnostics/jobs",
                                    raw=b'{"name": "noop",')
     assert status == 400
-    assert reply == {"success": False,
-                     "error": {"code": "invalid_input", "message": "body: malformed JSON"}}
+    assert reply == {"success": False, "error": {
+        "code": "invalid_input", "message": "body: malformed JSON", "field": "body"}}
 
 
 def test_a_rejected_bulk_writes_nothing(server):

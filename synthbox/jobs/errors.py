@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+from synthbox.errors import InputError
 
-class JobOptionError(ValueError):
+
+class JobOptionError(InputError):
     """A job option or argument breaks a rule. `field` names it, the message says the rule."""
-
-    def __init__(self, field: str, rule: str):
-        super().__init__(f"{field}: {rule}")
-        self.field = field
-        self.rule = rule
 
 
 class UnknownQueue(LookupError):

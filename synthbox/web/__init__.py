@@ -4,24 +4,32 @@ from __future__ import annotations
 
 from flask import Flask
 
+from synthbox.accounts.jwts import TokenIssuer
+from synthbox.accounts.tokens import adopt_bootstrap_token
 from synthbox.jobs.engine import Engine
 from synthbox.paths import resource_root
-from synthbox.secrets import admin_token
 
 
 def create_app(engine: Engine) -> Flask:
+    settings = engine.settings
     root = resource_root()
     app = Flask("synthbox", template_folder=str(root / "templates"),
                 static_folder=str(root / "static"))
     app.config["SYNTHBOX_ENGINE"] = engine
-    app.config["SYNTHBOX_ADMIN_TOKEN"] = admin_token(engine.data_path)
-    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
+    app.config["SYNTHBOX_ISSUER"] = TokenIssuer(engine.data_path)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    adopt_bootstrap_token(engine.data_path)
+    if settings.trust_proxy:
+        from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from synthbox.web import api, errors, health, pages
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore
+
+    from synthbox.web import api, auth, errors, health, pages, security
 
     errors.init_app(app)
+    security.init_app(app, settings.max_body_bytes)
     app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     return app

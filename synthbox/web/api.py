@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, current_app, request
 
+from synthbox.errors import InputError
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.service import JOB_ID, QueueService
+from synthbox.web.auth import authenticate_api_request, needs
 from synthbox.web.errors import ApiError, ok
+from synthbox.web.requests import json_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp.before_request(authenticate_api_request)
 
 # API option -> (service option, factor to seconds)
 _OPTS = {"priority": ("priority", None), "delay": ("delay", 1000), "runAt": ("run_at", 1000),
@@ -25,32 +28,6 @@ _API_NAMES = {service: api for api, (service, _) in _OPTS.items()}
 
 def engine() -> Engine:
     return current_app.config["SYNTHBOX_ENGINE"]
-
-
-@bp.before_request
-def require_token() -> None:
-    header = request.headers.get("Authorization", "")
-    if not header:
-        raise ApiError(401, "unauthorized", "authorization: a Bearer token is required")
-    scheme, _, token = header.partition(" ")
-    expected = current_app.config["SYNTHBOX_ADMIN_TOKEN"]
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
-                                                             expected.encode()):
-        raise ApiError(401, "unauthorized", "authorization: the token is not valid")
-
-
-def json_body() -> dict[str, Any]:
-    try:
-        payload = request.get_json(force=True, silent=True)
-    except RecursionError:
-        raise ApiError(400, "invalid_input", "body: malformed JSON (nested too deeply)") from None
-    if payload is None:
-        if request.get_data(cache=True).strip():
-            raise ApiError(400, "invalid_input", "body: malformed JSON")
-        return {}
-    if not isinstance(payload, dict):
-        raise ApiError(400, "invalid_input", "body: must be a JSON object")
-    return payload
 
 
 def _milliseconds(value: Any, factor: int | None) -> Any:
@@ -98,7 +75,7 @@ def validated(func: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return func(*args, **kwargs)
     except JobOptionError as exc:
-        raise ApiError(400, "invalid_input", f"{api_field(exc.field)}: {exc.rule}") from None
+        raise InputError(api_field(exc.field), exc.rule) from None
 
 
 def queue_service(name: str) -> QueueService:
@@ -108,6 +85,7 @@ def queue_service(name: str) -> QueueService:
 # -- queues ---------------------------------------------------------------------------------
 
 @bp.get("/queues")
+@needs("read")
 def list_queues() -> Any:
     return ok([{"name": name, "paused": handle.service.is_paused(),
                 "stats": handle.service.get_stats()}
@@ -115,28 +93,33 @@ def list_queues() -> Any:
 
 
 @bp.get("/queues/<name>/stats")
+@needs("read")
 def queue_stats(name: str) -> Any:
     return ok(queue_service(name).get_stats())
 
 
 @bp.post("/queues/<name>/pause")
+@needs("operate")
 def pause_queue(name: str) -> Any:
     queue_service(name).pause()
     return ok({"paused": True})
 
 
 @bp.post("/queues/<name>/resume")
+@needs("operate")
 def resume_queue(name: str) -> Any:
     queue_service(name).resume()
     return ok({"paused": False})
 
 
 @bp.post("/queues/<name>/retry-failed")
+@needs("operate")
 def retry_failed(name: str) -> Any:
     return ok({"retried": queue_service(name).retry_all_failed()})
 
 
 @bp.post("/queues/<name>/clean")
+@needs("operate")
 def clean_queue(name: str) -> Any:
     payload = json_body()
     grace = _milliseconds(payload.get("grace", 0), 1000)
@@ -148,6 +131,7 @@ def clean_queue(name: str) -> Any:
 # -- jobs -----------------------------------------------------------------------------------
 
 @bp.post("/queues/<name>/jobs")
+@needs("jobs:write")
 def add_job(name: str) -> Any:
     service = queue_service(name)
     job = validated(job_request, json_body())
@@ -155,33 +139,36 @@ def add_job(name: str) -> Any:
 
 
 @bp.post("/queues/<name>/jobs/bulk")
+@needs("jobs:write")
 def add_jobs(name: str) -> Any:
     service = queue_service(name)
     items = json_body().get("jobs")
     if not isinstance(items, list) or not items:
-        raise ApiError(400, "invalid_input", "jobs: must be a non-empty list of jobs")
+        raise InputError("jobs", "must be a non-empty list of jobs")
     if len(items) > 10000:
-        raise ApiError(400, "invalid_input", "jobs: at most 10000 jobs in one request")
+        raise InputError("jobs", "at most 10000 jobs in one request")
     jobs = [validated(job_request, item, f"jobs[{i}].") for i, item in enumerate(items)]
     return ok(validated(service.add_bulk, jobs), 201)
 
 
 @bp.get("/queues/<name>/jobs")
+@needs("read")
 def list_jobs(name: str) -> Any:
     service = queue_service(name)
     state = request.args.get("state", "waiting")
     limit = request.args.get("limit", "50")
     before = request.args.get("before")
     if not re.fullmatch(r"[0-9]{1,4}", limit):
-        raise ApiError(400, "invalid_input", "limit: must be a whole number from 1 to 1000")
+        raise InputError("limit", "must be a whole number from 1 to 1000")
     if before is not None and not JOB_ID.fullmatch(before):
-        raise ApiError(400, "invalid_input", "before: must be a job id")
+        raise InputError("before", "must be a job id")
     jobs, cursor = validated(service.list_jobs, state, int(limit),
                          int(before) if before else None)
     return ok({"jobs": jobs, "nextCursor": cursor})
 
 
 @bp.get("/queues/<name>/jobs/<job_id>")
+@needs("read")
 def get_job(name: str, job_id: str) -> Any:
     job = queue_service(name).get_job(job_id)
     if job is None:
@@ -199,15 +186,18 @@ def _job_action(name: str, job_id: str, action: str, rule: str) -> Any:
 
 
 @bp.post("/queues/<name>/jobs/<job_id>/retry")
+@needs("operate")
 def retry_job(name: str, job_id: str) -> Any:
     return _job_action(name, job_id, "retry_job", "only a failed job can be retried")
 
 
 @bp.post("/queues/<name>/jobs/<job_id>/promote")
+@needs("operate")
 def promote_job(name: str, job_id: str) -> Any:
     return _job_action(name, job_id, "promote", "only a delayed job can be promoted")
 
 
 @bp.delete("/queues/<name>/jobs/<job_id>")
+@needs("operate")
 def remove_job(name: str, job_id: str) -> Any:
     return _job_action(name, job_id, "remove", "an active job cannot be removed")

@@ -8,7 +8,8 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from synthbox.jobs.errors import JobOptionError, UnknownQueue
+from synthbox.errors import Conflict, InputError, NotAllowed, Throttled
+from synthbox.jobs.errors import UnknownQueue
 
 log = logging.getLogger("synthbox.web")
 
@@ -21,8 +22,11 @@ class ApiError(Exception):
         self.message = message
 
 
-def envelope(status: int, code: str, message: str) -> Any:
-    response = jsonify({"success": False, "error": {"code": code, "message": message}})
+def envelope(status: int, code: str, message: str, field: str | None = None) -> Any:
+    error = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    response = jsonify({"success": False, "error": error})
     response.status_code = status
     return response
 
@@ -47,9 +51,35 @@ def init_app(app: Flask) -> None:
     def api_error(exc: ApiError) -> Any:
         return envelope(exc.status, exc.code, exc.message)
 
-    @app.errorhandler(JobOptionError)
-    def bad_option(exc: JobOptionError) -> Any:
-        return envelope(400, "invalid_input", str(exc))
+    @app.errorhandler(InputError)
+    def bad_input(exc: InputError) -> Any:
+        if not _wants_json():
+            return _page_error(400, str(exc))
+        return envelope(400, "invalid_input", str(exc), exc.field)
+
+    @app.errorhandler(NotAllowed)
+    def not_allowed(exc: NotAllowed) -> Any:
+        if not _wants_json():
+            return _page_error(exc.status, str(exc))
+        code = "unauthorized" if exc.status == 401 else "forbidden"
+        response = envelope(exc.status, code, str(exc))
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="synthbox"'
+        return response
+
+    @app.errorhandler(Throttled)
+    def throttled(exc: Throttled) -> Any:
+        response = envelope(429, "too_many_requests", str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.errorhandler(Conflict)
+    def conflict(exc: Conflict) -> Any:
+        return envelope(409, "conflict", str(exc))
+
+    @app.errorhandler(LookupError)
+    def not_found(exc: LookupError) -> Any:
+        return envelope(404, "not_found", str(exc.args[0]) if exc.args else "not found")
 
     @app.errorhandler(UnknownQueue)
     def unknown_queue(exc: UnknownQueue) -> Any:
@@ -74,6 +104,13 @@ def init_app(app: Flask) -> None:
         if not _wants_json():
             return InternalServerError()
         return envelope(500, "internal_error", "unexpected error; see the server log")
+
+
+def _page_error(status: int, message: str) -> Any:
+    from markupsafe import escape
+
+    return (f"<!doctype html><title>SynthBox</title><p>{escape(message)}</p>"
+            '<p><a href="/">Back</a></p>', status)
 
 
 def _wants_json() -> bool:

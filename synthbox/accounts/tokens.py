@@ -1,0 +1,85 @@
+"""API tokens for services: named, scoped, shown once, stored as SHA-256, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from synthbox.accounts import audit
+from synthbox.accounts.models import ApiToken
+from synthbox.accounts.principal import SCOPES, Principal, for_token
+from synthbox.accounts.users import check_name
+from synthbox.errors import Conflict, InputError
+from synthbox.secrets import ADMIN_TOKEN_FILE, read_or_create_secret
+
+PREFIX = "sbx_"
+BOOTSTRAP = "bootstrap"
+_TOUCH_EVERY = 60.0  # last-used time is written at most this often per token
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_scopes(scopes: Any) -> list[str]:
+    if (not isinstance(scopes, list) or not scopes
+            or any(scope not in SCOPES for scope in scopes)):
+        raise InputError("scopes", f"must be a non-empty list of: {', '.join(SCOPES)}")
+    return sorted(set(scopes))
+
+
+def token_dict(token: ApiToken) -> dict[str, Any]:
+    def ms(value: float | None) -> int | None:
+        return None if value is None else int(value * 1000)
+
+    return {"id": str(token.id), "name": token.name, "scopes": token.scopes.split(),
+            "createdBy": token.created_by, "createdAt": ms(token.created_at),
+            "lastUsedAt": ms(token.last_used_at), "revokedAt": ms(token.revoked_at)}
+
+
+def create_token(name: str, scopes: list[str], actor: str, address: str = "",
+                 value: str | None = None) -> tuple[ApiToken, str]:
+    """A new token: (its record, the token itself, which is never stored or shown again)."""
+    name, scopes = check_name(name), check_scopes(scopes)
+    if ApiToken.select().where(ApiToken.name == name).exists():
+        raise Conflict(f"name: a token named {name!r} already exists")
+    value = value or PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.create(name=name, token_hash=_digest(value), scopes=" ".join(scopes),
+                            created_by=actor, created_at=time.time())
+    audit.record(actor, "token.create", f"token:{name}", f"scopes={' '.join(scopes)}", address)
+    return token, value
+
+
+def adopt_bootstrap_token(data_path: Path) -> None:
+    """The admin token written at first start becomes the API token `bootstrap` (admin)."""
+    value, _ = read_or_create_secret(data_path, ADMIN_TOKEN_FILE)
+    digest = _digest(value)
+    if ApiToken.select().where((ApiToken.name == BOOTSTRAP) | (ApiToken.token_hash == digest)
+                               ).exists():
+        return
+    create_token(BOOTSTRAP, ["admin"], "system", value=value)
+
+
+def authenticate_token(value: str) -> Principal | None:
+    token = ApiToken.get_or_none(ApiToken.token_hash == _digest(value))
+    if token is None or token.revoked_at is not None:
+        return None
+    now = time.time()
+    if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
+        ApiToken.update(last_used_at=now).where(ApiToken.id == token.id).execute()
+    return for_token(token.name, token.scopes.split())
+
+
+def list_tokens() -> list[dict[str, Any]]:
+    return [token_dict(t) for t in ApiToken.select().order_by(ApiToken.name)]
+
+
+def revoke_token(name: str, actor: str, address: str = "") -> bool:
+    count = ApiToken.update(revoked_at=time.time()).where(
+        ApiToken.name == name, ApiToken.revoked_at.is_null()).execute()
+    if count:
+        audit.record(actor, "token.revoke", f"token:{name}", "", address)
+    return bool(count)
