@@ -129,9 +129,11 @@ def serve(settings: Settings) -> int:
 
         from synthbox.web import create_app
 
+        # waitress answers an over-long Content-Length with 413 before reading the body
         server = create_server(create_app(engine), sockets=[sock],
                                threads=settings.http_threads, ident="synthbox",
-                               clear_untrusted_proxy_headers=True)
+                               clear_untrusted_proxy_headers=True,
+                               max_request_body_size=settings.max_body_bytes)
         host = settings.host if ":" not in settings.host else f"[{settings.host}]"
         url = f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]
     if settings.workers:

@@ -27,6 +27,28 @@ PG_ADMIN_DSN = os.environ.get("SYNTHBOX_TEST_PG", "postgresql://postgres@127.0.0
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+SECRETS_USED: set[str] = set()
+SERVE_LOGS: list[Path] = []
+
+
+def remember_secret(value: str) -> None:
+    """A password, token or key a test used: no server log may contain it."""
+    if value and len(value) >= 8:
+        SECRETS_USED.add(value)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_reaches_a_log() -> Iterator[None]:
+    yield
+    leaks = []
+    for path in SERVE_LOGS:
+        if path.exists():
+            text = path.read_text(errors="replace")
+            leaks += [f"{path.name}: {secret[:4]}..." for secret in SECRETS_USED
+                      if secret in text]
+    assert not leaks, f"secrets found in server logs: {leaks}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -171,6 +193,7 @@ class Serve:
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"serve-{self.port}-{uuid.uuid4().hex[:4]}.log"
+        SERVE_LOGS.append(self.log_path)
 
     def start(self, wait: bool = True) -> Serve:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,7 @@ def test_delay_is_in_milliseconds_and_job_id_dedups(server):
     assert again["id"] == first["id"]
     status, body = server.request("GET", "/api/v1/queues/diagnostics/jobs/abc")
     assert status == 200 and body["data"]["id"] == first["id"]
-    status, body = server.request("POST", f"/api/v1/queues/diagnostics/jobs/{first['id']}/promote")
+    status, body = server.request("POST", f"/api/v1/admin/jobs/{first['id']}/promote")
     assert status == 200 and body["data"]["state"] in ("waiting", "active", "completed")
 
 
@@ -69,23 +69,23 @@ def test_bulk_add_list_stats_and_retry(server):
     assert status == 200 and body["data"]["failed"] >= 3
     assert set(body["data"]) == {"waiting", "active", "completed", "failed", "delayed",
                                  "paused", "total"}
-    status, body = server.request("POST", "/api/v1/queues/diagnostics/retry-failed")
+    status, body = server.request("POST", "/api/v1/admin/queues/diagnostics/retry-failed")
     assert status == 200 and body["data"]["retried"] >= 3
     status, body = server.request("GET", "/api/v1/queues")
     assert [q["name"] for q in body["data"]] == ["diagnostics"]
 
 
 def test_pause_resume_and_clean(server):
-    assert server.request("POST", "/api/v1/queues/diagnostics/pause")[1]["data"] == {
+    assert server.request("POST", "/api/v1/admin/queues/diagnostics/pause")[1]["data"] == {
         "paused": True}
     job = server.request("POST", "/api/v1/queues/diagnostics/jobs", {"name": "noop"})[1]["data"]
     status, body = server.request("GET", "/api/v1/queues/diagnostics/stats")
     assert body["data"]["paused"] >= 1 and body["data"]["waiting"] == 0
-    server.request("POST", "/api/v1/queues/diagnostics/resume")
+    server.request("POST", "/api/v1/admin/queues/diagnostics/resume")
     path = f"/api/v1/queues/diagnostics/jobs/{job['id']}"
     wait_for(lambda: server.request("GET", path)[1]["data"]["state"] == "completed",
              message="job after resume")
-    status, body = server.request("POST", "/api/v1/queues/diagnostics/clean",
+    status, body = server.request("POST", "/api/v1/admin/queues/diagnostics/clean",
                                   {"state": "completed", "grace": 0})
     assert status == 200 and body["data"]["removed"] >= 1
     assert server.request("GET", path)[0] == 404

@@ -58,6 +58,14 @@ class TokenIssuer:
 
     def decode(self, token: str, kind: str) -> tuple[dict[str, Any], User]:
         """The claims and the user of a valid token of `kind`; NotAllowed (401) otherwise."""
+        claims, user = self._verified(token, kind)
+        revoked = IssuedToken.get_or_none(IssuedToken.jti == claims["jti"])
+        if revoked is not None and revoked.revoked:
+            raise NotAllowed("authorization: the token has been revoked", 401)
+        return claims, user
+
+    def _verified(self, token: str, kind: str) -> tuple[dict[str, Any], User]:
+        """Signature, claims and user checked; revocation not yet."""
         try:
             claims = jwt.decode(token, self._key, algorithms=[ALGORITHM], audience=AUDIENCE,
                                 issuer=ISSUER, options={"require": _REQUIRED})
@@ -71,9 +79,6 @@ class TokenIssuer:
             claims["sub"]).isdigit() else None
         if user is None or user.disabled or user.password_changed_at > float(claims["iat"]):
             raise NotAllowed("authorization: the token is no longer valid", 401)
-        revoked = IssuedToken.get_or_none(IssuedToken.jti == claims["jti"])
-        if revoked is not None and revoked.revoked:
-            raise NotAllowed("authorization: the token has been revoked", 401)
         return claims, user
 
     def principal(self, token: str) -> Principal:
@@ -81,7 +86,7 @@ class TokenIssuer:
         return for_user(user.name, user.role, user.id)
 
     def refresh(self, token: str) -> dict[str, Any]:
-        claims, user = self.decode(token, "refresh")
+        claims, user = self._verified(token, "refresh")
         record = IssuedToken.get_or_none(IssuedToken.jti == claims["jti"])
         if record is None:
             raise NotAllowed("authorization: the token is not valid", 401)

@@ -40,7 +40,7 @@ def token_dict(token: ApiToken) -> dict[str, Any]:
             "lastUsedAt": ms(token.last_used_at), "revokedAt": ms(token.revoked_at)}
 
 
-def create_token(name: str, scopes: list[str], actor: str, address: str = "",
+def create_token(name: Any, scopes: Any, actor: str, address: str = "",
                  value: str | None = None) -> tuple[ApiToken, str]:
     """A new token: (its record, the token itself, which is never stored or shown again)."""
     name, scopes = check_name(name), check_scopes(scopes)

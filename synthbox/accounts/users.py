@@ -19,7 +19,7 @@ from synthbox.errors import Conflict, InputError, NotAllowed, Throttled
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 FAILURE_WINDOW = 60.0
-MAX_FAILURES = 10  # per account and per client address, within the window
+MAX_FAILURES = {"user": 10, "address": 30}  # within the window; an address may hold users
 
 
 def check_name(name: Any) -> str:
@@ -53,10 +53,11 @@ def count_users() -> int:
     return User.select().count()
 
 
-def create_user(name: str, password: str, role: str, actor: str = "system",
+def create_user(name: Any, password: Any, role: Any, actor: str = "system",
                 address: str = "") -> User:
+    """A new user; every argument is checked (a 400 naming it when wrong)."""
     name, role = check_name(name), check_role(role)
-    check_password(password)
+    password = check_password(password)
     if User.select().where(User.name == name).exists():
         raise Conflict(f"name: a user named {name!r} already exists")
     now = time.time()
@@ -78,12 +79,14 @@ def list_users() -> list[dict[str, Any]]:
 
 
 def _retry_after(key: str, now: float) -> int | None:
+    """Seconds until `key` may try again, or None if it may now."""
+    limit = MAX_FAILURES[key.split(":", 1)[0]]
     since = now - FAILURE_WINDOW
     times = [f.at for f in LoginFailure.select(LoginFailure.at).where(
         LoginFailure.key == key, LoginFailure.at >= since).order_by(LoginFailure.at)]
-    if len(times) < MAX_FAILURES:
+    if len(times) < limit:
         return None
-    return max(1, int(times[-MAX_FAILURES] + FAILURE_WINDOW - now) + 1)
+    return max(1, int(times[-limit] + FAILURE_WINDOW - now) + 1)
 
 
 def authenticate(name: str, password: str, address: str = "") -> User:

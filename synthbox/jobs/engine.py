@@ -85,6 +85,11 @@ class Engine:
             raise UnknownQueue(queue)
         return handle.service
 
+    def overview(self) -> list[dict[str, Any]]:
+        """Every queue with its paused flag and counts."""
+        return [{"name": name, "paused": handle.service.is_paused(),
+                 "stats": handle.service.get_stats()} for name, handle in self.queues.items()]
+
     def find_job(self, job_id: int) -> dict[str, Any] | None:
         """A job by id, whichever queue it is in."""
         row = self.store.execute("SELECT queue FROM job WHERE id=?", (job_id,)).fetchone()

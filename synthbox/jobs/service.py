@@ -231,19 +231,38 @@ class QueueService:
         counts["total"] = sum(counts.values())
         return counts
 
-    def list_jobs(self, state: str, limit: int = 50,
-                  before: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        """Jobs in `state`, newest first; pass the returned cursor as `before` for the next page."""
-        if state not in STATES:
-            raise JobOptionError("state", f"must be one of {', '.join(STATES)}")
+    def _matching(self, state: str | None, search: str | None,
+                  now: float) -> tuple[str, list[Any]]:
+        """The WHERE clause for jobs of this queue in `state` (any if None) whose id is
+        `search`, or whose name, data or error contains it (case-insensitive)."""
+        where = "queue=?"
+        params: list[Any] = [self.name]
+        if state is not None:
+            if state not in STATES:
+                raise JobOptionError("state", f"must be one of {', '.join(STATES)}")
+            where += " AND status=?"
+            params.append(WAITING if state in (WAITING, DELAYED) else state)
+            if state in (WAITING, DELAYED):
+                where += " AND run_at<=?" if state == WAITING else " AND run_at>?"
+                params.append(now)
+        if search:
+            if len(search) > 200:
+                raise JobOptionError("search", "must be at most 200 characters")
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search.lower()) + "%"
+            like = " OR ".join(f"LOWER({column}) LIKE ? ESCAPE '\\'"
+                               for column in ("name", "data", "failed_reason"))
+            where += f" AND (id=? OR {like})"
+            params += [int(search) if JOB_ID.fullmatch(search) else -1,
+                       pattern, pattern, pattern]
+        return where, params
+
+    def list_jobs(self, state: str | None, limit: int = 50, before: int | None = None,
+                  search: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Jobs in `state` (any if None), newest first, optionally matching `search`; pass
+        the returned cursor as `before` for the next page."""
         limit = _whole(limit, "limit", 1, 1000)
         now = time.time()
-        where = "queue=? AND status=?"
-        params: list[Any] = [self.name, state]
-        if state in (WAITING, DELAYED):
-            where += " AND run_at<=?" if state == WAITING else " AND run_at>?"
-            params[1] = WAITING
-            params.append(now)
+        where, params = self._matching(state, search, now)
         if before is not None:
             where += " AND id<?"
             params.append(before)
@@ -253,6 +272,24 @@ class QueueService:
         more = len(rows) > limit
         jobs = [job_dict(row, now) for row in rows[:limit]]
         return jobs, (jobs[-1]["id"] if more else None)
+
+    def count_matching(self, state: str | None, search: str | None) -> int:
+        where, params = self._matching(state, search, time.time())
+        return int(self.store.execute(f"SELECT COUNT(*) FROM job WHERE {where}",
+                                      params).fetchone()[0])
+
+    def retry_matching(self, search: str | None) -> int:
+        """Retry the failed jobs that match `search`."""
+        where, params = self._matching(FAILED, search, time.time())
+        return self._retry(where.removeprefix("queue=? AND "), params[1:])
+
+    def delete_matching(self, state: str | None, search: str | None) -> int:
+        """Delete the jobs that match (never an active one)."""
+        where, params = self._matching(state, search, time.time())
+        ids = [r[0] for r in self.store.execute(f"SELECT id FROM job WHERE {where}",
+                                                params).fetchall()]
+        return sum(self.store.delete_jobs(ids[start:start + _INSERT_CHUNK])
+                   for start in range(0, len(ids), _INSERT_CHUNK))
 
     def get_failed_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.list_jobs(FAILED, limit)[0]

@@ -87,45 +87,13 @@ def queue_service(name: str) -> QueueService:
 @bp.get("/queues")
 @needs("read")
 def list_queues() -> Any:
-    return ok([{"name": name, "paused": handle.service.is_paused(),
-                "stats": handle.service.get_stats()}
-               for name, handle in engine().queues.items()])
+    return ok(engine().overview())
 
 
 @bp.get("/queues/<name>/stats")
 @needs("read")
 def queue_stats(name: str) -> Any:
     return ok(queue_service(name).get_stats())
-
-
-@bp.post("/queues/<name>/pause")
-@needs("operate")
-def pause_queue(name: str) -> Any:
-    queue_service(name).pause()
-    return ok({"paused": True})
-
-
-@bp.post("/queues/<name>/resume")
-@needs("operate")
-def resume_queue(name: str) -> Any:
-    queue_service(name).resume()
-    return ok({"paused": False})
-
-
-@bp.post("/queues/<name>/retry-failed")
-@needs("operate")
-def retry_failed(name: str) -> Any:
-    return ok({"retried": queue_service(name).retry_all_failed()})
-
-
-@bp.post("/queues/<name>/clean")
-@needs("operate")
-def clean_queue(name: str) -> Any:
-    payload = json_body()
-    grace = _milliseconds(payload.get("grace", 0), 1000)
-    removed = validated(queue_service(name).clean, payload.get("state", "completed"), grace,
-                    payload.get("limit", 10000))
-    return ok({"removed": removed})
 
 
 # -- jobs -----------------------------------------------------------------------------------
@@ -174,30 +142,3 @@ def get_job(name: str, job_id: str) -> Any:
     if job is None:
         raise ApiError(404, "not_found", f"job: no job {job_id!r} in queue {name}")
     return ok(job)
-
-
-def _job_action(name: str, job_id: str, action: str, rule: str) -> Any:
-    service = queue_service(name)
-    if service.get_job(job_id) is None:
-        raise ApiError(404, "not_found", f"job: no job {job_id!r} in queue {name}")
-    if not getattr(service, action)(job_id):
-        raise ApiError(409, "conflict", f"job: {rule}")
-    return ok(service.get_job(job_id) if action != "remove" else {"removed": True})
-
-
-@bp.post("/queues/<name>/jobs/<job_id>/retry")
-@needs("operate")
-def retry_job(name: str, job_id: str) -> Any:
-    return _job_action(name, job_id, "retry_job", "only a failed job can be retried")
-
-
-@bp.post("/queues/<name>/jobs/<job_id>/promote")
-@needs("operate")
-def promote_job(name: str, job_id: str) -> Any:
-    return _job_action(name, job_id, "promote", "only a delayed job can be promoted")
-
-
-@bp.delete("/queues/<name>/jobs/<job_id>")
-@needs("operate")
-def remove_job(name: str, job_id: str) -> Any:
-    return _job_action(name, job_id, "remove", "an active job cannot be removed")

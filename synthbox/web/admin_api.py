@@ -1,0 +1,261 @@
+"""/api/v1/admin: the seed's queue endpoints, job and queue management, users, API tokens
+and the audit log. Viewers read, operators act on jobs and queues, admins manage people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from synthbox.accounts import audit, tokens, users
+from synthbox.errors import Conflict, InputError
+from synthbox.jobs.engine import Engine
+from synthbox.jobs.service import JOB_ID, QueueService
+from synthbox.web.api import validated
+from synthbox.web.auth import authenticate_api_request, caller, client_address, needs
+from synthbox.web.errors import ok
+from synthbox.web.requests import json_body, query_int
+
+bp = Blueprint("admin_api", __name__, url_prefix="/api/v1/admin")
+bp.before_request(authenticate_api_request)
+
+SEED_STATS = ("waiting", "active", "completed", "failed", "delayed", "total")
+
+
+def engine() -> Engine:
+    return current_app.config["SYNTHBOX_ENGINE"]
+
+
+def record(action: str, target: str, detail: str = "") -> None:
+    audit.record(caller().name, action, target, detail, client_address())
+
+
+def _job(job_id: str) -> tuple[QueueService, dict[str, Any]]:
+    if not JOB_ID.fullmatch(job_id):
+        raise LookupError(f"job: no job {job_id!r}")
+    found = engine().find_job(int(job_id))
+    if found is None:
+        raise LookupError(f"job: no job {job_id!r}")
+    return engine().service(found["queue"]), found
+
+
+# -- the seed's endpoints -------------------------------------------------------------------
+
+@bp.get("/<name>/queue")
+@needs("read")
+def seed_queue(name: str) -> Any:
+    """The seed's shape: {"stats": {waiting, active, completed, failed, delayed, total},
+    "failedJobs": [...]}, for `email`, `orchestration` or any queue by name."""
+    service = engine().service(name)
+    stats = service.get_stats()
+    # the seed counts jobs of a paused queue as waiting
+    seed_stats = {key: stats[key] + (stats["paused"] if key == "waiting" else 0)
+                  for key in SEED_STATS}
+    failed = [{"id": job["id"], "name": job["name"], "data": job["data"],
+               "failedReason": job["failedReason"], "attemptsMade": job["attemptsMade"],
+               "timestamp": job["timestamp"], "finishedOn": job["finishedOn"]}
+              for job in service.get_failed_jobs(50)]
+    return ok({"stats": seed_stats, "failedJobs": failed})
+
+
+# -- queues and jobs ------------------------------------------------------------------------
+
+@bp.get("/queues")
+@needs("read")
+def queues() -> Any:
+    return ok(engine().overview())
+
+
+def _filters() -> tuple[str | None, str | None]:
+    state = request.args.get("state") or None
+    search = request.args.get("search") or None
+    return state, search
+
+
+@bp.get("/queues/<name>/jobs")
+@needs("read")
+def queue_jobs(name: str) -> Any:
+    service = engine().service(name)
+    state, search = _filters()
+    limit = query_int("limit", 50, 1, 500)
+    cursor = query_int("cursor", None, 0, 10**18)
+    jobs, next_cursor = service.list_jobs(state, limit or 50, cursor, search)
+    return ok({"jobs": jobs, "nextCursor": next_cursor})
+
+
+def _bulk(name: str, action: str) -> Any:
+    service = engine().service(name)
+    payload = json_body()
+    state = payload.get("state")
+    search = payload.get("search")
+    if state is not None and not isinstance(state, str):
+        raise InputError("state", "must be a string")
+    if search is not None and not isinstance(search, str):
+        raise InputError("search", "must be a string")
+    if action == "retry":
+        if state not in (None, "failed"):
+            raise InputError("state", "only failed jobs can be retried")
+        state = "failed"
+    dry_run = payload.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise InputError("dryRun", "must be true or false")
+    matching = service.count_matching(state, search)
+    if dry_run:
+        return ok({"dryRun": True, "count": matching})
+    done = service.retry_matching(search) if action == "retry" else service.delete_matching(
+        state, search)
+    record(f"jobs.bulk-{action}", f"queue:{name}", f"state={state} search={search!r} "
+                                                   f"count={done}")
+    return ok({"dryRun": False, "count": done})
+
+
+@bp.post("/queues/<name>/jobs/retry")
+@needs("operate")
+def bulk_retry(name: str) -> Any:
+    """Retry the failed jobs matching {"search"}; {"dryRun": true} only counts them."""
+    return _bulk(name, "retry")
+
+
+@bp.post("/queues/<name>/jobs/delete")
+@needs("operate")
+def bulk_delete(name: str) -> Any:
+    """Delete the jobs matching {"state", "search"}; {"dryRun": true} only counts them."""
+    return _bulk(name, "delete")
+
+
+@bp.get("/jobs/<job_id>")
+@needs("read")
+def job(job_id: str) -> Any:
+    return ok(_job(job_id)[1])
+
+
+def _job_action(job_id: str, action: str, rule: str) -> Any:
+    service, found = _job(job_id)
+    if not getattr(service, action)(found["id"]):
+        raise Conflict(f"job: {rule}")
+    record(f"job.{action}", f"job:{found['id']}", f"queue={found['queue']}")
+    return ok(service.get_job(found["id"]) if action != "remove" else {"removed": True})
+
+
+@bp.post("/jobs/<job_id>/retry")
+@needs("operate")
+def retry_job(job_id: str) -> Any:
+    return _job_action(job_id, "retry_job", "only a failed job can be retried")
+
+
+@bp.post("/jobs/<job_id>/promote")
+@needs("operate")
+def promote_job(job_id: str) -> Any:
+    return _job_action(job_id, "promote", "only a delayed job can be promoted")
+
+
+@bp.delete("/jobs/<job_id>")
+@needs("operate")
+def remove_job(job_id: str) -> Any:
+    return _job_action(job_id, "remove", "an active job cannot be removed")
+
+
+@bp.post("/queues/<name>/retry-failed")
+@needs("operate")
+def retry_failed(name: str) -> Any:
+    count = engine().service(name).retry_all_failed()
+    record("queue.retry-failed", f"queue:{name}", f"count={count}")
+    return ok({"retried": count})
+
+
+@bp.post("/queues/<name>/clean")
+@needs("operate")
+def clean(name: str) -> Any:
+    payload = json_body()
+    grace = payload.get("grace", 0)
+    if isinstance(grace, int | float) and not isinstance(grace, bool):
+        grace = grace / 1000  # milliseconds, as every duration in the API
+    removed = validated(engine().service(name).clean, payload.get("state", "completed"), grace)
+    record("queue.clean", f"queue:{name}", f"state={payload.get('state', 'completed')} "
+                                           f"removed={removed}")
+    return ok({"removed": removed})
+
+
+@bp.post("/queues/<name>/pause")
+@needs("operate")
+def pause(name: str) -> Any:
+    engine().service(name).pause()
+    record("queue.pause", f"queue:{name}")
+    return ok({"paused": True})
+
+
+@bp.post("/queues/<name>/resume")
+@needs("operate")
+def resume(name: str) -> Any:
+    engine().service(name).resume()
+    record("queue.resume", f"queue:{name}")
+    return ok({"paused": False})
+
+
+# -- people ---------------------------------------------------------------------------------
+
+@bp.get("/users")
+@needs("admin")
+def list_users() -> Any:
+    return ok(users.list_users())
+
+
+@bp.post("/users")
+@needs("admin")
+def create_user() -> Any:
+    payload = json_body()
+    user = users.create_user(payload.get("name"), payload.get("password"), payload.get("role"),
+                             caller().name, client_address())
+    return ok(users.user_dict(user), 201)
+
+
+@bp.patch("/users/<name>")
+@needs("admin")
+def change_user(name: str) -> Any:
+    """{"disabled": bool} and/or {"password": "..."}."""
+    user = users.get_user(name)
+    payload = json_body()
+    unknown = set(payload) - {"disabled", "password"}
+    if unknown:
+        raise InputError(sorted(unknown)[0], "unknown field; one of disabled, password")
+    if "password" in payload:
+        users.set_password(user, users.check_password(payload["password"]), caller().name,
+                           client_address())
+    if "disabled" in payload:
+        if not isinstance(payload["disabled"], bool):
+            raise InputError("disabled", "must be true or false")
+        users.set_disabled(user, payload["disabled"], caller().name, client_address())
+    return ok(users.user_dict(users.get_user(name)))
+
+
+@bp.get("/tokens")
+@needs("admin")
+def list_tokens() -> Any:
+    return ok(tokens.list_tokens())
+
+
+@bp.post("/tokens")
+@needs("admin")
+def create_token() -> Any:
+    """{"name", "scopes"}: the token is in the answer, once; only its hash is kept."""
+    payload = json_body()
+    token, value = tokens.create_token(payload.get("name"), payload.get("scopes"),
+                                       caller().name, client_address())
+    return ok({**tokens.token_dict(token), "token": value}, 201)
+
+
+@bp.delete("/tokens/<name>")
+@needs("admin")
+def revoke_token(name: str) -> Any:
+    if not tokens.revoke_token(name, caller().name, client_address()):
+        raise LookupError(f"token: no active token named {name!r}")
+    return ok({"revoked": True})
+
+
+@bp.get("/audit")
+@needs("admin")
+def audit_log() -> Any:
+    limit = query_int("limit", 50, 1, 500)
+    cursor = query_int("cursor", None, 0, 10**18)
+    entries, next_cursor = audit.entries(limit or 50, cursor)
+    return ok({"entries": entries, "nextCursor": next_cursor})
