@@ -24,7 +24,7 @@ def create_app(engine: Engine) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore
 
-    from synthbox.web import admin_api, api, auth, errors, health, pages, security
+    from synthbox.web import admin_api, api, auth, errors, health, openapi, pages, security
 
     errors.init_app(app)
     security.init_app(app, settings.max_body_bytes)
@@ -32,5 +32,6 @@ def create_app(engine: Engine) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -1,0 +1,236 @@
+"""The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json.
+
+Declared as data, one entry per route; a test compares it with the app's routes and
+schemathesis checks the answers against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from synthbox import __version__
+from synthbox.web.auth import authenticate_api_request, needs
+
+bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
+bp.before_request(authenticate_api_request)
+
+NULLABLE_INT = {"type": ["integer", "null"]}
+NULLABLE_STR = {"type": ["string", "null"]}
+STATES = ["waiting", "active", "completed", "failed", "delayed"]
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["success", "error"],
+        "properties": {
+            "success": {"const": False},
+            "error": {"type": "object", "required": ["code", "message"],
+                      "properties": {"code": {"type": "string"},
+                                     "message": {"type": "string"},
+                                     "field": {"type": "string"}}}}},
+    "Stats": {"type": "object",
+              "required": ["waiting", "active", "completed", "failed", "delayed", "paused",
+                           "total"],
+              "properties": {k: {"type": "integer", "minimum": 0} for k in (
+                  "waiting", "active", "completed", "failed", "delayed", "paused", "total")}},
+    "Queue": {"type": "object", "required": ["name", "paused", "stats"],
+              "properties": {"name": {"type": "string"}, "paused": {"type": "boolean"},
+                             "stats": {"$ref": "#/components/schemas/Stats"}}},
+    "Job": {
+        "type": "object",
+        "required": ["id", "queue", "name", "data", "state", "priority", "attemptsMade",
+                     "attempts", "timestamp", "runAt"],
+        "properties": {
+            "id": {"type": "string"}, "queue": {"type": "string"}, "name": {"type": "string"},
+            "data": {}, "state": {"enum": STATES}, "priority": {"type": "integer"},
+            "attemptsMade": {"type": "integer"}, "attempts": {"type": "integer"},
+            "backoff": {"type": "object"}, "timeout": NULLABLE_INT, "jobId": NULLABLE_STR,
+            "stalledCount": {"type": "integer"}, "progress": {"type": "integer"},
+            "returnvalue": {}, "failedReason": NULLABLE_STR, "timestamp": {"type": "integer"},
+            "runAt": {"type": "integer"}, "processedOn": NULLABLE_INT,
+            "finishedOn": NULLABLE_INT, "errors": {"type": "array"},
+            "stacktrace": {"type": "array"}, "logs": {"type": "array"}}},
+    "JobPage": {"type": "object", "required": ["jobs", "nextCursor"],
+                "properties": {"jobs": {"type": "array",
+                                        "items": {"$ref": "#/components/schemas/Job"}},
+                               "nextCursor": NULLABLE_STR}},
+    "NewJob": {"type": "object", "required": ["name"],
+               "properties": {"name": {"type": "string"}, "data": {},
+                              "opts": {"type": "object", "properties": {
+                                  "priority": {"type": "integer", "minimum": 0, "maximum": 10},
+                                  "delay": {"type": "number", "minimum": 0},
+                                  "runAt": {"type": "number", "minimum": 0},
+                                  "attempts": {"type": "integer", "minimum": 1},
+                                  "backoff": {"type": "object"},
+                                  "timeout": {"type": "number", "exclusiveMinimum": 0},
+                                  "jobId": {"type": "string"}}}}},
+    "TokenPair": {"type": "object",
+                  "required": ["accessToken", "refreshToken", "tokenType", "expiresIn"],
+                  "properties": {"accessToken": {"type": "string"},
+                                 "refreshToken": {"type": "string"},
+                                 "tokenType": {"const": "Bearer"},
+                                 "expiresIn": {"type": "integer"},
+                                 "user": {"$ref": "#/components/schemas/User"}}},
+    "User": {"type": "object", "required": ["id", "name", "role", "disabled"],
+             "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                            "role": {"enum": ["admin", "operator", "viewer"]},
+                            "disabled": {"type": "boolean"}, "createdAt": {"type": "integer"},
+                            "lastLoginAt": NULLABLE_INT}},
+    "Token": {"type": "object", "required": ["id", "name", "scopes"],
+              "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                             "scopes": {"type": "array", "items": {"type": "string"}},
+                             "createdBy": {"type": "string"}, "createdAt": {"type": "integer"},
+                             "lastUsedAt": NULLABLE_INT, "revokedAt": NULLABLE_INT,
+                             "token": {"type": "string"}}},
+    "SeedQueue": {"type": "object", "required": ["stats", "failedJobs"],
+                  "properties": {"stats": {"type": "object", "required": [
+                      "waiting", "active", "completed", "failed", "delayed", "total"]},
+                      "failedJobs": {"type": "array"}}},
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _array(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(name)}
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties}
+
+
+# (method, path, summary, permission or None for public, request body, answer data)
+ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
+    ("post", "/auth/login", "Sign in for a JWT pair", None,
+     _object(name={"type": "string"}, password={"type": "string"}), _ref("TokenPair")),
+    ("post", "/auth/refresh", "A new JWT pair for a refresh token (each works once)", None,
+     _object(refreshToken={"type": "string"}), _ref("TokenPair")),
+    ("post", "/auth/logout", "Revoke this access token (and a refresh token)", "read",
+     _object(refreshToken={"type": "string"}), _object(signedOut={"type": "boolean"})),
+    ("post", "/auth/password", "Change your password; every sign-in ends", "signed in",
+     _object(currentPassword={"type": "string"}, newPassword={"type": "string"}),
+     _object(changed={"type": "boolean"})),
+    ("get", "/auth/me", "Who is calling, and what they may do", "signed in", None,
+     _object(name={"type": "string"}, kind={"type": "string"},
+             permissions={"type": "array"})),
+    ("get", "/openapi.json", "This document (not in the envelope)", "read", None, None),
+    ("get", "/queues", "Every queue with its counts", "read", None, _array("Queue")),
+    ("get", "/queues/{name}/stats", "A queue's counts", "read", None, _ref("Stats")),
+    ("post", "/queues/{name}/jobs", "Add a job", "jobs:write", _ref("NewJob"), _ref("Job")),
+    ("post", "/queues/{name}/jobs/bulk", "Add jobs, all or none", "jobs:write",
+     _object(jobs=_array("NewJob")), _array("Job")),
+    ("get", "/queues/{name}/jobs", "Jobs in a state, newest first", "read", None,
+     _ref("JobPage")),
+    ("get", "/queues/{name}/jobs/{job_id}", "A job by id or jobId", "read", None, _ref("Job")),
+    ("get", "/admin/{name}/queue", "The seed's view: stats and failed jobs", "read", None,
+     _ref("SeedQueue")),
+    ("get", "/admin/queues", "Every queue with its counts", "read", None, _array("Queue")),
+    ("get", "/admin/queues/{name}/jobs", "Search a queue's jobs", "read", None,
+     _ref("JobPage")),
+    ("post", "/admin/queues/{name}/jobs/retry", "Retry matching failed jobs", "operate",
+     _object(search={"type": "string"}, dryRun={"type": "boolean"}),
+     _object(count={"type": "integer"}, dryRun={"type": "boolean"})),
+    ("post", "/admin/queues/{name}/jobs/delete", "Delete matching jobs", "operate",
+     _object(state={"type": "string"}, search={"type": "string"},
+             dryRun={"type": "boolean"}),
+     _object(count={"type": "integer"}, dryRun={"type": "boolean"})),
+    ("get", "/admin/jobs/{job_id}", "A job with its attempts", "read", None, _ref("Job")),
+    ("post", "/admin/jobs/{job_id}/retry", "Retry a failed job", "operate", None, _ref("Job")),
+    ("post", "/admin/jobs/{job_id}/promote", "Run a delayed job now", "operate", None,
+     _ref("Job")),
+    ("delete", "/admin/jobs/{job_id}", "Remove a job that is not running", "operate", None,
+     _object(removed={"type": "boolean"})),
+    ("post", "/admin/queues/{name}/retry-failed", "Retry every failed job", "operate", None,
+     _object(retried={"type": "integer"})),
+    ("post", "/admin/queues/{name}/clean", "Delete old jobs in a state", "operate",
+     _object(state={"type": "string"}, grace={"type": "number"}),
+     _object(removed={"type": "integer"})),
+    ("post", "/admin/queues/{name}/pause", "Stop claims", "operate", None,
+     _object(paused={"type": "boolean"})),
+    ("post", "/admin/queues/{name}/resume", "Restart claims", "operate", None,
+     _object(paused={"type": "boolean"})),
+    ("get", "/admin/users", "Users", "admin", None, _array("User")),
+    ("post", "/admin/users", "Create a user", "admin",
+     _object(name={"type": "string"}, password={"type": "string"},
+             role={"enum": ["admin", "operator", "viewer"]}), _ref("User")),
+    ("patch", "/admin/users/{name}", "Disable, enable, or set a password", "admin",
+     _object(disabled={"type": "boolean"}, password={"type": "string"}), _ref("User")),
+    ("get", "/admin/tokens", "API tokens (never their values)", "admin", None,
+     _array("Token")),
+    ("post", "/admin/tokens", "Create an API token (shown once)", "admin",
+     _object(name={"type": "string"}, scopes={"type": "array"}), _ref("Token")),
+    ("delete", "/admin/tokens/{name}", "Revoke an API token", "admin", None,
+     _object(revoked={"type": "boolean"})),
+    ("get", "/admin/audit", "The audit log, newest first", "admin", None,
+     _object(entries={"type": "array"}, nextCursor=NULLABLE_INT)),
+]
+
+_QUERY: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "/queues/{name}/jobs": [("state", {"enum": STATES}), ("limit", {"type": "integer"}),
+                            ("before", {"type": "integer"})],
+    "/admin/queues/{name}/jobs": [("state", {"enum": STATES}), ("search", {"type": "string"}),
+                                  ("limit", {"type": "integer"}),
+                                  ("cursor", {"type": "integer"})],
+    "/admin/audit": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
+}
+_CREATED = {("post", "/queues/{name}/jobs"), ("post", "/queues/{name}/jobs/bulk"),
+            ("post", "/admin/users"), ("post", "/admin/tokens")}
+
+
+def _operation(method: str, path: str, summary: str, permission: str | None, body: Any,
+               answer: Any) -> dict[str, Any]:
+    error = {"description": "the error envelope",
+             "content": {"application/json": {"schema": _ref("Error")}}}
+    success = {"type": "object", "required": ["success", "data"],
+               "properties": {"success": {"const": True}, "data": answer}}
+    if path == "/openapi.json":  # the document itself, as tools expect it
+        success = {"type": "object", "required": ["openapi", "paths"]}
+    status = "201" if (method, path) in _CREATED else "200"
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "responses": {status: {"description": "done",
+                               "content": {"application/json": {"schema": success}}},
+                      "default": error},
+    }
+    if permission is None:
+        operation["security"] = []
+    else:
+        operation["description"] = f"Needs: {permission}."
+    parameters: list[dict[str, Any]] = [{"name": part[1:-1], "in": "path", "required": True,
+                   "schema": {"type": "string"}}
+                  for part in path.split("/") if part.startswith("{")]
+    parameters += [{"name": name, "in": "query", "required": False, "schema": schema}
+                   for name, schema in _QUERY.get(path, [])]
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {"required": False,
+                                    "content": {"application/json": {"schema": body}}}
+    return operation
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, summary, permission, body, answer in ROUTES:
+        paths.setdefault(path, {})[method] = _operation(method, path, summary, permission,
+                                                        body, answer)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "SynthBox API", "version": __version__,
+                 "description": "Durations in milliseconds, BullMQ's field names. Send a JWT "
+                                "(POST /auth/login) or an API token as a Bearer token."},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+@bp.get("/openapi.json")
+@needs("read")
+def openapi_json() -> Any:
+    return jsonify(document())
