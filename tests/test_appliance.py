@@ -85,9 +85,9 @@ def test_binary_serves_runs_jobs_pages_and_stops_cleanly(binary, tmp_path):
                  message="a job run by the binary")
         import urllib.request
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/") as page:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/login") as page:
             html = page.read().decode()
-        assert "SynthBox is running" in html and "/static/synthbox.css" in html
+        assert "<h1>Sign in</h1>" in html and "/static/synthbox.css" in html
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/static/synthbox.css") as css:
             assert b"--accent" in css.read()
         doctor = subprocess.run([str(binary), "doctor", "--data-dir", str(tmp_path / "d2")],
