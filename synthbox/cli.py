@@ -296,7 +296,7 @@ def list_users_command(engine: Any, as_json: bool, **_: Any) -> None:
     """List users."""
     from synthbox.accounts.users import list_users
 
-    found = list_users()
+    found, _cursor = list_users()
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -368,7 +368,7 @@ def list_tokens_command(engine: Any, as_json: bool, **_: Any) -> None:
     """List tokens (never their values)."""
     from synthbox.accounts.tokens import list_tokens
 
-    found = list_tokens()
+    found, _cursor = list_tokens()
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return

@@ -84,6 +84,36 @@ def show_start_block(settings: Settings, engine: Engine, url: str | None) -> Non
             handle.write(f"--- {stamp}\n{start_block(settings, engine, url, link)}\n")
 
 
+def _json_error_channel() -> Any:
+    """waitress's own refusals (a body over the limit, a malformed request) in the API's
+    JSON envelope rather than its plain-text page."""
+    import json
+
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    class JsonErrorTask(ErrorTask):  # type: ignore[misc]
+        def execute(self) -> None:
+            error = self.request.error
+            field = "body" if error.code == 413 else "request"
+            message = (f"body: larger than {self.channel.adj.max_request_body_size} bytes"
+                       if error.code == 413 else f"request: {error.body}")
+            body = json.dumps({"success": False, "error": {
+                "code": error.reason.lower().replace(" ", "_"), "message": message,
+                "field": field}}).encode()
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.extend([("Content-Type", "application/json"),
+                                          ("Content-Length", str(len(body)))])
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class JsonErrorChannel(HTTPChannel):  # type: ignore[misc]
+        error_task_class = JsonErrorTask
+
+    return JsonErrorChannel
+
+
 def listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything else starts so a busy port fails fast."""
     where = f"port {port} on {host}"
@@ -134,6 +164,7 @@ def serve(settings: Settings) -> int:
                                threads=settings.http_threads, ident="synthbox",
                                clear_untrusted_proxy_headers=True,
                                max_request_body_size=settings.max_body_bytes)
+        server.channel_class = _json_error_channel()  # type: ignore[union-attr]
         host = settings.host if ":" not in settings.host else f"[{settings.host}]"
         url = f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]
     if settings.workers:

@@ -237,7 +237,7 @@ def test_api_tokens_are_scoped_shown_once_and_revocable(server):
     assert status == 201
     value = reply["data"]["token"]
     remember_secret(value)
-    listed = server.request("GET", "/api/v1/admin/tokens", token=admin)[1]["data"]
+    listed = server.request("GET", "/api/v1/admin/tokens", token=admin)[1]["data"]["tokens"]
     assert value not in json.dumps(listed)
     bot = next(t for t in listed if t["name"] == "deploy-bot")
     assert bot["scopes"] == ["jobs:write"] and bot["lastUsedAt"] is None
@@ -245,7 +245,7 @@ def test_api_tokens_are_scoped_shown_once_and_revocable(server):
                           token=value)[0] == 201
     assert server.request("POST", "/api/v1/admin/queues/diagnostics/pause",
                           token=value)[0] == 403
-    listed = server.request("GET", "/api/v1/admin/tokens", token=admin)[1]["data"]
+    listed = server.request("GET", "/api/v1/admin/tokens", token=admin)[1]["data"]["tokens"]
     assert next(t for t in listed if t["name"] == "deploy-bot")["lastUsedAt"] is not None
     assert server.request("DELETE", "/api/v1/admin/tokens/deploy-bot", token=admin)[0] == 200
     assert server.request("POST", "/api/v1/queues/diagnostics/jobs", {"name": "noop"},
@@ -253,8 +253,13 @@ def test_api_tokens_are_scoped_shown_once_and_revocable(server):
     status, reply = server.request("POST", "/api/v1/admin/tokens",
                                    {"name": "x", "scopes": ["everything"]}, token=admin)
     assert status == 400 and reply["error"]["field"] == "scopes"
-    # the bootstrap token of first start is one of them
-    assert any(t["name"] == "bootstrap" and t["scopes"] == ["admin"] for t in listed)
+    # the bootstrap token of first start is one of them; the list pages
+    first = server.request("GET", "/api/v1/admin/tokens?limit=1", token=admin)[1]["data"]
+    assert first["tokens"][0]["name"] == "bootstrap"
+    assert first["tokens"][0]["scopes"] == ["admin"] and first["nextCursor"] is not None
+    rest = server.request("GET", f"/api/v1/admin/tokens?cursor={first['nextCursor']}",
+                          token=admin)[1]["data"]["tokens"]
+    assert [t["name"] for t in rest] == ["deploy-bot"]
 
 
 # -- passwords and sign-in ------------------------------------------------------------------
@@ -395,6 +400,9 @@ def test_security_headers_and_body_limit(server):
     conn.endheaders()
     response = conn.getresponse()  # answered before any body byte was sent
     assert response.status == 413
+    reply = json.loads(response.read())
+    assert reply["success"] is False and reply["error"]["field"] == "body"
+    assert reply["error"]["message"] == "body: larger than 16777216 bytes"
     conn.close()
 
 

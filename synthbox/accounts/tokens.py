@@ -73,8 +73,15 @@ def authenticate_token(value: str) -> Principal | None:
     return for_token(token.name, token.scopes.split())
 
 
-def list_tokens() -> list[dict[str, Any]]:
-    return [token_dict(t) for t in ApiToken.select().order_by(ApiToken.name)]
+def list_tokens(limit: int = 1000, after: int | None = None) -> tuple[list[dict[str, Any]],
+                                                                       int | None]:
+    """Tokens (never their values) in the order they were made; cursor as in list_users."""
+    query = ApiToken.select().order_by(ApiToken.id).limit(limit + 1)
+    if after is not None:
+        query = query.where(ApiToken.id > after)
+    rows = list(query)
+    return [token_dict(t) for t in rows[:limit]], (rows[limit - 1].id if len(rows) > limit
+                                                   else None)
 
 
 def revoke_token(name: str, actor: str, address: str = "") -> bool:

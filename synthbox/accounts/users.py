@@ -74,8 +74,15 @@ def get_user(name: str) -> User:
     return user
 
 
-def list_users() -> list[dict[str, Any]]:
-    return [user_dict(u) for u in User.select().order_by(User.name)]
+def list_users(limit: int = 1000, after: int | None = None) -> tuple[list[dict[str, Any]],
+                                                                     int | None]:
+    """Users in the order they were made; pass the returned cursor as `after` for more."""
+    query = User.select().order_by(User.id).limit(limit + 1)
+    if after is not None:
+        query = query.where(User.id > after)
+    rows = list(query)
+    return [user_dict(u) for u in rows[:limit]], (rows[limit - 1].id if len(rows) > limit
+                                                  else None)
 
 
 def _retry_after(key: str, now: float) -> int | None:

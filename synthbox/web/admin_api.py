@@ -197,7 +197,9 @@ def resume(name: str) -> Any:
 @bp.get("/users")
 @needs("admin")
 def list_users() -> Any:
-    return ok(users.list_users())
+    found, cursor = users.list_users(query_int("limit", 50, 1, 500) or 50,
+                                     query_int("cursor", None, 0, 10**18))
+    return ok({"users": found, "nextCursor": cursor})
 
 
 @bp.post("/users")
@@ -231,7 +233,9 @@ def change_user(name: str) -> Any:
 @bp.get("/tokens")
 @needs("admin")
 def list_tokens() -> Any:
-    return ok(tokens.list_tokens())
+    found, cursor = tokens.list_tokens(query_int("limit", 50, 1, 500) or 50,
+                                       query_int("cursor", None, 0, 10**18))
+    return ok({"tokens": found, "nextCursor": cursor})
 
 
 @bp.post("/tokens")
