@@ -125,6 +125,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("queues", {}, "Per-queue option overrides, e.g. "
             '`{"email": {"concurrency": 10}}` (a `[queues.NAME]` table in the file).',
             _parse_table),
+    Setting("smtp_url", "", "SMTP server(s) for the email queue, tried in order: "
+            "`smtp://host:25`, `smtp+starttls://user:pass@host:587`, `smtps://host:465` "
+            "(comma-separated for failover).", flag="--smtp-url"),
+    Setting("smtp_ca_file", "", "CA certificate file to trust for the SMTP server's TLS "
+            "(for self-signed servers)."),
+    Setting("smtp_timeout", 30.0, "Seconds before an SMTP connection or command gives up.",
+            _positive_float),
+    Setting("mail_from", "", "Default sender address of emails that name none."),
     Setting("shutdown_timeout", 25.0, "Seconds a stop waits for running jobs before "
             "handing them back to the queue.", _positive_float),
     Setting("http_threads", 8, "Threads serving HTTP requests.", _positive_int),

@@ -65,8 +65,14 @@ def _create_accounts(db: Database) -> None:
     db.create_tables(ACCOUNT_MODELS, safe=True)
 
 
+def _create_mail(db: Database) -> None:
+    from synthbox.mail.models import MAIL_MODELS
+
+    db.create_tables(MAIL_MODELS, safe=True)
+
+
 # Append only: each entry moves the schema one version forward.
-MIGRATIONS: list[Callable[[Database], None]] = [_create_schema, _create_accounts]
+MIGRATIONS: list[Callable[[Database], None]] = [_create_schema, _create_accounts, _create_mail]
 
 
 def migrate(db: Database) -> int:

@@ -38,11 +38,11 @@ class QueueHandle:
     consumer: EmbeddedConsumer | None = None
 
 
-def default_registry() -> QueueRegistry:
+def default_registry(settings: Settings) -> QueueRegistry:
     from synthbox.queues import register_builtin_queues
 
     registry = QueueRegistry()
-    register_builtin_queues(registry)
+    register_builtin_queues(registry, settings)
     return registry
 
 
@@ -52,7 +52,7 @@ class Engine:
         """`namespace` prefixes the broker's keys: instances cooperate only within one."""
         self.settings = settings
         self.data_path = settings.data_path
-        self.registry = registry or default_registry()
+        self.registry = registry or default_registry(settings)
         try:
             self.registry.configure(settings.queues)
         except ValueError as exc:
@@ -180,6 +180,9 @@ class Engine:
                             "stalled too often", spec.name, len(requeued), len(failed))
         if not idle:
             log.warning("some worker threads did not stop in %.0f s", timeout)
+        for spec in self.registry:
+            if spec.on_stop is not None:
+                spec.on_stop()
         if self.upkeep is not None:
             self.upkeep.forget_instance()
         self.waker.stop()

@@ -84,8 +84,12 @@ class QueueService:
     def add_high_priority(self, name: str, data: Any = None, **opts: Any) -> dict[str, Any]:
         return self.add(name, data, **{**opts, "priority": HIGH_PRIORITY})
 
-    def add_bulk(self, jobs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Add many jobs in one transaction; all or none. Returns them in the order given."""
+    def add_bulk(self, jobs: Sequence[Mapping[str, Any]],
+                 announce: bool = True) -> list[dict[str, Any]]:
+        """Add many jobs in one transaction; all or none. Returns them in the order given.
+
+        Inside a caller's transaction pass `announce=False` and call `announce()` with the
+        jobs' run times after the commit, so no worker looks before they are visible."""
         now = time.time()
         rows = [self._row(job, now, f"jobs[{i}]." if len(jobs) > 1 else "")
                 for i, job in enumerate(jobs)]
@@ -102,7 +106,8 @@ class QueueService:
             for i, row in enumerate(rows):
                 if row[-1] is not None:
                     ids[i] = self._insert_keyed(row)
-        self._announce([row[4] for row in rows], now)
+        if announce:
+            self.announce([row[4] for row in rows], now)
         keyed = [job_id for job_id, row in zip(ids, rows, strict=True) if row[-1] is not None]
         existing = {int(job["id"]): job for job in self.get_jobs(keyed)} if keyed else {}
         return [existing.get(job_id) or job_dict(_new_job_row(job_id, row), now)
@@ -118,9 +123,10 @@ class QueueService:
                                       (self.name, row[-1])).fetchone()
         return int(existing[0])
 
-    def _announce(self, run_times: Sequence[float], now: float) -> None:
+    def announce(self, run_times: Sequence[float], now: float | None = None) -> None:
         """Ring the doorbell for new work: now for due jobs, and at each later run time
         (to 10 ms; past 1,000 distinct times the upkeep sweep rings for the rest)."""
+        now = time.time() if now is None else now
         if min(run_times) <= now:
             self.doorbell.ring()
         for when in sorted({math.ceil(t * 100) / 100 for t in run_times if t > now})[:1000]:

@@ -29,6 +29,7 @@ class QueueSpec:
     keep_failed_age: float = 7 * 24 * 3600.0
     stalled_interval: float = 30.0
     max_stalled_count: int = 2
+    on_stop: Callable[[], None] | None = None  # release what the handlers hold
 
     def handler_for(self, job_name: str) -> Handler | None:
         return self.handlers.get(job_name) or self.handlers.get("*")
@@ -41,7 +42,7 @@ class QueueSpec:
 
     def with_options(self, options: Mapping[str, Any]) -> QueueSpec:
         """A copy with `options` applied; a bad name or value raises ValueError naming it."""
-        known = {f.name: f for f in fields(self) if f.name not in ("name", "handlers")}
+        known = {f.name: f for f in fields(self) if f.name not in ("name", "handlers", "on_stop")}
         changes: dict[str, Any] = {}
         for key, value in options.items():
             if key not in known:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from synthbox.config import Settings
 from synthbox.jobs.spec import QueueRegistry
 from synthbox.queues.diagnostics import DIAGNOSTICS
 
 
-def register_builtin_queues(registry: QueueRegistry) -> None:
+def register_builtin_queues(registry: QueueRegistry, settings: Settings) -> None:
+    from synthbox.mail.service import email_queue_spec
+
     registry.register(DIAGNOSTICS)
+    registry.register(email_queue_spec(settings))

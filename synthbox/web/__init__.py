@@ -24,7 +24,20 @@ def create_app(engine: Engine) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore
 
-    from synthbox.web import admin_api, api, auth, errors, health, openapi, pages, security
+    from synthbox.mail.service import EmailService
+    from synthbox.web import (
+        admin_api,
+        api,
+        auth,
+        emails_api,
+        errors,
+        health,
+        openapi,
+        pages,
+        security,
+    )
+
+    app.config["SYNTHBOX_EMAILS"] = EmailService(engine)
 
     errors.init_app(app)
     security.init_app(app, settings.max_body_bytes)
@@ -33,5 +46,6 @@ def create_app(engine: Engine) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(emails_api.bp)
     app.register_blueprint(pages.bp)
     return app

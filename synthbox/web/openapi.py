@@ -83,6 +83,22 @@ SCHEMAS: dict[str, Any] = {
                              "createdBy": {"type": "string"}, "createdAt": {"type": "integer"},
                              "lastUsedAt": NULLABLE_INT, "revokedAt": NULLABLE_INT,
                              "token": {"type": "string"}}},
+    "NewEmail": {"type": "object", "properties": {
+        "from": {"type": "string"}, "to": {}, "cc": {}, "bcc": {},
+        "replyTo": {"type": "string"}, "subject": {"type": "string"},
+        "text": {"type": "string"}, "html": {"type": "string"}, "headers": {"type": "object"},
+        "tags": {"type": "array"}, "userId": {"type": "string"},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 10},
+        "sendAt": {"type": "number"}, "idempotencyKey": {"type": "string"}}},
+    "Email": {"type": "object",
+              "required": ["id", "messageId", "from", "to", "subject", "state", "attempts"],
+              "properties": {"id": {"type": "string"}, "messageId": {"type": "string"},
+                             "from": {"type": "string"}, "to": {"type": "array"},
+                             "subject": {"type": "string"},
+                             "state": {"enum": ["queued", "sending", "sent", "failed",
+                                                "suppressed", "uncertain"]},
+                             "attempts": {"type": "integer"}, "lastError": NULLABLE_STR,
+                             "serverReply": NULLABLE_STR, "jobId": NULLABLE_STR}},
     "SeedQueue": {"type": "object", "required": ["stats", "failedJobs"],
                   "properties": {"stats": {"type": "object", "required": [
                       "waiting", "active", "completed", "failed", "delayed", "total"]},
@@ -165,6 +181,16 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
      _object(name={"type": "string"}, scopes={"type": "array"}), _ref("Token")),
     ("delete", "/admin/tokens/{name}", "Revoke an API token", "admin", None,
      _object(revoked={"type": "boolean"})),
+    ("post", "/emails", "Record and queue an email", "email:send", _ref("NewEmail"),
+     _ref("Email")),
+    ("post", "/emails/bulk", "Record and queue emails, all or none", "email:send",
+     _object(emails=_array("NewEmail")), _array("Email")),
+    ("get", "/emails", "Emails, newest first", "read", None,
+     _object(emails=_array("Email"), nextCursor=NULLABLE_STR)),
+    ("get", "/emails/{email_id}", "An email and its delivery state", "read", None,
+     _ref("Email")),
+    ("post", "/emails/{email_id}/resend", "Send a failed or uncertain email again", "operate",
+     None, _ref("Email")),
     ("get", "/admin/audit", "The audit log, newest first", "admin", None,
      _object(entries={"type": "array"}, nextCursor=NULLABLE_INT)),
 ]
@@ -176,11 +202,14 @@ _QUERY: dict[str, list[tuple[str, dict[str, Any]]]] = {
                                   ("limit", {"type": "integer"}),
                                   ("cursor", {"type": "integer"})],
     "/admin/audit": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
+    "/emails": [("state", {"type": "string"}), ("limit", {"type": "integer"}),
+                ("before", {"type": "integer"})],
     "/admin/users": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
     "/admin/tokens": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
 }
 _CREATED = {("post", "/queues/{name}/jobs"), ("post", "/queues/{name}/jobs/bulk"),
-            ("post", "/admin/users"), ("post", "/admin/tokens")}
+            ("post", "/admin/users"), ("post", "/admin/tokens"), ("post", "/emails"),
+            ("post", "/emails/bulk")}
 
 
 def _operation(method: str, path: str, summary: str, permission: str | None, body: Any,

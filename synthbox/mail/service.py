@@ -1,0 +1,251 @@
+"""EmailService: record an email and queue its delivery; the seed's email queue service.
+
+An email is a record first (with its Message-ID fixed before any attempt), then a job
+of the `email` queue whose data is the seed's `{queueId, priority, userId}`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from email.utils import make_msgid
+from typing import Any
+
+from synthbox.config import Settings
+from synthbox.errors import Conflict, InputError
+from synthbox.jobs.engine import Engine
+from synthbox.jobs.service import HIGH_PRIORITY, LATEST_RUN_AT
+from synthbox.jobs.spec import QueueSpec
+from synthbox.mail.addresses import address, address_list, domain_of, header_value
+from synthbox.mail.delivery import make_deliver, suppressed
+from synthbox.mail.models import EMAIL_STATES, FAILED, QUEUED, SUPPRESSED, UNCERTAIN, Email
+from synthbox.mail.models import Suppression as SuppressionEntry
+from synthbox.mail.transport import SmtpPool, parse_servers
+
+EMAIL_QUEUE = "email"
+SEND = "send"
+MAX_BODY_CHARS = 5_000_000
+HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,76}")
+RESERVED_HEADERS = {"from", "to", "cc", "bcc", "reply-to", "subject", "message-id", "date",
+                    "mime-version", "content-type", "content-transfer-encoding"}
+
+
+def email_queue_spec(settings: Settings) -> QueueSpec:
+    """The seed's email-queue: 5 workers, 10 jobs/s across instances, 3 attempts with
+    exponential backoff from 1 minute, completed kept 24 h, failed 7 d."""
+    pool = SmtpPool(parse_servers(settings.smtp_url), settings.smtp_timeout,
+                    settings.smtp_ca_file)
+    return QueueSpec(name=EMAIL_QUEUE, handlers={SEND: make_deliver(pool)}, concurrency=5,
+                     rate_limit_max=10, rate_limit_duration=1.0, attempts=3,
+                     backoff_type="exponential", backoff_delay=60.0,
+                     keep_completed_age=24 * 3600.0, keep_completed_count=1000,
+                     keep_failed_age=7 * 24 * 3600.0, on_stop=pool.close_all)
+
+
+def email_dict(email: Email) -> dict[str, Any]:
+    def ms(value: float | None) -> int | None:
+        return None if value is None else int(value * 1000)
+
+    return {"id": str(email.id), "messageId": email.message_id, "from": email.from_addr,
+            "to": json.loads(email.to), "cc": json.loads(email.cc),
+            "bcc": json.loads(email.bcc), "replyTo": email.reply_to, "subject": email.subject,
+            "text": email.text, "html": email.html, "headers": json.loads(email.headers),
+            "tags": json.loads(email.tags), "userId": email.user_id, "priority": email.priority,
+            "sendAt": ms(email.send_at), "idempotencyKey": email.idempotency_key,
+            "state": email.state, "serverReply": email.server_reply, "attempts": email.attempts,
+            "lastError": email.last_error,
+            "jobId": None if email.job_id is None else str(email.job_id),
+            "createdAt": ms(email.created_at), "sentAt": ms(email.sent_at)}
+
+
+class EmailService:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.queue = engine.service(EMAIL_QUEUE)
+        self.default_from = engine.settings.mail_from
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Record and queue one email; with an idempotency key seen before, that email."""
+        return self.send_bulk([payload], single=True)[0]
+
+    def send_bulk(self, payloads: list[Any], single: bool = False) -> list[dict[str, Any]]:
+        """All or none: every email is checked before any is recorded."""
+        now = time.time()
+        checked = [self._check(p, "" if single else f"emails[{i}].", now)
+                   for i, p in enumerate(payloads)]
+        results: list[Email] = []
+        run_times = []
+        with self.engine.db.atomic():
+            for fields in checked:
+                key = fields["idempotency_key"]
+                existing = Email.get_or_none(Email.idempotency_key == key) if key else None
+                if existing is not None:
+                    results.append(existing)
+                    continue
+                results.append(self._record(fields, now))
+                if results[-1].state == QUEUED:
+                    run_times.append(fields["send_at"])
+        answer = [email_dict(Email.get_by_id(e.id)) for e in results]
+        if run_times:
+            self.queue.announce(run_times)  # after the commit, and after reading them back
+        return answer
+
+    def _record(self, fields: dict[str, Any], now: float) -> Email:
+        recipients = fields["to"] + fields["cc"] + fields["bcc"]
+        blocked = suppressed(recipients)
+        state = SUPPRESSED if len(blocked) == len(recipients) else QUEUED
+        domain = domain_of(fields["from_addr"])
+        email = Email.create(**{**fields, "to": json.dumps(fields["to"]),
+                                "cc": json.dumps(fields["cc"]), "bcc": json.dumps(fields["bcc"])},
+                             message_id=make_msgid(domain=domain), state=state,
+                             created_at=now, updated_at=now)
+        if state == SUPPRESSED:
+            email.last_error = "every recipient is suppressed"
+            email.save()
+            return email
+        self._enqueue(email)
+        return email
+
+    def _enqueue(self, email: Email) -> None:
+        job = self.queue.add_bulk([{
+            "name": SEND, "data": {"queueId": str(email.id), "priority": email.priority,
+                                   "userId": email.user_id},
+            "priority": email.priority, "run_at": email.send_at,
+            "job_id": f"email-{email.id}-{email.attempts}"}], announce=False)[0]
+        Email.update(job_id=int(job["id"])).where(Email.id == email.id).execute()
+
+    def _check(self, payload: Any, prefix: str, now: float) -> dict[str, Any]:
+        if not isinstance(payload, dict):
+            raise InputError(prefix.rstrip(".") or "body", "must be a JSON object")
+        known = {"from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "headers",
+                 "tags", "userId", "priority", "sendAt", "idempotencyKey"}
+        for key in payload:
+            if key not in known:
+                raise InputError(prefix + key, f"unknown field; one of {', '.join(sorted(known))}")
+        sender = payload.get("from") or self.default_from
+        if not sender:
+            raise InputError(prefix + "from", "is required (or set mail_from)")
+        to = address_list(payload.get("to"), prefix + "to")
+        cc = address_list(payload.get("cc"), prefix + "cc")
+        bcc = address_list(payload.get("bcc"), prefix + "bcc")
+        if not (to or cc or bcc):
+            raise InputError(prefix + "to", "at least one recipient is required")
+        subject = header_value(payload.get("subject", ""), prefix + "subject")
+        text, html = payload.get("text"), payload.get("html")
+        for name, body in (("text", text), ("html", html)):
+            if body is not None and (not isinstance(body, str) or len(body) > MAX_BODY_CHARS):
+                raise InputError(prefix + name, f"must be a string of at most {MAX_BODY_CHARS} "
+                                                "characters")
+        if text is None and html is None:
+            raise InputError(prefix + "text", "text or html is required")
+        headers = payload.get("headers") or {}
+        if not isinstance(headers, dict) or len(headers) > 50:
+            raise InputError(prefix + "headers", "must be an object of at most 50 headers")
+        for name, value in headers.items():
+            if not HEADER_NAME.fullmatch(name) or name.lower() in RESERVED_HEADERS:
+                raise InputError(prefix + f"headers.{name}", "is not a header you may set")
+            header_value(value, prefix + f"headers.{name}")
+        tags = payload.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 64
+                                                 for t in tags) or len(tags) > 20:
+            raise InputError(prefix + "tags", "must be a list of at most 20 short strings")
+        priority = payload.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 10:
+            raise InputError(prefix + "priority", "must be a whole number from 0 to 10")
+        send_at = payload.get("sendAt")
+        if send_at is None:
+            when = now
+        elif isinstance(send_at, int | float) and not isinstance(send_at, bool) and \
+                0 <= send_at / 1000 <= LATEST_RUN_AT:
+            when = send_at / 1000
+        else:
+            raise InputError(prefix + "sendAt", "must be a time in Unix milliseconds")
+        key = payload.get("idempotencyKey")
+        if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 255):
+            raise InputError(prefix + "idempotencyKey", "must be a string of 1 to 255 characters")
+        user_id = payload.get("userId")
+        if user_id is not None and not isinstance(user_id, str | int):
+            raise InputError(prefix + "userId", "must be a string")
+        reply_to = payload.get("replyTo")
+        return {"from_addr": address(sender, prefix + "from"), "to": to, "cc": cc, "bcc": bcc,
+                "reply_to": None if reply_to is None else address(reply_to, prefix + "replyTo"),
+                "subject": subject, "text": text, "html": html, "headers": json.dumps(headers),
+                "tags": json.dumps(tags), "user_id": None if user_id is None else str(user_id),
+                "priority": priority, "send_at": when, "idempotency_key": key}
+
+    # -- reading and changing -------------------------------------------------------------
+
+    def get(self, email_id: str) -> dict[str, Any]:
+        email = Email.get_or_none(Email.id == int(email_id)) if email_id.isdigit() and len(
+            email_id) < 19 else None
+        if email is None:
+            raise LookupError(f"email: no email {email_id!r}")
+        return email_dict(email)
+
+    def list_emails(self, state: str | None = None, limit: int = 50,
+             before: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        query = Email.select().order_by(Email.id.desc()).limit(limit + 1)
+        if state is not None:
+            if state not in EMAIL_STATES:
+                raise InputError("state", f"must be one of {', '.join(EMAIL_STATES)}")
+            query = query.where(Email.state == state)
+        if before is not None:
+            query = query.where(Email.id < before)
+        rows = list(query)
+        page = [email_dict(e) for e in rows[:limit]]
+        return page, (page[-1]["id"] if len(rows) > limit else None)
+
+    def resend(self, email_id: str) -> dict[str, Any]:
+        """Send a failed or uncertain email again, knowingly (same Message-ID)."""
+        current = self.get(email_id)
+        if current["state"] not in (FAILED, UNCERTAIN):
+            raise Conflict("email: only a failed or uncertain email can be resent")
+        with self.engine.db.atomic():
+            Email.update(state=QUEUED, last_error=None, send_at=time.time()).where(
+                Email.id == int(email_id)).execute()
+            self._enqueue(Email.get_by_id(int(email_id)))
+        self.queue.announce([time.time()])
+        return self.get(email_id)
+
+    def suppress(self, entry: str, reason: str = "") -> None:
+        """Never send to an address (`a@b.c`) or a domain (`@b.c`) again."""
+        if entry.startswith("@"):
+            address("x" + entry, "entry")
+        else:
+            address(entry, "entry")
+        SuppressionEntry.insert(entry=entry.lower(), reason=reason, created_at=time.time()
+                                ).on_conflict_replace().execute()
+
+    # -- the seed's EmailQueueService -----------------------------------------------------
+
+    def add_high_priority(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Queue the email record `data["queueId"]` at priority 10."""
+        return self._queue_record(data, HIGH_PRIORITY, None)
+
+    def schedule_email(self, data: dict[str, Any], when: float) -> dict[str, Any]:
+        """Queue the email record `data["queueId"]` to be sent at Unix time `when`."""
+        return self._queue_record(data, data.get("priority", 0), when)
+
+    def _queue_record(self, data: dict[str, Any], priority: int,
+                      when: float | None) -> dict[str, Any]:
+        email = Email.get_or_none(Email.id == int(data.get("queueId", 0)))
+        if email is None:
+            raise LookupError(f"email: no email {data.get('queueId')!r}")
+        return self.queue.add(SEND, {"queueId": str(email.id), "priority": priority,
+                                     "userId": data.get("userId", email.user_id)},
+                              priority=priority, **({"run_at": when} if when else {}))
+
+    def get_stats(self) -> dict[str, Any]:
+        return self.queue.get_stats()
+
+    def get_failed_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self.queue.get_failed_jobs(limit)
+
+    def retry_job(self, job_id: str) -> bool:
+        return self.queue.retry_job(job_id)
+
+    def cleanup(self, age_ms: int = 86_400_000) -> int:
+        return self.queue.cleanup(age_ms)

@@ -1,0 +1,59 @@
+"""/api/v1/emails: send (scope email:send), look up, list, resend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from synthbox.accounts import audit
+from synthbox.errors import InputError
+from synthbox.mail.service import EmailService
+from synthbox.web.auth import authenticate_api_request, caller, client_address, needs
+from synthbox.web.errors import ok
+from synthbox.web.requests import json_body, query_int
+
+bp = Blueprint("emails_api", __name__, url_prefix="/api/v1/emails")
+bp.before_request(authenticate_api_request)
+
+
+def emails() -> EmailService:
+    return current_app.config["SYNTHBOX_EMAILS"]
+
+
+@bp.post("")
+@needs("email:send")
+def send() -> Any:
+    return ok(emails().send(json_body()), 201)
+
+
+@bp.post("/bulk")
+@needs("email:send")
+def send_bulk() -> Any:
+    items = json_body().get("emails")
+    if not isinstance(items, list) or not 1 <= len(items) <= 1000:
+        raise InputError("emails", "must be a list of 1 to 1000 emails")
+    return ok(emails().send_bulk(items), 201)
+
+
+@bp.get("")
+@needs("read")
+def list_emails() -> Any:
+    page, cursor = emails().list_emails(request.args.get("state") or None,
+                                        query_int("limit", 50, 1, 500) or 50,
+                                        query_int("before", None, 0, 10**18))
+    return ok({"emails": page, "nextCursor": cursor})
+
+
+@bp.get("/<email_id>")
+@needs("read")
+def get_email(email_id: str) -> Any:
+    return ok(emails().get(email_id))
+
+
+@bp.post("/<email_id>/resend")
+@needs("operate")
+def resend(email_id: str) -> Any:
+    result = emails().resend(email_id)
+    audit.record(caller().name, "email.resend", f"email:{email_id}", "", client_address())
+    return ok(result)

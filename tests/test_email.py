@@ -1,0 +1,223 @@
+"""The email queue against a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from synthbox.errors import InputError
+from synthbox.mail.service import EmailService
+from tests.conftest import Serve, remember_secret, wait_for
+from tests.smtp_server import SmtpServer
+
+FAST = {"email": {"backoff_delay": 0.3, "rate_limit_max": 1000}}
+
+
+@pytest.fixture
+def smtp():
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def mailer(engine_builder, smtp_url, queues=None, **settings):
+    engine = engine_builder({"smtp_url": smtp_url, "mail_from": "app@synthbox.test", **settings},
+                            queues or FAST)
+    return engine, EmailService(engine)
+
+
+def test_a_sent_email_arrives_whole(smtp, engine_builder):
+    engine, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}")
+    sent = emails.send({"to": ["ann@example.com"], "cc": "bob@example.com",
+                        "bcc": ["cat@example.com"], "subject": "Quarterly report",
+                        "text": "plain words", "html": "<p>rich words</p>",
+                        "headers": {"X-Campaign": "q4"}, "replyTo": "help@synthbox.test"})
+    assert sent["state"] == "queued" and sent["messageId"].startswith("<")
+    wait_for(lambda: emails.get(sent["id"])["state"] == "sent", message="sent")
+    done = emails.get(sent["id"])
+    assert done["serverReply"].startswith("250") and done["attempts"] == 1
+    [received] = smtp.messages
+    message = received["message"]
+    assert sorted(received["rcpt"]) == ["ann@example.com", "bob@example.com",
+                                        "cat@example.com"]
+    assert message["Subject"] == "Quarterly report"
+    assert message["To"] == "ann@example.com" and message["Cc"] == "bob@example.com"
+    assert message["Bcc"] is None, "Bcc never travels in the headers"
+    assert message["X-Campaign"] == "q4" and message["Reply-To"] == "help@synthbox.test"
+    assert message["Message-ID"] == done["messageId"]
+    assert message.get_body(("plain",)).get_content().strip() == "plain words"
+    assert message.get_body(("html",)).get_content().strip() == "<p>rich words</p>"
+    job = engine.service("email").get_job(done["jobId"])
+    assert job["returnvalue"] == {"success": True, "messageId": done["messageId"]}
+    assert job["data"] == {"queueId": done["id"], "priority": 0, "userId": None}
+
+
+def test_starttls_with_a_self_signed_certificate_and_auth(engine_builder, tmp_path):
+    remember_secret("s3cret-pass")
+    server = SmtpServer(tls_dir=tmp_path, users={"mailer": "s3cret-pass"}).start()
+    try:
+        url = f"smtp+starttls://mailer:s3cret-pass@localhost:{server.port}"
+        engine, emails = mailer(engine_builder, url, smtp_ca_file=str(server.cert))
+        sent = emails.send({"to": "ann@example.com", "subject": "tls", "text": "hello"})
+        wait_for(lambda: emails.get(sent["id"])["state"] == "sent", message="sent over TLS")
+        assert len(server.messages) == 1
+        assert server.messages[0]["message"]["Subject"] == "tls"
+        engine.stop(timeout=5)
+    finally:
+        server.stop()
+
+
+def test_priority_mail_goes_first_and_scheduled_mail_waits(smtp, engine_builder):
+    engine, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}",
+                            {"email": {"concurrency": 1, "rate_limit_max": 1000}})
+    engine.service("email").pause()
+    low = [emails.send({"to": "a@example.com", "subject": f"low {i}", "text": "x"})
+           for i in range(3)]
+    high = emails.send({"to": "a@example.com", "subject": "urgent", "text": "x", "priority": 10})
+    later = emails.send({"to": "a@example.com", "subject": "later", "text": "x",
+                         "sendAt": (time.time() + 1.5) * 1000})
+    engine.service("email").resume()
+    wait_for(lambda: len(smtp.messages) == 5, message="five emails")
+    subjects = [m["message"]["Subject"] for m in smtp.messages]
+    assert subjects[0] == "urgent" and subjects[-1] == "later"
+    arrived = {m["message"]["Subject"]: m["at"] for m in smtp.messages}
+    assert arrived["later"] >= later["sendAt"] / 1000
+    assert {e["id"] for e in low} | {high["id"]}
+
+
+def test_a_550_fails_at_once_after_one_attempt(smtp, engine_builder):
+    engine, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}")
+    sent = emails.send({"to": "reject-me@example.com", "subject": "x", "text": "x"})
+    wait_for(lambda: emails.get(sent["id"])["state"] == "failed", message="failed")
+    done = emails.get(sent["id"])
+    assert done["attempts"] == 1 and "550" in done["lastError"]
+    job = engine.service("email").get_job(done["jobId"])
+    assert job["state"] == "failed" and job["attemptsMade"] == 1
+    assert smtp.messages == []
+
+
+def test_smtp_down_retries_with_backoff_then_fails_and_back_in_time_sends(engine_builder,
+                                                                          smtp):
+    port = smtp.port
+    smtp.stop()
+    engine, emails = mailer(engine_builder, f"smtp://localhost:{port}",
+                            {"email": {"backoff_delay": 0.4, "rate_limit_max": 1000}})
+    lost = emails.send({"to": "a@example.com", "subject": "lost", "text": "x"})
+    wait_for(lambda: emails.get(lost["id"])["state"] == "failed", 20, message="failed")
+    job = engine.service("email").get_job(emails.get(lost["id"])["jobId"])
+    assert job["attemptsMade"] == 3 and len(job["errors"]) == 3
+    gaps = [b["startedOn"] - a["finishedOn"] for a, b in zip(job["errors"], job["errors"][1:],
+                                                             strict=False)]
+    assert 400 <= gaps[0] < 1400 and 800 <= gaps[1] < 1800, gaps
+    assert "ConnectionRefusedError" in emails.get(lost["id"])["lastError"]
+
+    saved = emails.send({"to": "a@example.com", "subject": "saved", "text": "x"})
+    wait_for(lambda: emails.get(saved["id"])["attempts"] >= 1, message="first attempt")
+    revived = SmtpServer(port=port).start()
+    try:
+        wait_for(lambda: emails.get(saved["id"])["state"] == "sent", 20, message="sent")
+        assert [m["message"]["Subject"] for m in revived.messages] == ["saved"]
+    finally:
+        engine.stop(timeout=5)  # closes its SMTP connections before the server goes
+        revived.stop()
+
+
+def test_a_suppressed_address_never_reaches_the_server(smtp, engine_builder):
+    _, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}")
+    emails.suppress("blocked@example.com")
+    emails.suppress("@spam.example")
+    gone = emails.send({"to": ["blocked@example.com", "x@spam.example"], "subject": "no",
+                        "text": "x"})
+    assert gone["state"] == "suppressed" and gone["jobId"] is None
+    partial = emails.send({"to": ["blocked@example.com", "ok@example.com"], "subject": "yes",
+                           "text": "x"})
+    wait_for(lambda: emails.get(partial["id"])["state"] == "sent", message="sent")
+    assert [m["rcpt"] for m in smtp.messages] == [["ok@example.com"]]
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ({"to": "a@example.com", "subject": "hi\r\nBcc: x@evil.example", "text": "x"}, "subject"),
+    ({"to": "a@example.com\r\nBcc: x@evil.example", "subject": "hi", "text": "x"}, "to[0]"),
+    ({"to": ["not an address"], "subject": "hi", "text": "x"}, "to[0]"),
+    ({"subject": "hi", "text": "x"}, "to"),
+    ({"to": "a@example.com", "subject": "hi"}, "text"),
+    ({"to": "a@example.com", "subject": "hi", "text": "x", "headers": {"Bcc": "x@e.com"}},
+     "headers.Bcc"),
+    ({"to": "a@example.com", "subject": "hi", "text": "x", "priority": 11}, "priority"),
+])
+def test_bad_email_input_names_the_field_and_queues_nothing(smtp, engine_builder, payload,
+                                                            field):
+    engine, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}")
+    with pytest.raises(InputError) as caught:
+        emails.send(payload)
+    assert caught.value.field == field
+    assert emails.list_emails()[0] == []
+    assert engine.service("email").get_stats()["total"] == 0
+
+
+def test_the_api_the_seed_endpoint_and_a_kill_during_a_slow_send(tmp_path, smtp):
+    """Over HTTP: send with an email:send token; the seed's curl; and the crash rule."""
+    smtp.recorder.delay = 4.0
+    env = {"SYNTHBOX_SMTP_URL": f"smtp://localhost:{smtp.port}",
+           "SYNTHBOX_MAIL_FROM": "app@synthbox.test",
+           "SYNTHBOX_QUEUES": json.dumps({"email": {"stalled_interval": 1.0}})}
+    data = tmp_path / "data"
+    first = Serve(data, env).start()
+    remember_secret(first.token)
+    status, reply = first.request("POST", "/api/v1/admin/tokens",
+                                  {"name": "mailer", "scopes": ["email:send"]})
+    token = reply["data"]["token"]
+    remember_secret(token)
+    bad = first.request("POST", "/api/v1/emails", {"to": "a@example.com",
+                                                   "subject": "hi\r\nBcc: x@evil.example",
+                                                   "text": "x"}, token=token)
+    assert bad[0] == 400 and bad[1]["error"]["field"] == "subject"
+    status, reply = first.request("POST", "/api/v1/emails", {
+        "to": "a@example.com", "subject": "slow", "text": "x", "idempotencyKey": "k-1"},
+        token=token)
+    assert status == 201
+    email_id = reply["data"]["id"]
+    again = first.request("POST", "/api/v1/emails", {
+        "to": "a@example.com", "subject": "slow", "text": "x", "idempotencyKey": "k-1"},
+        token=token)
+    assert again[1]["data"]["id"] == email_id, "the idempotency key gives the same email"
+    assert first.request("GET", "/api/v1/admin/email/queue", token=token)[0] == 403
+    path = f"/api/v1/emails/{email_id}"
+    wait_for(lambda: first.request("GET", path)[1]["data"]["state"] == "sending",
+             message="sending")
+    first.kill9()
+
+    second = Serve(data, env).start()
+    wait_for(lambda: second.request("GET", path)[1]["data"]["state"] == "uncertain", 30,
+             message="uncertain after the crash")
+    time.sleep(5)  # the server may well have got it: it must not be sent a second time
+    assert len(smtp.messages) <= 1
+    smtp.recorder.delay = 0
+    before = len(smtp.messages)
+    status, reply = second.request("POST", f"{path}/resend")
+    assert status == 200
+    wait_for(lambda: second.request("GET", path)[1]["data"]["state"] == "sent", 30,
+             message="resent")
+    assert len(smtp.messages) == before + 1
+    assert smtp.messages[-1]["message"]["Message-ID"] == reply["data"]["messageId"]
+
+    # the seed's curl, with a JWT from login
+    env_cli = {"SYNTHBOX_DATA_DIR": str(data)}
+    from tests.conftest import run_cli
+
+    remember_secret("seed admin pass")
+    run_cli("users", "create", "seed", "--role", "admin", env=env_cli,
+            input_text="seed admin pass\n")
+    jwt_token = second.request("POST", "/api/v1/auth/login",
+                               {"name": "seed", "password": "seed admin pass"},
+                               token=None)[1]["data"]["accessToken"]
+    remember_secret(jwt_token)
+    status, reply = second.request("GET", "/api/v1/admin/email/queue", token=jwt_token)
+    assert status == 200 and reply["success"] is True
+    assert list(reply["data"]) == ["stats", "failedJobs"]
+    assert list(reply["data"]["stats"]) == ["waiting", "active", "completed", "failed",
+                                           "delayed", "total"]
+    assert reply["data"]["stats"]["total"] >= 2
+    second.stop()
