@@ -6,80 +6,27 @@ environment variable. Bad input exits with code 2 and one line on stderr.
 
 from __future__ import annotations
 
-import functools
 import json
-import re
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
 
 from synthbox import __version__
-from synthbox.config import SETTINGS, Settings, SettingsError, load_settings
+from synthbox.commands import accounts, mail, service
+from synthbox.commands.base import (
+    BadInput,
+    DefaultGroup,
+    parse_duration,
+    resolve_settings,
+    settings_options,
+    with_engine,
+)
+from synthbox.config import SettingsError
 from synthbox.jobs.errors import JobOptionError, UnknownQueue
 from synthbox.jobs.service import JOB_ID
 from synthbox.paths import DataDirError
 from synthbox.serve import StartError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-def parse_duration(text: str) -> float:
-    """'500ms', '90', '30s', '15m', '24h', '7d' as seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError("must be a duration such as 90, 30s, 15m, 24h or 7d")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-class DefaultGroup(click.Group):
-    """A group that runs `serve` when no command is named."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0].startswith("-") and args[0] not in ("--help", "--version")):
-            args.insert(0, "serve")
-        return super().parse_args(ctx, args)
-
-
-def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The settings that have a flag, as options; their values feed load_settings()."""
-    for setting in reversed(SETTINGS):
-        if setting.flag is None:
-            continue
-        # The environment is read by load_settings(), in its place in the precedence.
-        func = click.option(setting.flag, setting.name, default=None,
-                            allow_from_autoenv=False, help=setting.help)(func)
-    return click.option("--config", "config_path", default=None, envvar="SYNTHBOX_CONFIG",
-                        help="Path of synthbox.toml (default: ./synthbox.toml if present).")(func)
-
-
-def _settings(options: dict[str, Any]) -> Settings:
-    config_path = options.pop("config_path", None)
-    cli = {s.name: options.pop(s.name) for s in SETTINGS if s.name in options}
-    return load_settings(cli, config_path=config_path)
-
-
-def with_engine(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Open the configured backends (no workers) and pass the Engine as `engine`."""
-
-    @settings_options
-    @functools.wraps(func)
-    def wrapper(**options: Any) -> Any:
-        from synthbox.jobs.engine import Engine
-
-        engine = Engine(_settings(options))
-        try:
-            return func(engine=engine, **options)
-        finally:
-            engine.close()
-
-    return wrapper
-
-
-class BadInput(click.ClickException):
-    exit_code = 2
 
 
 @click.group(cls=DefaultGroup, context_settings={"auto_envvar_prefix": "SYNTHBOX",
@@ -97,7 +44,7 @@ def serve(workers_only: bool, **options: Any) -> None:
     """Serve the API and run the queue workers (the default command)."""
     from synthbox.serve import serve as run
 
-    settings = _settings(options)
+    settings = resolve_settings(options)
     if workers_only:
         settings.values["web"] = False
     sys.exit(run(settings))
@@ -241,293 +188,6 @@ def resume_queue(engine: Any, queue: str, **_: Any) -> None:
     click.echo(f"{queue} resumed")
 
 
-# -- accounts ------------------------------------------------------------------------------
-
-def _read_password(confirm: bool = True) -> str:
-    """From a prompt on a terminal, else the first line of stdin (never an argument)."""
-    if sys.stdin.isatty():
-        return str(click.prompt("Password", hide_input=True, confirmation_prompt=confirm))
-    return sys.stdin.readline().rstrip("\n")
-
-
-def _account_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Account errors as one line: bad input and clashes exit 2, unknown names 1."""
-    from synthbox.errors import Conflict, InputError
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (InputError, Conflict) as exc:
-            raise BadInput(str(exc)) from None
-        except LookupError as exc:
-            click.echo(f"Error: {exc.args[0]}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-@cli.group("users")
-def users_group() -> None:
-    """Manage user accounts (roles: admin, operator, viewer)."""
-
-
-@users_group.command("create")
-@click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "operator", "viewer"]), required=True)
-@with_engine
-@_account_errors
-def create_user_command(engine: Any, name: str, role: str, **_: Any) -> None:
-    """Create a user; the password is asked for (or read from stdin), never an argument."""
-    from synthbox.accounts.setup import finish_setup
-    from synthbox.accounts.users import check_name, check_password, create_user
-
-    check_name(name)
-    password = check_password(_read_password())
-    create_user(name, password, role, actor="cli")
-    finish_setup(engine.data_path)
-    click.echo(f"created {role} {name}")
-
-
-@users_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
-@with_engine
-def list_users_command(engine: Any, as_json: bool, **_: Any) -> None:
-    """List users."""
-    from synthbox.accounts.users import list_users
-
-    found, _cursor = list_users()
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    for user in found:
-        state = "disabled" if user["disabled"] else "active"
-        click.echo(f"{user['name']:<24} {user['role']:<9} {state}")
-
-
-@users_group.command("disable")
-@click.argument("name")
-@with_engine
-@_account_errors
-def disable_user_command(engine: Any, name: str, **_: Any) -> None:
-    """Disable a user: their sessions and tokens end now."""
-    from synthbox.accounts.users import get_user, set_disabled
-
-    set_disabled(get_user(name), True, actor="cli")
-    click.echo(f"disabled {name}")
-
-
-@users_group.command("enable")
-@click.argument("name")
-@with_engine
-@_account_errors
-def enable_user_command(engine: Any, name: str, **_: Any) -> None:
-    """Enable a disabled user."""
-    from synthbox.accounts.users import get_user, set_disabled
-
-    set_disabled(get_user(name), False, actor="cli")
-    click.echo(f"enabled {name}")
-
-
-@users_group.command("password")
-@click.argument("name")
-@with_engine
-@_account_errors
-def password_command(engine: Any, name: str, **_: Any) -> None:
-    """Set a user's password (asked for, or read from stdin); their sign-ins end."""
-    from synthbox.accounts.users import check_password, get_user, set_password
-
-    user = get_user(name)
-    set_password(user, check_password(_read_password()), actor="cli")
-    click.echo(f"password of {name} changed")
-
-
-@cli.group("tokens")
-def tokens_group() -> None:
-    """Manage API tokens for services."""
-
-
-@tokens_group.command("create")
-@click.argument("name")
-@click.option("--scope", "scopes", multiple=True, required=True,
-              type=click.Choice(["jobs:write", "email:send", "orchestration:trigger", "admin"]))
-@with_engine
-@_account_errors
-def create_token_command(engine: Any, name: str, scopes: tuple[str, ...], **_: Any) -> None:
-    """Create a token; it is printed once and stored only as a hash."""
-    from synthbox.accounts.tokens import create_token
-
-    _record, value = create_token(name, list(scopes), actor="cli")
-    click.echo(value)
-
-
-@tokens_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
-@with_engine
-def list_tokens_command(engine: Any, as_json: bool, **_: Any) -> None:
-    """List tokens (never their values)."""
-    from synthbox.accounts.tokens import list_tokens
-
-    found, _cursor = list_tokens()
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    for token in found:
-        state = "revoked" if token["revokedAt"] else "active"
-        click.echo(f"{token['name']:<24} {' '.join(token['scopes']):<40} {state}")
-
-
-@tokens_group.command("revoke")
-@click.argument("name")
-@with_engine
-def revoke_token_command(engine: Any, name: str, **_: Any) -> None:
-    """Revoke a token now."""
-    from synthbox.accounts.tokens import revoke_token
-
-    if not revoke_token(name, actor="cli"):
-        click.echo(f"Error: no active token named {name!r}", err=True)
-        sys.exit(1)
-    click.echo(f"revoked {name}")
-
-
-# -- email ---------------------------------------------------------------------------------
-
-@cli.group("email")
-def email_group() -> None:
-    """Send email through the email queue, check SMTP, manage suppressions."""
-
-
-@email_group.command("send")
-@click.option("--to", "to", multiple=True, required=True, help="Recipient (repeatable).")
-@click.option("--subject", required=True)
-@click.option("--text", default=None, help="The plain-text body.")
-@click.option("--html-file", default=None, help="A file holding the HTML body.")
-@click.option("--from", "sender", default=None, help="Sender (default: mail_from).")
-@click.option("--at", "send_at", default=None,
-              help="Send later: an ISO time (2026-12-25T09:00:00Z) or a delay (15m, 2h).")
-@click.option("--priority", type=int, default=0, help="0-10, higher is sent first.")
-@with_engine
-def send_email_command(engine: Any, to: tuple[str, ...], subject: str, text: str | None,
-                       html_file: str | None, sender: str | None, send_at: str | None,
-                       priority: int, **_: Any) -> None:
-    """Queue an email and print its id."""
-    import datetime
-    import time
-    from pathlib import Path
-
-    from synthbox.errors import InputError
-    from synthbox.mail.service import EmailService
-
-    payload: dict[str, Any] = {"to": list(to), "subject": subject, "priority": priority}
-    if sender:
-        payload["from"] = sender
-    if text is not None:
-        payload["text"] = text
-    if html_file is not None:
-        try:
-            payload["html"] = Path(html_file).read_text()
-        except OSError as exc:
-            raise BadInput(f"--html-file: cannot read {html_file} ({exc.strerror})") from None
-    if send_at:
-        try:
-            payload["sendAt"] = (time.time() + parse_duration(send_at)) * 1000
-        except ValueError:
-            try:
-                stamp = datetime.datetime.fromisoformat(send_at.replace("Z", "+00:00"))
-            except ValueError:
-                raise BadInput("--at: must be an ISO time or a delay such as 15m") from None
-            payload["sendAt"] = stamp.timestamp() * 1000
-    try:
-        email = EmailService(engine).send(payload)
-    except InputError as exc:
-        flag = {"text": "--text", "to": "--to", "from": "--from", "subject": "--subject"}
-        raise BadInput(f"{flag.get(exc.field.split('[')[0], exc.field)}: {exc.rule}") from None
-    click.echo(email["id"])
-
-
-@email_group.command("test-smtp")
-@settings_options
-def test_smtp_command(**options: Any) -> None:
-    """Connect to each configured SMTP server and say what it offers."""
-    from synthbox.mail.transport import SmtpPool, parse_servers
-
-    settings = _settings(options)
-    servers = parse_servers(settings.smtp_url)
-    if not servers:
-        raise BadInput("smtp_url: no SMTP server configured (--smtp-url or SYNTHBOX_SMTP_URL)")
-    lines = SmtpPool(servers, settings.smtp_timeout, settings.smtp_ca_file).describe()
-    for line in lines:
-        click.echo(line)
-    sys.exit(0 if all(": ok;" in line for line in lines) else 1)
-
-
-@email_group.command("suppress")
-@click.argument("entry")
-@click.option("--reason", default="", help="Why (shown to admins).")
-@with_engine
-def suppress_command(engine: Any, entry: str, reason: str, **_: Any) -> None:
-    """Never send to ADDRESS, or to any address @DOMAIN, again."""
-    from synthbox.errors import InputError
-    from synthbox.mail.service import EmailService
-
-    try:
-        EmailService(engine).suppress(entry, reason)
-    except InputError as exc:
-        raise BadInput(f"ENTRY: {exc.rule}") from None
-    click.echo(f"suppressed {entry}")
-
-
-# -- the service ---------------------------------------------------------------------------
-
-@cli.command("install")
-@click.option("--root", "root_dir", default="/", show_default=True,
-              help="Write the tree under this folder instead (no user, no systemd).")
-@click.option("--binary", default=None, help="The file to install (default: this binary).")
-@click.option("--overwrite-config", is_flag=True, help="Replace an existing synthbox.toml.")
-def install_command(root_dir: str, binary: str | None, overwrite_config: bool) -> None:
-    """Install this binary as the synthbox systemd service, and start it."""
-    from pathlib import Path
-
-    from synthbox.install import CONFIG, DATA, InstallError, install, wait_until_healthy
-
-    if binary is None and not getattr(sys, "frozen", False):
-        raise BadInput("--binary: needed when not run from the built binary "
-                       "(packaging/build.sh builds dist/synthbox)")
-    source = Path(binary) if binary else Path(sys.executable)
-    root = Path(root_dir)
-    try:
-        for line in install(root, source, overwrite_config):
-            click.echo(line)
-    except InstallError as exc:
-        raise BadInput(str(exc)) from None
-    if root.resolve() != Path("/"):
-        return
-    settings = load_settings(config_path=str(root / CONFIG))
-    if not wait_until_healthy(settings.port):
-        click.echo("Error: the service did not become healthy in 60 s; see "
-                   "journalctl -u synthbox", err=True)
-        sys.exit(1)
-    started = (root / DATA / "synthbox.log").read_text().rsplit("--- ", 1)[-1]
-    click.echo(started.split("\n", 1)[-1].rstrip())
-
-
-@cli.command("uninstall")
-@click.option("--root", "root_dir", default="/", show_default=True,
-              help="Remove the tree written under this folder.")
-@click.option("--purge", is_flag=True, help="Also remove the data, the config and the user.")
-def uninstall_command(root_dir: str, purge: bool) -> None:
-    """Stop and remove the service and the binary (the data stays unless --purge)."""
-    from pathlib import Path
-
-    from synthbox.install import InstallError, uninstall
-
-    try:
-        for line in uninstall(Path(root_dir), purge):
-            click.echo(line)
-    except InstallError as exc:
-        raise BadInput(str(exc)) from None
-
-
 # -- checks -------------------------------------------------------------------------------
 
 @cli.command()
@@ -546,7 +206,7 @@ def doctor(**options: Any) -> None:
     """Check the configured backends with a real job round trip."""
     from synthbox.doctor import run_doctor
 
-    sys.exit(run_doctor(_settings(options)))
+    sys.exit(run_doctor(resolve_settings(options)))
 
 
 @cli.command()
@@ -560,8 +220,13 @@ def bench(backend: str, job_count: int, as_json: bool, **options: Any) -> None:
     """Measure enqueue and drain rates, pickup latency and memory with the real engine."""
     from synthbox.bench import run_bench
 
-    settings = _settings(options)
+    settings = resolve_settings(options)
     sys.exit(run_bench(settings, backend, job_count, as_json))
+
+
+for group in (accounts.users_group, accounts.tokens_group, mail.email_group,
+              service.install_command, service.uninstall_command):
+    cli.add_command(group)
 
 
 def main(argv: list[str] | None = None) -> None:

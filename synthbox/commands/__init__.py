@@ -1,0 +1,1 @@
+"""The `synthbox` subcommands, one module per concern; `synthbox.cli` assembles them."""

@@ -1,0 +1,163 @@
+"""`synthbox users` and `synthbox tokens`: accounts and API tokens."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from synthbox.commands.base import (
+    BadInput,
+    with_engine,
+)
+
+
+def _read_password(confirm: bool = True) -> str:
+    """From a prompt on a terminal, else the first line of stdin (never an argument)."""
+    if sys.stdin.isatty():
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=confirm))
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _account_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Account errors as one line: bad input and clashes exit 2, unknown names 1."""
+    from synthbox.errors import Conflict, InputError
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (InputError, Conflict) as exc:
+            raise BadInput(str(exc)) from None
+        except LookupError as exc:
+            click.echo(f"Error: {exc.args[0]}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group("users")
+def users_group() -> None:
+    """Manage user accounts (roles: admin, operator, viewer)."""
+
+
+@users_group.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "operator", "viewer"]), required=True)
+@with_engine
+@_account_errors
+def create_user_command(engine: Any, name: str, role: str, **_: Any) -> None:
+    """Create a user; the password is asked for (or read from stdin), never an argument."""
+    from synthbox.accounts.setup import finish_setup
+    from synthbox.accounts.users import check_name, check_password, create_user
+
+    check_name(name)
+    password = check_password(_read_password())
+    create_user(name, password, role, actor="cli")
+    finish_setup(engine.data_path)
+    click.echo(f"created {role} {name}")
+
+
+@users_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@with_engine
+def list_users_command(engine: Any, as_json: bool, **_: Any) -> None:
+    """List users."""
+    from synthbox.accounts.users import list_users
+
+    found, _cursor = list_users()
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for user in found:
+        state = "disabled" if user["disabled"] else "active"
+        click.echo(f"{user['name']:<24} {user['role']:<9} {state}")
+
+
+@users_group.command("disable")
+@click.argument("name")
+@with_engine
+@_account_errors
+def disable_user_command(engine: Any, name: str, **_: Any) -> None:
+    """Disable a user: their sessions and tokens end now."""
+    from synthbox.accounts.users import get_user, set_disabled
+
+    set_disabled(get_user(name), True, actor="cli")
+    click.echo(f"disabled {name}")
+
+
+@users_group.command("enable")
+@click.argument("name")
+@with_engine
+@_account_errors
+def enable_user_command(engine: Any, name: str, **_: Any) -> None:
+    """Enable a disabled user."""
+    from synthbox.accounts.users import get_user, set_disabled
+
+    set_disabled(get_user(name), False, actor="cli")
+    click.echo(f"enabled {name}")
+
+
+@users_group.command("password")
+@click.argument("name")
+@with_engine
+@_account_errors
+def password_command(engine: Any, name: str, **_: Any) -> None:
+    """Set a user's password (asked for, or read from stdin); their sign-ins end."""
+    from synthbox.accounts.users import check_password, get_user, set_password
+
+    user = get_user(name)
+    set_password(user, check_password(_read_password()), actor="cli")
+    click.echo(f"password of {name} changed")
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """Manage API tokens for services."""
+
+
+@tokens_group.command("create")
+@click.argument("name")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              type=click.Choice(["jobs:write", "email:send", "orchestration:trigger", "admin"]))
+@with_engine
+@_account_errors
+def create_token_command(engine: Any, name: str, scopes: tuple[str, ...], **_: Any) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    from synthbox.accounts.tokens import create_token
+
+    _record, value = create_token(name, list(scopes), actor="cli")
+    click.echo(value)
+
+
+@tokens_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@with_engine
+def list_tokens_command(engine: Any, as_json: bool, **_: Any) -> None:
+    """List tokens (never their values)."""
+    from synthbox.accounts.tokens import list_tokens
+
+    found, _cursor = list_tokens()
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for token in found:
+        state = "revoked" if token["revokedAt"] else "active"
+        click.echo(f"{token['name']:<24} {' '.join(token['scopes']):<40} {state}")
+
+
+@tokens_group.command("revoke")
+@click.argument("name")
+@with_engine
+def revoke_token_command(engine: Any, name: str, **_: Any) -> None:
+    """Revoke a token now."""
+    from synthbox.accounts.tokens import revoke_token
+
+    if not revoke_token(name, actor="cli"):
+        click.echo(f"Error: no active token named {name!r}", err=True)
+        sys.exit(1)
+    click.echo(f"revoked {name}")
