@@ -28,5 +28,9 @@ class Throttled(Exception):
         self.retry_after = retry_after
 
 
+class NotFound(LookupError):
+    """What the request names does not exist (404); the message says what."""
+
+
 class Conflict(Exception):
     """The request is valid but clashes with the current state (409)."""

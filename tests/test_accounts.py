@@ -376,7 +376,8 @@ def test_wrong_password_is_a_message_on_the_page(server):
 
 
 def test_next_only_redirects_within_the_site(server):
-    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example",
+                   "/\t/evil.example", "/\n/x", "/ /evil.example"):
         browser = Browser(server)
         token = browser.csrf("/login")
         status, headers, _ = browser.request(
@@ -463,8 +464,10 @@ def test_first_admin_from_the_one_time_setup_link(tmp_path):
     data = tmp_path / "fresh"
     serve = Serve(data).start()
     try:
-        wait_for(lambda: (data / "synthbox.log").exists(), message="start log")
-        log = (data / "synthbox.log").read_text()
+        log_file = data / "synthbox.log"
+        wait_for(lambda: log_file.exists() and "first admin" in log_file.read_text(),
+                 message="the start log")
+        log = log_file.read_text()
         link = re.search(r"create the first admin at (http://\S+)", log).group(1)
         remember_secret(link.rsplit("/", 1)[1])
         assert link.rsplit("/", 1)[1] not in serve.output(), "the link must not reach stderr"
@@ -480,3 +483,20 @@ def test_first_admin_from_the_one_time_setup_link(tmp_path):
         assert Browser(serve).request("GET", path)[0] == 404, "the link works once"
     finally:
         serve.stop()
+
+
+def test_email_jobs_and_bodies_are_guarded(server):
+    viewer = login(server, "eve")["accessToken"]
+    admin = login(server, "root")["accessToken"]
+    status, reply = server.request("POST", "/api/v1/queues/email/jobs",
+                                   {"name": "send", "data": {"queueId": "1"}}, token=admin)
+    assert status == 403 and "/api/v1/emails" in reply["error"]["message"]
+    assert server.request("GET", "/api/v1/emails", token=viewer)[0] == 403
+    assert server.request("GET", "/api/v1/emails", token=admin)[0] == 200
+    assert server.request("GET", "/api/v1/emails/%C2%B2", token=admin)[0] == 404
+
+
+def test_lone_surrogates_are_400_not_500(server):
+    status, reply = server.request("POST", "/api/v1/auth/login",
+                                   raw=b'{"name": "eve", "password": "\\ud800"}', token=None)
+    assert status == 400 and reply["error"]["field"] == "body"

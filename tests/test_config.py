@@ -125,7 +125,8 @@ def test_readme_queue_options_match_the_queue_spec():
                 assert float(shown) == value, name
             else:
                 assert shown == ("none" if value is None else value), name
-    options = [f.name for f in fields(QueueSpec) if f.name not in ("name", "handlers", "on_stop")]
+    options = [f.name for f in fields(QueueSpec)
+               if f.name not in ("name", "handlers", "on_stop", "internal")]
     assert sorted(documented) == sorted(options)
 
 

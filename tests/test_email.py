@@ -221,3 +221,33 @@ def test_the_api_the_seed_endpoint_and_a_kill_during_a_slow_send(tmp_path, smtp)
                                            "delayed", "total"]
     assert reply["data"]["stats"]["total"] >= 2
     second.stop()
+
+
+def test_idempotency_keys_belong_to_their_caller_and_to_one_email(smtp, engine_builder):
+    from synthbox.errors import Conflict
+
+    _, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}")
+    mail = {"to": "a@example.com", "subject": "once", "text": "x", "idempotencyKey": "k"}
+    first = emails.send(mail, caller="alice")
+    assert emails.send(mail, caller="alice")["id"] == first["id"]
+    assert emails.send(mail, caller="bob")["id"] != first["id"], "bob's key is his own"
+    with pytest.raises(Conflict):
+        emails.send({**mail, "subject": "another"}, caller="alice")
+    assert first["idempotencyKey"] == "k"
+
+
+def test_partly_refused_recipients_are_recorded(smtp, engine_builder):
+    _, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}")
+    sent = emails.send({"to": ["ok@example.com", "reject-this@example.com"], "subject": "x",
+                        "text": "x"})
+    wait_for(lambda: emails.get(sent["id"])["state"] == "sent", message="sent")
+    assert "reject-this@example.com: 550" in emails.get(sent["id"])["lastError"]
+    assert [m["rcpt"] for m in smtp.messages] == [["ok@example.com"]]
+
+
+@pytest.mark.parametrize("subject", ["a\u2028b", "a\x0bb", "a\x85b", "tab\tinside"])
+def test_every_kind_of_line_break_is_refused(smtp, engine_builder, subject):
+    _, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}")
+    with pytest.raises(InputError) as caught:
+        emails.send({"to": "a@example.com", "subject": subject, "text": "x"})
+    assert caught.value.field == "subject"

@@ -1,6 +1,7 @@
 """Who is calling, and what they may do.
 
 Permissions: `read` (look at queues and jobs), `jobs:write` (add jobs), `email:send`,
+`email:read` (emails with their bodies, which may hold private links: not for viewers),
 `orchestration:trigger`, `operate` (retry, pause, clean, remove), `admin` (users, tokens,
 settings, everything). Roles and token scopes grant sets of them.
 """
@@ -11,20 +12,21 @@ from dataclasses import dataclass, field
 
 from synthbox.errors import NotAllowed
 
-PERMISSIONS = ("read", "jobs:write", "email:send", "orchestration:trigger", "operate", "admin")
+PERMISSIONS = ("read", "jobs:write", "email:send", "email:read", "orchestration:trigger",
+               "operate", "admin")
 SCOPES = ("jobs:write", "email:send", "orchestration:trigger", "admin")
 
 ROLE_GRANTS = {
     "admin": frozenset(PERMISSIONS),
-    "operator": frozenset({"read", "jobs:write", "email:send", "orchestration:trigger",
-                           "operate"}),
+    "operator": frozenset({"read", "jobs:write", "email:send", "email:read",
+                           "orchestration:trigger", "operate"}),
     "viewer": frozenset({"read"}),
 }
 SCOPE_GRANTS = {
     "admin": frozenset(PERMISSIONS),
     # a service that adds jobs may follow them
     "jobs:write": frozenset({"jobs:write", "read"}),
-    "email:send": frozenset({"email:send"}),
+    "email:send": frozenset({"email:send", "email:read"}),
     "orchestration:trigger": frozenset({"orchestration:trigger"}),
 }
 

@@ -15,7 +15,7 @@ from synthbox.accounts.passwords import (
     needs_rehash,
     verify_password,
 )
-from synthbox.errors import Conflict, InputError, NotAllowed, Throttled
+from synthbox.errors import Conflict, InputError, NotAllowed, NotFound, Throttled
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 FAILURE_WINDOW = 60.0
@@ -70,7 +70,7 @@ def create_user(name: Any, password: Any, role: Any, actor: str = "system",
 def get_user(name: str) -> User:
     user = User.get_or_none(User.name == name)
     if user is None:
-        raise LookupError(f"user: no user named {name!r}")
+        raise NotFound(f"user: no user named {name!r}")
     return user
 
 
@@ -111,7 +111,9 @@ def authenticate(name: str, password: str, address: str = "") -> User:
     if user is None or not good or user.disabled:
         LoginFailure.insert_many([{"key": k, "at": now} for k in keys]).execute()
         LoginFailure.delete().where(LoginFailure.at < now - FAILURE_WINDOW).execute()
-        audit.record(str(name)[:64] or "?", "login.failed", "", "", address)
+        # an unknown name may be a password typed in the wrong field: never keep it
+        audit.record(user.name if user is not None else "(unknown user)", "login.failed", "",
+                     "", address)
         raise NotAllowed("name or password is not right", status=401)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)

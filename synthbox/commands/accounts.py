@@ -25,7 +25,7 @@ def _read_password(confirm: bool = True) -> str:
 
 def _account_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Account errors as one line: bad input and clashes exit 2, unknown names 1."""
-    from synthbox.errors import Conflict, InputError
+    from synthbox.errors import Conflict, InputError, NotFound
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -33,8 +33,8 @@ def _account_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except (InputError, Conflict) as exc:
             raise BadInput(str(exc)) from None
-        except LookupError as exc:
-            click.echo(f"Error: {exc.args[0]}", err=True)
+        except NotFound as exc:
+            click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
 
     return wrapper

@@ -30,6 +30,9 @@ class QueueSpec:
     stalled_interval: float = 30.0
     max_stalled_count: int = 2
     on_stop: Callable[[], None] | None = None  # release what the handlers hold
+    # jobs of an internal queue come from its own service (emails, orchestration), never
+    # from the generic job API, whose callers could point them at any record
+    internal: bool = False
 
     def handler_for(self, job_name: str) -> Handler | None:
         return self.handlers.get(job_name) or self.handlers.get("*")
@@ -42,7 +45,8 @@ class QueueSpec:
 
     def with_options(self, options: Mapping[str, Any]) -> QueueSpec:
         """A copy with `options` applied; a bad name or value raises ValueError naming it."""
-        known = {f.name: f for f in fields(self) if f.name not in ("name", "handlers", "on_stop")}
+        known = {f.name: f for f in fields(self)
+                 if f.name not in ("name", "handlers", "on_stop", "internal")}
         changes: dict[str, Any] = {}
         for key, value in options.items():
             if key not in known:

@@ -18,8 +18,10 @@ MAX_RECIPIENTS = 100
 def header_value(value: Any, field: str, most: int = 998) -> str:
     if not isinstance(value, str):
         raise InputError(field, "must be a string")
-    if "\r" in value or "\n" in value:
+    if len(value.splitlines()) > 1 or "\r" in value or "\n" in value:
         raise InputError(field, "must not contain line breaks (CR or LF)")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InputError(field, "must not contain control characters")
     if len(value) > most:
         raise InputError(field, f"must be at most {most} characters")
     return value

@@ -29,7 +29,12 @@ from synthbox.mail.models import (
     Email,
     Suppression,
 )
-from synthbox.mail.transport import PermanentSmtpError, SmtpPool, TemporarySmtpError
+from synthbox.mail.transport import (
+    PermanentSmtpError,
+    SmtpPool,
+    TemporarySmtpError,
+    UncertainSmtpError,
+)
 
 
 def suppressed(addresses: list[str]) -> set[str]:
@@ -81,6 +86,8 @@ def make_deliver(pool: SmtpPool) -> Callable[[JobContext], dict[str, Any]]:
         if email.state in (SUPPRESSED, UNCERTAIN):
             return {"success": False, "error": f"email is {email.state}"}
         if email.state == SENDING:
+            if email.sending_job != job.id:  # a second job for the same email: leave it be
+                return {"success": False, "error": "another job is sending this email"}
             _set(email.id, state=UNCERTAIN, last_error="delivery uncertain: an earlier attempt "
                  "stopped mid-send; resend it from the admin if it did not arrive")
             raise UnrecoverableError("delivery uncertain: an earlier attempt stopped mid-send")
@@ -90,21 +97,33 @@ def make_deliver(pool: SmtpPool) -> Callable[[JobContext], dict[str, Any]]:
         if not recipients:
             _set(email.id, state=SUPPRESSED, last_error="every recipient is suppressed")
             return {"success": False, "error": "every recipient is suppressed"}
-        claimed = Email.update(state=SENDING, attempts=Email.attempts + 1,
+        try:
+            message = build_message(email)
+        except (ValueError, TypeError) as exc:  # nothing was sent: say why, do not retry
+            _set(email.id, state=FAILED, last_error=f"cannot build the message: {exc}")
+            raise UnrecoverableError(f"cannot build the message: {exc}") from None
+        claimed = Email.update(state=SENDING, sending_job=job.id, attempts=Email.attempts + 1,
                                updated_at=time.time()).where(
             Email.id == email.id, Email.state.in_([QUEUED, FAILED])).execute()
         if not claimed:
             return {"success": False, "error": "email changed state meanwhile"}
         try:
-            reply = pool.send(build_message(email), recipients)
+            reply, refused = pool.send(message, recipients)
         except PermanentSmtpError as exc:
             _set(email.id, state=FAILED, last_error=str(exc))
             raise UnrecoverableError(str(exc)) from None
+        except UncertainSmtpError as exc:
+            _set(email.id, state=UNCERTAIN, last_error=f"delivery uncertain: {exc}")
+            raise UnrecoverableError(f"delivery uncertain: {exc}") from None
         except TemporarySmtpError as exc:
             final = job.attempt >= job.attempts
             _set(email.id, state=FAILED if final else QUEUED, last_error=str(exc))
             raise
-        _set(email.id, state=SENT, server_reply=reply, sent_at=time.time(), last_error=None)
+        except BaseException as exc:  # anything else before the server answered: unsent
+            _set(email.id, state=QUEUED, last_error=f"{type(exc).__name__}: {exc}")
+            raise
+        _set(email.id, state=SENT, server_reply=reply, sent_at=time.time(),
+             last_error=f"some recipients refused: {refused}" if refused else None)
         return {"success": True, "messageId": email.message_id}
 
     return deliver

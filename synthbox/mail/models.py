@@ -35,6 +35,8 @@ class Email(BaseModel):
     attempts = IntegerField(default=0)
     last_error = TextField(null=True)
     job_id = IntegerField(null=True)
+    sending_job = IntegerField(null=True)  # the job that set `sending` (the crash rule)
+    request_hash = CharField(max_length=64, null=True)  # what the idempotency key stood for
     created_at = DoubleField()
     updated_at = DoubleField()
     sent_at = DoubleField(null=True)

@@ -6,20 +6,30 @@ of the `email` queue whose data is the seed's `{queueId, priority, userId}`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import secrets
 import time
 from email.utils import make_msgid
 from typing import Any
 
 from synthbox.config import Settings
-from synthbox.errors import Conflict, InputError
+from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.engine import Engine
-from synthbox.jobs.service import HIGH_PRIORITY, LATEST_RUN_AT
+from synthbox.jobs.service import HIGH_PRIORITY, JOB_ID, LATEST_RUN_AT
 from synthbox.jobs.spec import QueueSpec
 from synthbox.mail.addresses import address, address_list, domain_of, header_value
 from synthbox.mail.delivery import make_deliver, suppressed
-from synthbox.mail.models import EMAIL_STATES, FAILED, QUEUED, SUPPRESSED, UNCERTAIN, Email
+from synthbox.mail.models import (
+    EMAIL_STATES,
+    FAILED,
+    QUEUED,
+    SENDING,
+    SUPPRESSED,
+    UNCERTAIN,
+    Email,
+)
 from synthbox.mail.models import Suppression as SuppressionEntry
 from synthbox.mail.transport import SmtpPool, parse_servers
 
@@ -40,7 +50,8 @@ def email_queue_spec(settings: Settings) -> QueueSpec:
                      rate_limit_max=10, rate_limit_duration=1.0, attempts=3,
                      backoff_type="exponential", backoff_delay=60.0,
                      keep_completed_age=24 * 3600.0, keep_completed_count=1000,
-                     keep_failed_age=7 * 24 * 3600.0, on_stop=pool.close_all)
+                     keep_failed_age=7 * 24 * 3600.0, on_stop=pool.close_all,
+                     internal=True)
 
 
 def email_dict(email: Email) -> dict[str, Any]:
@@ -52,7 +63,9 @@ def email_dict(email: Email) -> dict[str, Any]:
             "bcc": json.loads(email.bcc), "replyTo": email.reply_to, "subject": email.subject,
             "text": email.text, "html": email.html, "headers": json.loads(email.headers),
             "tags": json.loads(email.tags), "userId": email.user_id, "priority": email.priority,
-            "sendAt": ms(email.send_at), "idempotencyKey": email.idempotency_key,
+            "sendAt": ms(email.send_at),
+            "idempotencyKey": None if email.idempotency_key is None
+            else email.idempotency_key.split("\n", 1)[-1],
             "state": email.state, "serverReply": email.server_reply, "attempts": email.attempts,
             "lastError": email.last_error,
             "jobId": None if email.job_id is None else str(email.job_id),
@@ -67,11 +80,13 @@ class EmailService:
 
     # -- sending --------------------------------------------------------------------------
 
-    def send(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Record and queue one email; with an idempotency key seen before, that email."""
-        return self.send_bulk([payload], single=True)[0]
+    def send(self, payload: dict[str, Any], caller: str = "") -> dict[str, Any]:
+        """Record and queue one email. An idempotency key the same caller used before for
+        the same email answers that email; for a different one, a Conflict."""
+        return self.send_bulk([payload], caller, single=True)[0]
 
-    def send_bulk(self, payloads: list[Any], single: bool = False) -> list[dict[str, Any]]:
+    def send_bulk(self, payloads: list[Any], caller: str = "",
+                  single: bool = False) -> list[dict[str, Any]]:
         """All or none: every email is checked before any is recorded."""
         now = time.time()
         checked = [self._check(p, "" if single else f"emails[{i}].", now)
@@ -80,8 +95,7 @@ class EmailService:
         run_times = []
         with self.engine.db.atomic():
             for fields in checked:
-                key = fields["idempotency_key"]
-                existing = Email.get_or_none(Email.idempotency_key == key) if key else None
+                existing = self._same_request(fields, caller)
                 if existing is not None:
                     results.append(existing)
                     continue
@@ -92,6 +106,21 @@ class EmailService:
         if run_times:
             self.queue.announce(run_times)  # after the commit, and after reading them back
         return answer
+
+    @staticmethod
+    def _same_request(fields: dict[str, Any], caller: str) -> Email | None:
+        """Keys belong to their caller; `fields` gets the scoped key and the request hash."""
+        key = fields.pop("idempotency_key")
+        fields["request_hash"] = hashlib.sha256(json.dumps(
+            {k: v for k, v in fields.items() if k != "send_at"}, sort_keys=True,
+            default=str).encode()).hexdigest()
+        fields["idempotency_key"] = None if key is None else f"{caller}\n{key}"
+        if key is None:
+            return None
+        existing = Email.get_or_none(Email.idempotency_key == fields["idempotency_key"])
+        if existing is not None and existing.request_hash != fields["request_hash"]:
+            raise Conflict("idempotencyKey: already used for a different email")
+        return existing
 
     def _record(self, fields: dict[str, Any], now: float) -> Email:
         recipients = fields["to"] + fields["cc"] + fields["bcc"]
@@ -114,7 +143,7 @@ class EmailService:
             "name": SEND, "data": {"queueId": str(email.id), "priority": email.priority,
                                    "userId": email.user_id},
             "priority": email.priority, "run_at": email.send_at,
-            "job_id": f"email-{email.id}-{email.attempts}"}], announce=False)[0]
+            "job_id": f"email-{email.id}-{secrets.token_hex(8)}"}], announce=False)[0]
         Email.update(job_id=int(job["id"])).where(Email.id == email.id).execute()
 
     def _check(self, payload: Any, prefix: str, now: float) -> dict[str, Any]:
@@ -179,10 +208,10 @@ class EmailService:
     # -- reading and changing -------------------------------------------------------------
 
     def get(self, email_id: str) -> dict[str, Any]:
-        email = Email.get_or_none(Email.id == int(email_id)) if email_id.isdigit() and len(
-            email_id) < 19 else None
+        email = Email.get_or_none(Email.id == int(email_id)) if JOB_ID.fullmatch(
+            email_id) else None
         if email is None:
-            raise LookupError(f"email: no email {email_id!r}")
+            raise NotFound(f"email: no email {email_id!r}")
         return email_dict(email)
 
     def list_emails(self, state: str | None = None, limit: int = 50,
@@ -199,10 +228,14 @@ class EmailService:
         return page, (page[-1]["id"] if len(rows) > limit else None)
 
     def resend(self, email_id: str) -> dict[str, Any]:
-        """Send a failed or uncertain email again, knowingly (same Message-ID)."""
+        """Send a failed or uncertain email again, knowingly (same Message-ID); also one
+        left queued or sending by a job that is gone or finished."""
         current = self.get(email_id)
-        if current["state"] not in (FAILED, UNCERTAIN):
-            raise Conflict("email: only a failed or uncertain email can be resent")
+        job = self.engine.find_job(int(current["jobId"])) if current["jobId"] else None
+        stuck = current["state"] in (QUEUED, SENDING) and (
+            job is None or job["state"] in ("completed", "failed"))
+        if current["state"] not in (FAILED, UNCERTAIN) and not stuck:
+            raise Conflict("email: only a failed, uncertain or stuck email can be resent")
         with self.engine.db.atomic():
             Email.update(state=QUEUED, last_error=None, send_at=time.time()).where(
                 Email.id == int(email_id)).execute()
@@ -233,7 +266,7 @@ class EmailService:
                       when: float | None) -> dict[str, Any]:
         email = Email.get_or_none(Email.id == int(data.get("queueId", 0)))
         if email is None:
-            raise LookupError(f"email: no email {data.get('queueId')!r}")
+            raise NotFound(f"email: no email {data.get('queueId')!r}")
         return self.queue.add(SEND, {"queueId": str(email.id), "priority": priority,
                                      "userId": data.get("userId", email.user_id)},
                               priority=priority, **({"run_at": when} if when else {}))

@@ -28,6 +28,10 @@ class TemporarySmtpError(Exception):
     """Worth trying again later (4xx, or no server could be reached)."""
 
 
+class UncertainSmtpError(Exception):
+    """The connection broke while the message was being handed over: it may have arrived."""
+
+
 @dataclass(frozen=True)
 class SmtpServer:
     host: str
@@ -55,12 +59,16 @@ def parse_servers(urls: str) -> list[SmtpServer]:
 
 
 class _Smtp(smtplib.SMTP):
-    """Keeps the server's reply to DATA (queued as ...), which smtplib drops."""
+    """Keeps the server's reply to DATA (queued as ...), which smtplib drops, and knows
+    when the message itself was on its way (a break then leaves delivery uncertain)."""
 
     last_data_reply = ""
+    in_data = False
 
     def data(self, msg: Any) -> tuple[int, bytes]:
+        self.in_data = True
         code, reply = super().data(msg)
+        self.in_data = False
         self.last_data_reply = f"{code} {reply.decode(errors='replace')}"
         return code, reply
 
@@ -126,16 +134,27 @@ class SmtpPool:
         for conn in conns:
             self._close(conn)
 
-    def send(self, message: EmailMessage, recipients: list[str]) -> str:
-        """Deliver to the first server that takes it; its reply to DATA."""
+    def send(self, message: EmailMessage, recipients: list[str]) -> tuple[str, str]:
+        """Deliver to the first server that takes it: (its reply to DATA, the recipients it
+        refused while taking the rest, if any).
+
+        Connecting, greeting, STARTTLS and AUTH failures move on to the next server. A 5xx to
+        the sender, the recipients or the message is permanent; 4xx is temporary; a break
+        while the message is on its way is uncertain."""
         if not self.servers:
             raise TemporarySmtpError("no SMTP server configured (set smtp_url)")
         last = "no server tried"
         for server in self.servers:
             try:
                 conn = self._connection(server)
-                conn.send_message(message, to_addrs=recipients)
-                return conn.last_data_reply
+            except (smtplib.SMTPException, OSError) as exc:
+                last = f"{server}: {type(exc).__name__}: {exc}"
+                continue
+            try:
+                refused = conn.send_message(message, to_addrs=recipients)
+                partly = "; ".join(f"{r}: {c} {m.decode(errors='replace')}"
+                                   for r, (c, m) in refused.items())
+                return conn.last_data_reply, partly
             except smtplib.SMTPRecipientsRefused as exc:
                 codes = {code for code, _ in exc.recipients.values()}
                 detail = "; ".join(f"{r}: {c} {m.decode(errors='replace')}"
@@ -147,12 +166,16 @@ class SmtpPool:
                 error = exc.smtp_error
                 said = error.decode(errors="replace") if isinstance(error, bytes) else error
                 text = f"{server}: {exc.smtp_code} {said}"
-                if 500 <= exc.smtp_code < 600 and exc.smtp_code != 535:
+                if 500 <= exc.smtp_code < 600:
                     raise PermanentSmtpError(text) from None
                 last = text
                 self._drop(server)
             except (smtplib.SMTPException, OSError) as exc:
-                last = f"{server}: {type(exc).__name__}: {exc}"
+                text = f"{server}: {type(exc).__name__}: {exc}"
+                if conn.in_data:
+                    self._drop(server)
+                    raise UncertainSmtpError(text) from None
+                last = text
                 self._drop(server)
         raise TemporarySmtpError(last)
 

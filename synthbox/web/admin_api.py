@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from synthbox.accounts import audit, tokens, users
-from synthbox.errors import Conflict, InputError
+from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.service import JOB_ID, QueueService
 from synthbox.web.api import validated
@@ -32,10 +32,10 @@ def record(action: str, target: str, detail: str = "") -> None:
 
 def _job(job_id: str) -> tuple[QueueService, dict[str, Any]]:
     if not JOB_ID.fullmatch(job_id):
-        raise LookupError(f"job: no job {job_id!r}")
+        raise NotFound(f"job: no job {job_id!r}")
     found = engine().find_job(int(job_id))
     if found is None:
-        raise LookupError(f"job: no job {job_id!r}")
+        raise NotFound(f"job: no job {job_id!r}")
     return engine().service(found["queue"]), found
 
 
@@ -252,7 +252,7 @@ def create_token() -> Any:
 @needs("admin")
 def revoke_token(name: str) -> Any:
     if not tokens.revoke_token(name, caller().name, client_address()):
-        raise LookupError(f"token: no active token named {name!r}")
+        raise NotFound(f"token: no active token named {name!r}")
     return ok({"revoked": True})
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from synthbox.errors import InputError
+from synthbox.errors import InputError, NotAllowed
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.service import JOB_ID, QueueService
@@ -78,6 +78,15 @@ def validated(func: Any, *args: Any, **kwargs: Any) -> Any:
         raise InputError(api_field(exc.field), exc.rule) from None
 
 
+def writable_queue(name: str) -> QueueService:
+    """A queue the generic job API may add to."""
+    service = queue_service(name)
+    if service.spec.internal:
+        raise NotAllowed(f"queue: jobs of the {name} queue are added through its own API "
+                         f"(/api/v1/{name}s)")
+    return service
+
+
 def queue_service(name: str) -> QueueService:
     return engine().service(name)
 
@@ -101,7 +110,7 @@ def queue_stats(name: str) -> Any:
 @bp.post("/queues/<name>/jobs")
 @needs("jobs:write")
 def add_job(name: str) -> Any:
-    service = queue_service(name)
+    service = writable_queue(name)
     job = validated(job_request, json_body())
     return ok(validated(service.add_bulk, [job])[0], 201)
 
@@ -109,7 +118,7 @@ def add_job(name: str) -> Any:
 @bp.post("/queues/<name>/jobs/bulk")
 @needs("jobs:write")
 def add_jobs(name: str) -> Any:
-    service = queue_service(name)
+    service = writable_queue(name)
     items = json_body().get("jobs")
     if not isinstance(items, list) or not items:
         raise InputError("jobs", "must be a non-empty list of jobs")

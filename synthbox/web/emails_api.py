@@ -24,7 +24,7 @@ def emails() -> EmailService:
 @bp.post("")
 @needs("email:send")
 def send() -> Any:
-    return ok(emails().send(json_body()), 201)
+    return ok(emails().send(json_body(), caller().name), 201)
 
 
 @bp.post("/bulk")
@@ -33,11 +33,11 @@ def send_bulk() -> Any:
     items = json_body().get("emails")
     if not isinstance(items, list) or not 1 <= len(items) <= 1000:
         raise InputError("emails", "must be a list of 1 to 1000 emails")
-    return ok(emails().send_bulk(items), 201)
+    return ok(emails().send_bulk(items, caller().name), 201)
 
 
 @bp.get("")
-@needs("read")
+@needs("email:read")
 def list_emails() -> Any:
     page, cursor = emails().list_emails(request.args.get("state") or None,
                                         query_int("limit", 50, 1, 500) or 50,
@@ -46,7 +46,7 @@ def list_emails() -> Any:
 
 
 @bp.get("/<email_id>")
-@needs("read")
+@needs("email:read")
 def get_email(email_id: str) -> Any:
     return ok(emails().get(email_id))
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from synthbox.errors import Conflict, InputError, NotAllowed, Throttled
+from synthbox.errors import Conflict, InputError, NotAllowed, NotFound, Throttled
 from synthbox.jobs.errors import UnknownQueue
 
 log = logging.getLogger("synthbox.web")
@@ -77,9 +77,9 @@ def init_app(app: Flask) -> None:
     def conflict(exc: Conflict) -> Any:
         return envelope(409, "conflict", str(exc))
 
-    @app.errorhandler(LookupError)
-    def not_found(exc: LookupError) -> Any:
-        return envelope(404, "not_found", str(exc.args[0]) if exc.args else "not found")
+    @app.errorhandler(NotFound)
+    def not_found(exc: NotFound) -> Any:
+        return envelope(404, "not_found", str(exc))
 
     @app.errorhandler(UnknownQueue)
     def unknown_queue(exc: UnknownQueue) -> Any:

@@ -62,6 +62,9 @@ def _form_page(template: str, status: int = 200, **context: Any) -> Any:
 
 
 def _signed_in_response(user: User, target: str) -> Any:
+    earlier = request.cookies.get(SESSION_COOKIE)
+    if earlier:
+        sessions.end_session(earlier)  # a sign-in always starts afresh
     cookie, _ = sessions.start_session(user)
     response = redirect(target)
     _cookie(response, SESSION_COOKIE, cookie, max_age=sessions.SESSION_SECONDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -24,6 +25,10 @@ def json_body() -> dict[str, Any]:
         return {}
     if not isinstance(payload, dict):
         raise InputError("body", "must be a JSON object")
+    try:
+        json.dumps(payload, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise InputError("body", "must be valid UTF-8 text (no lone surrogates)") from None
     return payload
 
 

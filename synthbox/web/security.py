@@ -60,8 +60,11 @@ def check_form(expected_csrf: str | None) -> None:
 
 def safe_next(target: Any) -> str:
     """A redirect target after sign-in: a path on this site, never another site."""
-    if not isinstance(target, str) or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target:
+    if (not isinstance(target, str) or not target.startswith("/") or target.startswith("//")
+            or "\\" in target or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target)):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return "/"
     return target
 
