@@ -80,6 +80,17 @@ def _parse_table(raw: Any) -> dict[str, Any]:
     return value
 
 
+def _parse_domain_limits(raw: Any) -> dict[str, list[float]]:
+    table = _parse_table(raw)
+    for domain, rule in table.items():
+        if (not isinstance(rule, list) or len(rule) != 2
+                or isinstance(rule[0], bool) or not isinstance(rule[0], int) or rule[0] < 1
+                or isinstance(rule[1], bool) or not isinstance(rule[1], int | float)
+                or rule[1] <= 0):
+            raise ValueError(f"{domain}: must be [sends, seconds], e.g. [20, 60]")
+    return {domain.lower(): rule for domain, rule in table.items()}
+
+
 def _parse_log_level(raw: Any) -> str:
     level = str(raw).strip().lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -133,6 +144,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp_timeout", 30.0, "Seconds before an SMTP connection or command gives up.",
             _positive_float),
     Setting("mail_from", "", "Default sender address of emails that name none."),
+    Setting("email_domain_limits", {}, "Sends per recipient domain across every instance, "
+            'e.g. `{"gmail.com": [20, 60]}` (20 per 60 s); an email over it waits, no attempt '
+            "is used.", _parse_domain_limits),
     Setting("shutdown_timeout", 25.0, "Seconds a stop waits for running jobs before "
             "handing them back to the queue.", _positive_float),
     Setting("http_threads", 8, "Threads serving HTTP requests.", _positive_int),

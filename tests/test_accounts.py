@@ -475,6 +475,8 @@ def test_first_admin_from_the_one_time_setup_link(tmp_path):
         browser = Browser(serve)
         token = browser.csrf(path)
         remember_secret("first admin pass")
+        assert browser.request("POST", path, {"name": "boss", "password": "first admin pass",
+                                              "confirm": "first admin pass"})[0] == 403
         status, headers, _ = browser.request("POST", path, {
             "name": "boss", "password": "first admin pass", "confirm": "first admin pass",
             "csrf_token": token})
@@ -500,3 +502,67 @@ def test_lone_surrogates_are_400_not_500(server):
     status, reply = server.request("POST", "/api/v1/auth/login",
                                    raw=b'{"name": "eve", "password": "\\ud800"}', token=None)
     assert status == 400 and reply["error"]["field"] == "body"
+
+
+def test_more_of_the_jwt_matrix(server):
+    good = login(server, "eve")["accessToken"]
+    claims = jwt.decode(good, options={"verify_signature": False})
+    secret = (server.data_dir / "jwt-secret").read_text().strip()
+    for label, token in {
+        "no jti": jwt.encode({k: v for k, v in claims.items() if k != "jti"}, secret,
+                             algorithm="HS256"),
+        "no exp": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, secret,
+                             algorithm="HS256"),
+        "HS512 with the right key": jwt.encode(claims, secret, algorithm="HS512"),
+        "unknown user": jwt.encode({**claims, "sub": "999999"}, secret, algorithm="HS256"),
+    }.items():
+        assert server.request("GET", "/api/v1/auth/me", token=token)[0] == 401, label
+
+
+def test_cross_site_form_posts_are_refused(server):
+    browser = Browser(server)
+    token = browser.csrf("/login")
+    form = {"name": "eve", "password": PASSWORDS["eve"], "csrf_token": token}
+    assert browser.request("POST", "/login", form, {"Sec-Fetch-Site": "cross-site"})[0] == 403
+    assert browser.request("POST", "/login", form, {"Origin": "http://evil.example"})[0] == 403
+    assert browser.request("POST", "/login", form, {"Sec-Fetch-Site": "same-origin"})[0] == 302
+
+
+def test_admin_changes_users_and_the_last_admin_stays(server):
+    admin = login(server, "root")["accessToken"]
+    remember_secret("patched password 1")
+    create_user(server.data_dir, "patchme", "viewer", "original password 1")
+    status, reply = server.request("PATCH", "/api/v1/admin/users/patchme",
+                                   {"password": "patched password 1"}, token=admin)
+    assert status == 200
+    login(server, "patchme", "patched password 1")
+    status, reply = server.request("PATCH", "/api/v1/admin/users/patchme", {"disabled": True},
+                                   token=admin)
+    assert status == 200 and reply["data"]["disabled"] is True
+    assert server.request("POST", "/api/v1/auth/login",
+                          {"name": "patchme", "password": "patched password 1"},
+                          token=None)[0] == 401
+    status, reply = server.request("PATCH", "/api/v1/admin/users/root", {"disabled": True},
+                                   token=admin)
+    assert status == 409, "the last enabled admin cannot be disabled"
+    assert server.request("PATCH", "/api/v1/admin/users/nobody", {"disabled": True},
+                          token=admin)[0] == 404
+    status, reply = server.request("PATCH", "/api/v1/admin/users/patchme", {"role": "admin"},
+                                   token=admin)
+    assert status == 400 and reply["error"]["field"] == "role"
+
+
+def test_one_address_is_throttled_across_accounts(tmp_path):
+    serve = Serve(tmp_path / "throttle").start()
+    try:
+        for i in range(30):
+            status, _ = serve.request("POST", "/api/v1/auth/login",
+                                      {"name": f"guess{i}", "password": "wrong guess 123"},
+                                      token=None)
+            assert status == 401
+        status, reply = serve.request("POST", "/api/v1/auth/login",
+                                      {"name": "someone-new", "password": "wrong guess 123"},
+                                      token=None)
+        assert status == 429
+    finally:
+        serve.stop()

@@ -251,3 +251,152 @@ def test_every_kind_of_line_break_is_refused(smtp, engine_builder, subject):
     with pytest.raises(InputError) as caught:
         emails.send({"to": "a@example.com", "subject": subject, "text": "x"})
     assert caught.value.field == "subject"
+
+
+def test_a_domain_limit_makes_mail_wait_without_using_attempts(smtp, engine_builder):
+    engine, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}",
+                            email_domain_limits={"gmail.com": [2, 1.0]})
+    sent = [emails.send({"to": f"u{i}@gmail.com", "subject": f"g{i}", "text": "x"})
+            for i in range(5)]
+    other = emails.send({"to": "v@example.com", "subject": "other", "text": "x"})
+    wait_for(lambda: all(emails.get(e["id"])["state"] == "sent" for e in [*sent, other]), 30,
+             message="all sent")
+    gmail = sorted(m["at"] for m in smtp.messages if m["rcpt"][0].endswith("@gmail.com"))
+    for i, at in enumerate(gmail):  # arrival times jitter by a send's latency: allow 0.1 s
+        assert len([t for t in gmail[i:] if t <= at + 0.9]) <= 2, "over 2 per second"
+    assert gmail[-1] - gmail[0] >= 1.8, "five sends at 2 per second take two windows"
+    for email in sent:
+        job = engine.service("email").get_job(emails.get(email["id"])["jobId"])
+        assert job["attemptsMade"] == 1 and job["errors"] == [], "waiting used no attempt"
+
+
+def test_templates_render_in_a_sandbox(smtp, engine_builder):
+    from synthbox.mail.templates import save_template
+
+    _, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}")
+    save_template("welcome", "Welcome, {{ name }}", "Hi {{ name }}!",
+                  "<p>Hi {{ name }}!</p>")
+    sent = emails.send({"to": "a@example.com", "template": "welcome",
+                        "variables": {"name": "<Ann>"}})
+    wait_for(lambda: emails.get(sent["id"])["state"] == "sent", message="sent")
+    message = smtp.messages[0]["message"]
+    assert message["Subject"] == "Welcome, <Ann>"
+    assert message.get_body(("html",)).get_content().strip() == "<p>Hi &lt;Ann&gt;!</p>"
+    with pytest.raises(InputError) as caught:
+        emails.send({"to": "a@example.com", "template": "welcome", "variables": {}})
+    assert caught.value.field == "variables"
+    save_template("nosy", "{{ ''.__class__.__mro__ }}", "x", None)
+    with pytest.raises(InputError) as caught:
+        emails.send({"to": "a@example.com", "template": "nosy"})
+    assert caught.value.field == "variables", "the sandbox refuses attribute tricks"
+    with pytest.raises(InputError):
+        emails.send({"to": "a@example.com", "template": "missing"})
+
+
+def test_failover_to_the_next_server_and_implicit_tls(smtp, engine_builder, tmp_path):
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    from tests.smtp_server import Recorder, self_signed
+
+    _, dead = mailer(engine_builder, f"smtp://localhost:{smtp.port}")  # warm a free port
+    down_port = __import__("tests.conftest", fromlist=["free_port"]).free_port()
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    recorder = Recorder()
+    tls_port = __import__("tests.conftest", fromlist=["free_port"]).free_port()
+    controller = Controller(recorder, hostname="localhost", port=tls_port, ssl_context=context)
+    controller.start()
+    try:
+        engine, emails = mailer(engine_builder,
+                                f"smtp://localhost:{down_port},smtps://localhost:{tls_port}",
+                                smtp_ca_file=str(cert), data_dir=tmp_path / "failover")
+        sent = emails.send({"to": "a@example.com", "subject": "via tls", "text": "x"})
+        wait_for(lambda: emails.get(sent["id"])["state"] == "sent", message="sent")
+        assert [m["message"]["Subject"] for m in recorder.messages] == ["via tls"]
+        engine.stop(timeout=5)
+    finally:
+        controller.stop()
+
+
+def _windows_ok(times: list[float], limit: int, window: float = 1.0) -> bool:
+    times = sorted(times)
+    return all(len([t for t in times[i:] if t <= start + window]) <= limit
+               for i, start in enumerate(times))
+
+
+def test_100_emails_keep_the_default_limit(smtp, engine_builder):
+    engine, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}", {"email": {}})
+    sent = emails.send_bulk([{"to": f"u{i}@example.com", "subject": f"m{i}", "text": "x"}
+                             for i in range(100)])
+    wait_for(lambda: len(smtp.messages) == 100, 60, message="100 emails")
+    assert len(sent) == 100
+    starts = [r[0] for r in engine.store.execute(  # exact times (processedOn rounds to ms)
+        "SELECT started_at FROM job WHERE queue='email'").fetchall()]
+    assert _windows_ok(starts, 10), "more than 10 sends started within one second"
+    assert max(starts) - min(starts) >= 8.5, "100 at 10/s take about ten seconds"
+
+
+def test_100_emails_over_the_api_from_two_processes_keep_the_limit(tmp_path, smtp):
+    env = {"SYNTHBOX_SMTP_URL": f"smtp://localhost:{smtp.port}",
+           "SYNTHBOX_MAIL_FROM": "app@synthbox.test"}
+    data = tmp_path / "data"
+    one = Serve(data, env).start()
+    two = Serve(data, env).start()
+    remember_secret(one.token)
+    emails = [{"to": f"u{i}@example.com", "subject": f"m{i}", "text": "x"} for i in range(100)]
+    status, reply = one.request("POST", "/api/v1/emails/bulk", {"emails": emails})
+    assert status == 201 and len(reply["data"]) == 100
+    wait_for(lambda: len(smtp.messages) == 100, 60, message="100 emails")
+    import sqlite3
+
+    conn = sqlite3.connect(data / "synthbox.db")
+    starts = [r[0] for r in conn.execute("SELECT started_at FROM job WHERE queue='email'")]
+    job_keys = {r[0] for r in conn.execute("SELECT DISTINCT job_key FROM job")}
+    conn.close()
+    assert len(starts) == 100 and _windows_ok(starts, 10)
+    page = one.request("GET", "/api/v1/emails?state=sent&limit=30")[1]["data"]
+    assert len(page["emails"]) == 30 and page["nextCursor"] is not None
+    assert len(job_keys) == 100, "one job per email"
+    one.stop()
+    two.stop()
+
+
+def test_a_4xx_reply_retries_with_the_backoff(smtp, engine_builder):
+    from tests.smtp_server import Recorder
+
+    class Busy(Recorder):
+        tries = 0
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            Busy.tries += 1
+            if Busy.tries == 1:
+                return "451 4.3.0 try again later"
+            return await super().handle_DATA(server, session, envelope)
+
+    smtp.controller.handler = smtp.recorder = Busy()
+    _, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}")
+    sent = emails.send({"to": "a@example.com", "subject": "later", "text": "x"})
+    wait_for(lambda: emails.get(sent["id"])["state"] == "sent", 20, message="sent")
+    assert emails.get(sent["id"])["attempts"] == 2
+
+
+def test_email_cli(tmp_path, smtp):
+    from tests.conftest import run_cli
+
+    env = {"SYNTHBOX_DATA_DIR": str(tmp_path / "d"),
+           "SYNTHBOX_SMTP_URL": f"smtp://localhost:{smtp.port}",
+           "SYNTHBOX_MAIL_FROM": "app@synthbox.test"}
+    test = run_cli("email", "test-smtp", env=env)
+    assert test.returncode == 0 and ": ok; offers" in test.stdout
+    sent = run_cli("email", "send", "--to", "a@example.com", "--subject", "hi", "--text", "x",
+                   "--at", "1h", env=env)
+    assert sent.returncode == 0 and sent.stdout.strip().isdigit()
+    assert run_cli("email", "suppress", "@blocked.example", env=env).returncode == 0
+    bad = run_cli("email", "send", "--to", "x@blocked.example\r\nBcc: y@evil.example",
+                  "--subject", "hi", "--text", "x", env=env)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    bad = run_cli("email", "suppress", "not an address", env=env)
+    assert bad.returncode == 2

@@ -19,5 +19,14 @@ class UnrecoverableError(Exception):
     """Raised by a handler: fail the job now, whatever attempts are left (as in BullMQ)."""
 
 
+class RetryLater(Exception):
+    """Raised by a handler: not now, and not a failure (no attempt is used): the job waits
+    `seconds` and runs again. For limits a handler keeps, like mail per recipient domain."""
+
+    def __init__(self, seconds: float, reason: str = ""):
+        super().__init__(reason or f"retry in {seconds:g} s")
+        self.seconds = max(float(seconds), 0.001)
+
+
 class JobTimeout(Exception):
     """Raised inside a job's thread when its timeout has passed."""

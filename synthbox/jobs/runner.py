@@ -23,7 +23,7 @@ from huey.consumer import Consumer, Scheduler, Worker
 
 from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.context import JobContext
-from synthbox.jobs.errors import JobTimeout, UnrecoverableError
+from synthbox.jobs.errors import JobTimeout, RetryLater, UnrecoverableError
 from synthbox.jobs.ratelimit import RedisRateLimiter
 from synthbox.jobs.spec import QueueSpec
 from synthbox.jobs.store import ClaimedJob, Failure, JobStore
@@ -203,7 +203,8 @@ class QueueRunner:
         self.store.finish(self.owner, completed, failures)
         self.jobs_done += len(completed) + len(failures)
         for failure in failures:
-            self._log_failure(failure)
+            if failure.counts:
+                self._log_failure(failure)
             if failure.retry_at is not None:
                 self.doorbell.ring_at(failure.retry_at, here=True)
 
@@ -223,6 +224,9 @@ class QueueRunner:
         except JobTimeout:
             return None, self._failure(job, f"timed out after {job.timeout:g} s", None,
                                        final=True)
+        except RetryLater as exc:
+            now = time.time()
+            return None, Failure(job, str(exc), None, now, now + exc.seconds, counts=False)
         except UnrecoverableError as exc:
             return None, self._failure(job, str(exc) or "unrecoverable error",
                                        traceback.format_exc(), final=True)

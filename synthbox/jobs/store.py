@@ -38,6 +38,7 @@ class Failure:
     traceback: str | None
     finished_at: float
     retry_at: float | None  # None: no attempts left, the job fails for good
+    counts: bool = True  # False: a RetryLater, which uses no attempt and records no error
 
 
 class JobStore:
@@ -75,6 +76,9 @@ class JobStore:
         self._fail_sql = self._sql(
             "UPDATE job SET status='failed', failed_reason=?, finished_at=?, lease_until=NULL, "
             f"owner=NULL {mine}")
+        self._defer_sql = self._sql(
+            "UPDATE job SET status='waiting', run_at=?, attempts_made=attempts_made-1, "
+            f"lease_until=NULL, owner=NULL {mine}")
         self._attempt_sql = self._sql(
             "INSERT INTO job_attempt (job_id, attempt, started_at, finished_at, error, traceback) "
             "VALUES (?, ?, ?, ?, ?, ?)")
@@ -154,6 +158,10 @@ class JobStore:
                     for job, result, finished in completed])
             for failure in failures:
                 job = failure.job
+                if not failure.counts:
+                    cursor.execute(self._defer_sql, (failure.retry_at, job.id, owner,
+                                                     job.started_at))
+                    continue
                 cursor.execute(self._attempt_sql, (
                     job.id, job.attempts_made, job.started_at, failure.finished_at,
                     failure.error, failure.traceback))

@@ -17,8 +17,9 @@ from email.utils import formatdate
 from typing import Any
 
 from synthbox.jobs.context import JobContext
-from synthbox.jobs.errors import UnrecoverableError
+from synthbox.jobs.errors import RetryLater, UnrecoverableError
 from synthbox.mail.addresses import domain_of
+from synthbox.mail.limits import take_domain_slot
 from synthbox.mail.models import (
     FAILED,
     QUEUED,
@@ -75,7 +76,10 @@ def _set(email_id: int, **changes: Any) -> int:
     return Email.update(updated_at=time.time(), **changes).where(Email.id == email_id).execute()
 
 
-def make_deliver(pool: SmtpPool) -> Callable[[JobContext], dict[str, Any]]:
+def make_deliver(pool: SmtpPool, domain_limits: dict[str, list[float]] | None = None
+                 ) -> Callable[[JobContext], dict[str, Any]]:
+    domain_limits = domain_limits or {}
+
     def deliver(job: JobContext) -> dict[str, Any]:
         data = job.data if isinstance(job.data, dict) else {}
         email = Email.get_or_none(Email.id == data.get("queueId"))
@@ -97,6 +101,11 @@ def make_deliver(pool: SmtpPool) -> Callable[[JobContext], dict[str, Any]]:
         if not recipients:
             _set(email.id, state=SUPPRESSED, last_error="every recipient is suppressed")
             return {"success": False, "error": "every recipient is suppressed"}
+        for domain in sorted({domain_of(r) for r in recipients} & set(domain_limits)):
+            limit, window = domain_limits[domain]
+            wait = take_domain_slot(domain, int(limit), float(window))
+            if wait:
+                raise RetryLater(wait, f"{domain}: {int(limit)} per {window:g} s reached")
         try:
             message = build_message(email)
         except (ValueError, TypeError) as exc:  # nothing was sent: say why, do not retry

@@ -50,4 +50,14 @@ class Suppression(BaseModel):
     created_at = DoubleField()
 
 
-MAIL_MODELS = (Email, Suppression)
+class EmailTemplate(BaseModel):
+    """A named email: subject, text and HTML with {{ variables }} (sandboxed Jinja)."""
+
+    name = CharField(max_length=64, primary_key=True)
+    subject = TextField()
+    text = TextField(null=True)
+    html = TextField(null=True)
+    updated_at = DoubleField()
+
+
+MAIL_MODELS = (Email, Suppression, EmailTemplate)

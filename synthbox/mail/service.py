@@ -31,6 +31,7 @@ from synthbox.mail.models import (
     Email,
 )
 from synthbox.mail.models import Suppression as SuppressionEntry
+from synthbox.mail.templates import render
 from synthbox.mail.transport import SmtpPool, parse_servers
 
 EMAIL_QUEUE = "email"
@@ -46,7 +47,8 @@ def email_queue_spec(settings: Settings) -> QueueSpec:
     exponential backoff from 1 minute, completed kept 24 h, failed 7 d."""
     pool = SmtpPool(parse_servers(settings.smtp_url), settings.smtp_timeout,
                     settings.smtp_ca_file)
-    return QueueSpec(name=EMAIL_QUEUE, handlers={SEND: make_deliver(pool)}, concurrency=5,
+    deliver = make_deliver(pool, settings.email_domain_limits)
+    return QueueSpec(name=EMAIL_QUEUE, handlers={SEND: deliver}, concurrency=5,
                      rate_limit_max=10, rate_limit_duration=1.0, attempts=3,
                      backoff_type="exponential", backoff_delay=60.0,
                      keep_completed_age=24 * 3600.0, keep_completed_count=1000,
@@ -150,10 +152,19 @@ class EmailService:
         if not isinstance(payload, dict):
             raise InputError(prefix.rstrip(".") or "body", "must be a JSON object")
         known = {"from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "headers",
-                 "tags", "userId", "priority", "sendAt", "idempotencyKey"}
+                 "tags", "userId", "priority", "sendAt", "idempotencyKey", "template",
+                 "variables"}
         for key in payload:
             if key not in known:
                 raise InputError(prefix + key, f"unknown field; one of {', '.join(sorted(known))}")
+        if "template" in payload:
+            for own in ("subject", "text", "html"):
+                if own in payload:
+                    raise InputError(prefix + own, "comes from the template; leave it out")
+            payload = {**payload, **render(payload["template"], payload.get("variables"),
+                                           prefix)}
+            payload.pop("template")
+            payload.pop("variables", None)
         sender = payload.get("from") or self.default_from
         if not sender:
             raise InputError(prefix + "from", "is required (or set mail_from)")

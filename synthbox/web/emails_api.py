@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, request
 
 from synthbox.accounts import audit
 from synthbox.errors import InputError
+from synthbox.mail import templates
 from synthbox.mail.service import EmailService
 from synthbox.web.auth import authenticate_api_request, caller, client_address, needs
 from synthbox.web.errors import ok
@@ -43,6 +44,32 @@ def list_emails() -> Any:
                                         query_int("limit", 50, 1, 500) or 50,
                                         query_int("before", None, 0, 10**18))
     return ok({"emails": page, "nextCursor": cursor})
+
+
+@bp.get("/templates")
+@needs("email:read")
+def list_templates() -> Any:
+    return ok(templates.list_templates())
+
+
+@bp.put("/templates/<name>")
+@needs("operate")
+def save_template(name: str) -> Any:
+    """{"subject", "text", "html"} with {{ variables }}; creates or replaces."""
+    payload = json_body()
+    saved = templates.save_template(name, payload.get("subject"), payload.get("text"),
+                                    payload.get("html"))
+    audit.record(caller().name, "email.template", f"template:{name}", "", client_address())
+    return ok(saved)
+
+
+@bp.delete("/templates/<name>")
+@needs("operate")
+def delete_template(name: str) -> Any:
+    templates.delete_template(name)
+    audit.record(caller().name, "email.template-delete", f"template:{name}", "",
+                 client_address())
+    return ok({"deleted": True})
 
 
 @bp.get("/<email_id>")
