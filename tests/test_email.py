@@ -400,3 +400,25 @@ def test_email_cli(tmp_path, smtp):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     bad = run_cli("email", "suppress", "not an address", env=env)
     assert bad.returncode == 2
+
+
+def test_the_seed_python_service(smtp, engine_builder):
+    from synthbox.services import get_email_queue_service
+
+    engine, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}",
+                            {"email": {"concurrency": 1, "rate_limit_max": 1000}})
+    service = get_email_queue_service(engine)
+    engine.service("email").pause()
+    record = emails.send({"to": "late@example.com", "subject": "scheduled", "text": "x"})
+    first = emails.send({"to": "a@example.com", "subject": "normal", "text": "x"})
+    job = service.add_high_priority({"queueId": first["id"], "userId": "user-123"})
+    assert job["priority"] == 10 and job["data"]["userId"] == "user-123"
+    later = service.schedule_email({"queueId": record["id"]}, time.time() + 3600)
+    assert later["state"] == "delayed"
+    stats = service.get_stats()
+    assert stats["paused"] >= 2 and stats["delayed"] == 1
+    emails.suppress("a@example.com")  # suppressed after enqueue: checked again when sending
+    engine.service("email").resume()
+    wait_for(lambda: emails.get(first["id"])["state"] == "suppressed", message="suppressed")
+    assert all(m["rcpt"] != ["a@example.com"] for m in smtp.messages)
+    assert service.get_failed_jobs() == [] and service.cleanup(0) >= 0
