@@ -9,6 +9,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -17,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 from synthbox.config import SettingsError
 
 SCHEMES = {"smtp": "none", "smtp+starttls": "starttls", "smtps": "tls"}
+IDLE_CHECK_AFTER = 5.0  # seconds
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 
 
@@ -64,6 +66,7 @@ class _Smtp(smtplib.SMTP):
 
     last_data_reply = ""
     in_data = False
+    last_used = 0.0
 
     def data(self, msg: Any) -> tuple[int, bytes]:
         self.in_data = True
@@ -102,13 +105,20 @@ class SmtpPool:
         cache: dict[SmtpServer, _Smtp] = self._local.__dict__.setdefault("conns", {})
         conn = cache.get(server)
         if conn is not None:
+            # a connection used a moment ago is taken as it is (a NOOP per message costs a
+            # round trip); one idle for a while is checked first, servers close idle ones
+            if time.monotonic() - conn.last_used < IDLE_CHECK_AFTER:
+                conn.last_used = time.monotonic()
+                return conn
             try:
                 if conn.noop()[0] == 250:
+                    conn.last_used = time.monotonic()
                     return conn
             except (smtplib.SMTPException, OSError):
                 pass
             self._drop(server)
         conn = self._connect(server)
+        conn.last_used = time.monotonic()
         cache[server] = conn
         with self._open_lock:
             self._open.add(conn)
@@ -144,11 +154,16 @@ class SmtpPool:
         if not self.servers:
             raise TemporarySmtpError("no SMTP server configured (set smtp_url)")
         last = "no server tried"
-        for server in self.servers:
+        attempts = [s for server in self.servers for s in (server, server)]  # 2 per server
+        done: set[SmtpServer] = set()
+        for server in attempts:
+            if server in done:
+                continue
             try:
                 conn = self._connection(server)
             except (smtplib.SMTPException, OSError) as exc:
                 last = f"{server}: {type(exc).__name__}: {exc}"
+                done.add(server)
                 continue
             try:
                 refused = conn.send_message(message, to_addrs=recipients)
@@ -177,6 +192,8 @@ class SmtpPool:
                     raise UncertainSmtpError(text) from None
                 last = text
                 self._drop(server)
+                continue  # the connection broke before the message: once more, afresh
+            done.add(server)
         raise TemporarySmtpError(last)
 
     def describe(self) -> list[str]:
