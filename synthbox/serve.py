@@ -159,11 +159,15 @@ def serve(settings: Settings) -> int:
 
         from synthbox.web import create_app
 
-        # waitress answers an over-long Content-Length with 413 before reading the body
+        # waitress answers an over-long Content-Length with 413 before reading the body,
+        # and applies X-Forwarded-* (client address, https) only when told to trust them
+        proxy = ({"trusted_proxy": "*", "trusted_proxy_headers":
+                  "x-forwarded-for x-forwarded-proto x-forwarded-host"}
+                 if settings.trust_proxy else {})
         server = create_server(create_app(engine), sockets=[sock],
                                threads=settings.http_threads, ident="synthbox",
                                clear_untrusted_proxy_headers=True,
-                               max_request_body_size=settings.max_body_bytes)
+                               max_request_body_size=settings.max_body_bytes, **proxy)
         server.channel_class = _json_error_channel()  # type: ignore[union-attr]
         host = settings.host if ":" not in settings.host else f"[{settings.host}]"
         url = f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]

@@ -39,7 +39,8 @@ class Recorder:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append({"from": envelope.mail_from, "rcpt": list(envelope.rcpt_tos),
-                                  "message": parsed, "at": time.time()})
+                                  "message": parsed, "at": time.time(),
+                                  "peer": tuple(session.peer)})
         return "250 2.0.0 queued as T3ST"
 
 

@@ -568,3 +568,21 @@ def test_one_address_is_throttled_across_accounts(tmp_path):
         assert status == 429
     finally:
         serve.stop()
+
+
+def test_the_session_cookie_is_secure_behind_a_proxy_that_says_https(tmp_path):
+    create_user(tmp_path / "proxied", "pia", "viewer", "proxied password 1")
+    serve = Serve(tmp_path / "proxied", {"SYNTHBOX_TRUST_PROXY": "true"}).start()
+    try:
+        browser = Browser(serve)
+        token = browser.csrf("/login")
+        status, headers, _ = browser.request(
+            "POST", "/login", {"name": "pia", "password": "proxied password 1",
+                               "csrf_token": token},
+            {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
+        assert status == 302
+        cookie = next(h for h in headers.get_all("Set-Cookie")
+                      if h.startswith("synthbox_session="))
+        assert "Secure" in cookie
+    finally:
+        serve.stop()

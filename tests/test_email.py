@@ -422,3 +422,13 @@ def test_the_seed_python_service(smtp, engine_builder):
     wait_for(lambda: emails.get(first["id"])["state"] == "suppressed", message="suppressed")
     assert all(m["rcpt"] != ["a@example.com"] for m in smtp.messages)
     assert service.get_failed_jobs() == [] and service.cleanup(0) >= 0
+
+
+def test_one_connection_carries_many_emails(smtp, engine_builder):
+    _, emails = mailer(engine_builder, f"smtp://localhost:{smtp.port}",
+                       {"email": {"concurrency": 1, "rate_limit_max": 1000}})
+    sent = emails.send_bulk([{"to": "a@example.com", "subject": f"m{i}", "text": "x"}
+                             for i in range(6)])
+    wait_for(lambda: all(emails.get(e["id"])["state"] == "sent" for e in sent),
+             message="six sent")
+    assert len({m["peer"] for m in smtp.messages}) == 1, "a new connection per email"

@@ -19,10 +19,6 @@ def create_app(engine: Engine) -> Flask:
     app.config["SYNTHBOX_ISSUER"] = TokenIssuer(engine.data_path)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     adopt_bootstrap_token(engine.data_path)
-    if settings.trust_proxy:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore
 
     from synthbox.mail.service import EmailService
     from synthbox.web import (
