@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from synthbox.accounts.models import AuditEntry
+from synthbox.accounts.paging import page_by_id
 
 
 def record(actor: str, action: str, target: str = "", detail: str = "",
@@ -16,11 +17,10 @@ def record(actor: str, action: str, target: str = "", detail: str = "",
 
 def entries(limit: int = 50, before: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first; pass the returned cursor as `before` for the next page."""
-    query = AuditEntry.select().order_by(AuditEntry.id.desc()).limit(limit + 1)
-    if before is not None:
-        query = query.where(AuditEntry.id < before)
-    rows = list(query)
-    page = [{"id": e.id, "at": int(e.at * 1000), "actor": e.actor, "action": e.action,
-             "target": e.target, "detail": e.detail, "address": e.address}
-            for e in rows[:limit]]
-    return page, (rows[limit - 1].id if len(rows) > limit else None)
+    return page_by_id(AuditEntry, _entry_dict, limit, before, newest_first=True)
+
+
+def _entry_dict(entry: AuditEntry) -> dict[str, Any]:
+    return {"id": entry.id, "at": int(entry.at * 1000), "actor": entry.actor,
+            "action": entry.action, "target": entry.target, "detail": entry.detail,
+            "address": entry.address}

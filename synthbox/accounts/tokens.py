@@ -10,6 +10,7 @@ from typing import Any
 
 from synthbox.accounts import audit
 from synthbox.accounts.models import ApiToken
+from synthbox.accounts.paging import page_by_id
 from synthbox.accounts.principal import SCOPES, Principal, for_token
 from synthbox.accounts.users import check_name
 from synthbox.errors import Conflict, InputError
@@ -76,12 +77,7 @@ def authenticate_token(value: str) -> Principal | None:
 def list_tokens(limit: int = 1000, after: int | None = None) -> tuple[list[dict[str, Any]],
                                                                        int | None]:
     """Tokens (never their values) in the order they were made; cursor as in list_users."""
-    query = ApiToken.select().order_by(ApiToken.id).limit(limit + 1)
-    if after is not None:
-        query = query.where(ApiToken.id > after)
-    rows = list(query)
-    return [token_dict(t) for t in rows[:limit]], (rows[limit - 1].id if len(rows) > limit
-                                                   else None)
+    return page_by_id(ApiToken, token_dict, limit, after)
 
 
 def revoke_token(name: str, actor: str, address: str = "") -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 from synthbox.accounts import audit
 from synthbox.accounts.models import ROLES, IssuedToken, LoginFailure, User, WebSession
+from synthbox.accounts.paging import page_by_id
 from synthbox.accounts.passwords import (
     DUMMY_HASH,
     MIN_LENGTH,
@@ -77,12 +78,7 @@ def get_user(name: str) -> User:
 def list_users(limit: int = 1000, after: int | None = None) -> tuple[list[dict[str, Any]],
                                                                      int | None]:
     """Users in the order they were made; pass the returned cursor as `after` for more."""
-    query = User.select().order_by(User.id).limit(limit + 1)
-    if after is not None:
-        query = query.where(User.id > after)
-    rows = list(query)
-    return [user_dict(u) for u in rows[:limit]], (rows[limit - 1].id if len(rows) > limit
-                                                  else None)
+    return page_by_id(User, user_dict, limit, after)
 
 
 def _retry_after(key: str, now: float) -> int | None:

@@ -11,7 +11,7 @@ from synthbox.accounts import audit, tokens, users
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.service import JOB_ID, QueueService
-from synthbox.web.api import validated
+from synthbox.web.api import milliseconds_to_seconds, validated
 from synthbox.web.auth import authenticate_api_request, caller, client_address, needs
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, query_int
@@ -167,9 +167,7 @@ def retry_failed(name: str) -> Any:
 @needs("operate")
 def clean(name: str) -> Any:
     payload = json_body()
-    grace = payload.get("grace", 0)
-    if isinstance(grace, int | float) and not isinstance(grace, bool):
-        grace = grace / 1000  # milliseconds, as every duration in the API
+    grace = milliseconds_to_seconds(payload.get("grace", 0))
     removed = validated(engine().service(name).clean, payload.get("state", "completed"), grace)
     record("queue.clean", f"queue:{name}", f"state={payload.get('state', 'completed')} "
                                            f"removed={removed}")

@@ -36,6 +36,12 @@ def _milliseconds(value: Any, factor: int | None) -> Any:
     return value
 
 
+def milliseconds_to_seconds(value: Any) -> Any:
+    """A duration from the API (ms) for the services (s); a non-number passes through for
+    the service to refuse, naming its field."""
+    return _milliseconds(value, 1000)
+
+
 def job_request(item: Any, label: str = "") -> dict[str, Any]:
     """An API job (`{"name", "data", "opts"}`) as QueueService options, in seconds."""
     if not isinstance(item, Mapping):
