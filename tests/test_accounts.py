@@ -586,3 +586,18 @@ def test_the_session_cookie_is_secure_behind_a_proxy_that_says_https(tmp_path):
         assert "Secure" in cookie
     finally:
         serve.stop()
+
+
+def test_parallel_guesses_cannot_pass_the_limit(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    create_user(server.data_dir, "racer", "viewer", "racer password 1")
+
+    def guess(_):
+        return server.request("POST", "/api/v1/auth/login",
+                              {"name": "racer", "password": "wrong guess 123"}, token=None)[0]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(guess, range(24)))
+    assert statuses.count(401) <= 10, statuses
+    assert statuses.count(401) + statuses.count(429) == 24

@@ -82,14 +82,16 @@ def list_users(limit: int = 1000, after: int | None = None) -> tuple[list[dict[s
 
 
 def _retry_after(key: str, now: float) -> int | None:
-    """Seconds until `key` may try again, or None if it may now."""
+    """Seconds until `key` may try again, or None if it may now. Counts the attempt being
+    made, which is recorded before the password is checked: parallel guesses cannot all
+    slip in under the limit."""
     limit = MAX_FAILURES[key.split(":", 1)[0]]
     since = now - FAILURE_WINDOW
     times = [f.at for f in LoginFailure.select(LoginFailure.at).where(
         LoginFailure.key == key, LoginFailure.at >= since).order_by(LoginFailure.at)]
-    if len(times) < limit:
+    if len(times) <= limit:
         return None
-    return max(1, int(times[-limit] + FAILURE_WINDOW - now) + 1)
+    return max(1, int(times[-(limit + 1)] + FAILURE_WINDOW - now) + 1)
 
 
 def authenticate(name: str, password: str, address: str = "") -> User:
@@ -97,15 +99,16 @@ def authenticate(name: str, password: str, address: str = "") -> User:
     names cost the same time as known ones."""
     now = time.time()
     keys = [f"user:{str(name)[:64]}", f"address:{address}"]
+    attempt = [LoginFailure.create(key=key, at=now).id for key in keys]
     for key in keys:
         wait = _retry_after(key, now)
         if wait is not None:
+            LoginFailure.delete().where(LoginFailure.id.in_(attempt)).execute()
             raise Throttled("too many failed sign-ins; try again later", wait)
     user = User.get_or_none(User.name == name) if isinstance(name, str) else None
     stored = user.password_hash if user is not None else DUMMY_HASH
     good = verify_password(stored, password if isinstance(password, str) else "")
-    if user is None or not good or user.disabled:
-        LoginFailure.insert_many([{"key": k, "at": now} for k in keys]).execute()
+    if user is None or not good or user.disabled:  # the attempt stays counted
         LoginFailure.delete().where(LoginFailure.at < now - FAILURE_WINDOW).execute()
         # an unknown name may be a password typed in the wrong field: never keep it
         audit.record(user.name if user is not None else "(unknown user)", "login.failed", "",
@@ -115,7 +118,8 @@ def authenticate(name: str, password: str, address: str = "") -> User:
         user.password_hash = hash_password(password)
     user.last_login_at = now
     user.save()
-    LoginFailure.delete().where(LoginFailure.key == keys[0]).execute()
+    LoginFailure.delete().where((LoginFailure.key == keys[0]) | LoginFailure.id.in_(attempt)
+                                ).execute()
     audit.record(user.name, "login", "", "", address)
     return user
 
