@@ -179,6 +179,45 @@ def _wake(*hint: Any) -> None:
     """Never run by Huey: SynthBox's worker reads the doorbell and drains the queue."""
 
 
+class LocalBell:
+    """Rings between threads of this process: each ring wakes one idle worker and hands it
+    the turn to drain (a shared Event could be cleared by one worker before another saw
+    it, leaving a ready worker asleep). Unclaimed turns are capped."""
+
+    def __init__(self, cap: int = 64):
+        self._cond = threading.Condition()
+        self._turns = 0
+        self._cap = cap
+
+    def set(self) -> None:
+        with self._cond:
+            self._turns = min(self._turns + 1, self._cap)
+            self._cond.notify()
+
+    def take(self) -> bool:
+        """A turn if one is waiting (without waiting)."""
+        with self._cond:
+            if self._turns:
+                self._turns -= 1
+                return True
+            return False
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` for a turn; True if one was taken."""
+        with self._cond:
+            if not self._turns:
+                self._cond.wait(timeout)
+            if self._turns:
+                self._turns -= 1
+                return True
+            return False
+
+    def wake_all(self) -> None:
+        """Wake every waiting worker without a turn (they are stopping)."""
+        with self._cond:
+            self._cond.notify_all()
+
+
 class Doorbell:
     """Rings a queue's doorbell: in this process at once, and through the broker for others.
 
@@ -191,7 +230,7 @@ class Doorbell:
         self.queue = queue
         self.huey = huey
         self.waker = waker
-        self.local = threading.Event()
+        self.local = LocalBell()
         self.window = window
         self.burst = burst
         self._task = huey._registry.string_to_task(f"{_wake.__module__}.{WAKE_TASK}")

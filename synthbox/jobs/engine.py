@@ -165,7 +165,7 @@ class Engine:
         for consumer in consumers:
             consumer.runner.stopping.set()
             consumer.stop_flag.set()
-            consumer.runner.doorbell.local.set()
+            consumer.runner.doorbell.local.wake_all()
         idle = all([consumer.stop_and_wait(deadline) for consumer in consumers])
         if self.upkeep is not None:
             self.upkeep.stop()

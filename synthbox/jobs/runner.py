@@ -272,6 +272,7 @@ class DoorbellWorker(Worker):
 
     runner: QueueRunner
     delay: float
+    default_delay: float
     max_delay: float
     backoff: float
 
@@ -285,7 +286,6 @@ class DoorbellWorker(Worker):
             bell.mark_reachable(False, exc)
             runner.drain()
             bell.local.wait(1.0)
-            bell.local.clear()
             return
         if not bell.healthy:
             bell.mark_reachable(True)
@@ -299,20 +299,20 @@ class DoorbellWorker(Worker):
             if task.eta and task.eta > datetime.datetime.now(datetime.UTC).replace(tzinfo=None):
                 self.huey.add_schedule(task)
                 return
-            bell.local.clear()
             runner.drain()
-        elif bell.local.is_set():
-            bell.local.clear()
+        elif bell.local.take():
             runner.drain()
-        elif not self.huey.storage.blocking:
-            self.sleep()
+        elif not self.huey.storage.blocking and self.sleep():
+            runner.drain()
 
-    def sleep(self) -> None:
-        # Wait on the local doorbell: a job added in this process is picked up at once.
+    def sleep(self) -> bool:
+        """Wait on the local bell (a job added in this process is picked up at once); True
+        when a ring handed this worker the turn."""
         if self.delay > self.max_delay:
             self.delay = self.max_delay
-        self.runner.doorbell.local.wait(self.delay)
-        self.delay *= self.backoff
+        rung = self.runner.doorbell.local.wait(self.delay)
+        self.delay = self.default_delay if rung else self.delay * self.backoff
+        return rung
 
 
 class QuietScheduler(Scheduler):
@@ -374,7 +374,7 @@ class EmbeddedConsumer(Consumer):
         """Stop reading doorbells and wait until `deadline` for running jobs. True if idle."""
         self.runner.stopping.set()
         self.stop_flag.set()
-        self.runner.doorbell.local.set()
+        self.runner.doorbell.local.wake_all()
         threads = [t for _, t in self.worker_threads] + [self.scheduler]
         for thread in threads:
             thread.join(max(deadline - time.monotonic(), 0))
