@@ -162,10 +162,8 @@ class Engine:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         consumers = [h.consumer for h in self.queues.values() if h.consumer]
-        for consumer in consumers:
-            consumer.runner.stopping.set()
-            consumer.stop_flag.set()
-            consumer.runner.doorbell.local.wake_all()
+        for consumer in consumers:  # every queue stops claiming at once, then we wait
+            consumer.request_stop()
         idle = all([consumer.stop_and_wait(deadline) for consumer in consumers])
         if self.upkeep is not None:
             self.upkeep.stop()

@@ -370,11 +370,15 @@ class EmbeddedConsumer(Consumer):
                 health_ts = time.monotonic()
                 self.check_worker_health()
 
-    def stop_and_wait(self, deadline: float) -> bool:
-        """Stop reading doorbells and wait until `deadline` for running jobs. True if idle."""
+    def request_stop(self) -> None:
+        """Stop reading doorbells and claiming jobs; running jobs go on."""
         self.runner.stopping.set()
         self.stop_flag.set()
         self.runner.doorbell.local.wake_all()
+
+    def stop_and_wait(self, deadline: float) -> bool:
+        """Stop, and wait until `deadline` for running jobs. True if idle."""
+        self.request_stop()
         threads = [t for _, t in self.worker_threads] + [self.scheduler]
         for thread in threads:
             thread.join(max(deadline - time.monotonic(), 0))

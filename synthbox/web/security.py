@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, request
 
-from synthbox.errors import InputError, NotAllowed
+from synthbox.errors import NotAllowed
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -67,9 +67,3 @@ def safe_next(target: Any) -> str:
     if parts.scheme or parts.netloc:
         return "/"
     return target
-
-
-def check_text(value: Any, field: str, most: int = 1024) -> str:
-    if not isinstance(value, str) or not value or len(value) > most:
-        raise InputError(field, f"must be 1 to {most} characters")
-    return value
