@@ -91,6 +91,19 @@ def _parse_domain_limits(raw: Any) -> dict[str, list[float]]:
     return {domain.lower(): rule for domain, rule in table.items()}
 
 
+def _parse_networks(raw: Any) -> tuple[Any, ...]:
+    import ipaddress
+
+    items = [part.strip() for part in raw.split(",")] if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        raise ValueError("must be a list of addresses or networks, e.g. 10.0.0.0/8")
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items if item)
+    except (TypeError, ValueError):
+        raise ValueError("must be a list of addresses or networks, e.g. 10.0.0.0/8, "
+                         "127.0.0.1") from None
+
+
 def _parse_log_level(raw: Any) -> str:
     level = str(raw).strip().lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -147,6 +160,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("email_domain_limits", {}, "Sends per recipient domain across every instance, "
             'e.g. `{"gmail.com": [20, 60]}` (20 per 60 s); an email over it waits, no attempt '
             "is used.", _parse_domain_limits),
+    Setting("agent_http_allow", (), "Addresses or networks `http` agents may call although "
+            "they are loopback, private or link-local (comma-separated), e.g. `10.0.0.0/8`.",
+            _parse_networks),
     Setting("shutdown_timeout", 25.0, "Seconds a stop waits for running jobs before "
             "handing them back to the queue.", _positive_float),
     Setting("http_threads", 8, "Threads serving HTTP requests.", _positive_int),

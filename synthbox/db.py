@@ -71,8 +71,15 @@ def _create_mail(db: Database) -> None:
     db.create_tables(MAIL_MODELS, safe=True)
 
 
+def _create_orchestration(db: Database) -> None:
+    from synthbox.orchestration.models import ORCHESTRATION_MODELS
+
+    db.create_tables(ORCHESTRATION_MODELS, safe=True)
+
+
 # Append only: each entry moves the schema one version forward.
-MIGRATIONS: list[Callable[[Database], None]] = [_create_schema, _create_accounts, _create_mail]
+MIGRATIONS: list[Callable[[Database], None]] = [_create_schema, _create_accounts, _create_mail,
+                                                  _create_orchestration]
 
 
 def migrate(db: Database) -> int:

@@ -12,6 +12,7 @@ from synthbox.config import load_settings
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.service import QueueService
 from synthbox.mail.service import EmailService
+from synthbox.orchestration.service import ORCHESTRATION_QUEUE, OrchestrationService
 
 _engine: Engine | None = None
 _lock = threading.Lock()
@@ -29,6 +30,12 @@ def default_engine() -> Engine:
 def get_email_queue_service(engine: Engine | None = None) -> EmailService:
     """add_high_priority, schedule_email, get_stats, get_failed_jobs, retry_job, cleanup."""
     return EmailService(engine or default_engine())
+
+
+def get_orchestration_queue_service(engine: Engine | None = None) -> OrchestrationService:
+    """add_job, add_high_priority_job, get_stats, get_failed_jobs, retry_all_failed,
+    cleanup; plus trigger() and the runs of a project."""
+    return OrchestrationService((engine or default_engine()).service(ORCHESTRATION_QUEUE))
 
 
 def get_queue_service(name: str, engine: Engine | None = None) -> QueueService:

@@ -100,7 +100,7 @@ def test_readme_settings_table_matches_the_code():
         assert re.findall(r"`([A-Z_]+)`", env) == list(setting.env_names), setting.name
         assert flag.strip("`") == (setting.flag or ""), setting.name
         shown = default.strip("`")
-        expected = ("(empty)" if setting.default in ("", {}) else
+        expected = ("(empty)" if setting.default in ("", {}, ()) else
                     str(setting.default).lower() if isinstance(setting.default, bool)
                     else str(setting.default))
         assert shown == expected, setting.name
@@ -110,7 +110,7 @@ def test_readme_settings_table_matches_the_code():
 def test_readme_queue_options_match_the_queue_spec():
     from dataclasses import fields
 
-    from synthbox.jobs.spec import QueueSpec
+    from synthbox.jobs.spec import NOT_OPTIONS, QueueSpec
     from synthbox.queues.diagnostics import DIAGNOSTICS
 
     text = README.read_text().split("### Queue options")[1].split("Example")[0]
@@ -126,7 +126,7 @@ def test_readme_queue_options_match_the_queue_spec():
             else:
                 assert shown == ("none" if value is None else value), name
     options = [f.name for f in fields(QueueSpec)
-               if f.name not in ("name", "handlers", "on_stop", "internal")]
+               if f.name not in NOT_OPTIONS]
     assert sorted(documented) == sorted(options)
 
 

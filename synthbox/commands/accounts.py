@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
 
-from synthbox.commands.base import (
-    BadInput,
-    with_engine,
-)
+from synthbox.commands.base import record_errors, with_engine
 
 
 def _read_password(confirm: bool = True) -> str:
@@ -21,23 +16,6 @@ def _read_password(confirm: bool = True) -> str:
     if sys.stdin.isatty():
         return str(click.prompt("Password", hide_input=True, confirmation_prompt=confirm))
     return sys.stdin.readline().rstrip("\n")
-
-
-def _account_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Account errors as one line: bad input and clashes exit 2, unknown names 1."""
-    from synthbox.errors import Conflict, InputError, NotFound
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (InputError, Conflict) as exc:
-            raise BadInput(str(exc)) from None
-        except NotFound as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 @click.group("users")
@@ -49,7 +27,7 @@ def users_group() -> None:
 @click.argument("name")
 @click.option("--role", type=click.Choice(["admin", "operator", "viewer"]), required=True)
 @with_engine
-@_account_errors
+@record_errors
 def create_user_command(engine: Any, name: str, role: str, **_: Any) -> None:
     """Create a user; the password is asked for (or read from stdin), never an argument."""
     from synthbox.accounts.setup import finish_setup
@@ -81,7 +59,7 @@ def list_users_command(engine: Any, as_json: bool, **_: Any) -> None:
 @users_group.command("disable")
 @click.argument("name")
 @with_engine
-@_account_errors
+@record_errors
 def disable_user_command(engine: Any, name: str, **_: Any) -> None:
     """Disable a user: their sessions and tokens end now."""
     from synthbox.accounts.users import get_user, set_disabled
@@ -93,7 +71,7 @@ def disable_user_command(engine: Any, name: str, **_: Any) -> None:
 @users_group.command("enable")
 @click.argument("name")
 @with_engine
-@_account_errors
+@record_errors
 def enable_user_command(engine: Any, name: str, **_: Any) -> None:
     """Enable a disabled user."""
     from synthbox.accounts.users import get_user, set_disabled
@@ -105,7 +83,7 @@ def enable_user_command(engine: Any, name: str, **_: Any) -> None:
 @users_group.command("password")
 @click.argument("name")
 @with_engine
-@_account_errors
+@record_errors
 def password_command(engine: Any, name: str, **_: Any) -> None:
     """Set a user's password (asked for, or read from stdin); their sign-ins end."""
     from synthbox.accounts.users import check_password, get_user, set_password
@@ -125,7 +103,7 @@ def tokens_group() -> None:
 @click.option("--scope", "scopes", multiple=True, required=True,
               type=click.Choice(["jobs:write", "email:send", "orchestration:trigger", "admin"]))
 @with_engine
-@_account_errors
+@record_errors
 def create_token_command(engine: Any, name: str, scopes: tuple[str, ...], **_: Any) -> None:
     """Create a token; it is printed once and stored only as a hash."""
     from synthbox.accounts.tokens import create_token

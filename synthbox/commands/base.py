@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -70,3 +71,20 @@ def with_engine(func: Callable[..., Any]) -> Callable[..., Any]:
 
 class BadInput(click.ClickException):
     exit_code = 2
+
+
+def record_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Errors about records as one line: bad input and clashes exit 2, unknown names 1."""
+    from synthbox.errors import Conflict, InputError, NotFound
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (InputError, Conflict) as exc:
+            raise BadInput(str(exc)) from None
+        except NotFound as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper

@@ -21,6 +21,7 @@ class JobContext:
         self.attempt = job.attempts_made
         self.attempts = job.attempts_max
         self.priority = job.priority
+        self.timeout: float | None = job.timeout  # seconds, for work that keeps its own time
         self.data: Any = json.loads(job.data)
         self.cancelled = threading.Event()
         self._store = store

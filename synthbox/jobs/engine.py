@@ -6,6 +6,7 @@ runs the embedded consumers; `stop()` ends them so that no job is left active.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -150,8 +151,10 @@ class Engine:
             handle.consumer = EmbeddedConsumer(runner)
             handle.consumer.start_in_thread()
             log.info("%s queue initialized: concurrency %d", spec.name, spec.concurrency)
+        chores = [functools.partial(spec.chore, self.queues[spec.name].service)
+                  for spec in self.registry if spec.chore is not None and spec.name in wanted]
         self.upkeep = Upkeep(self.store, [h.runner for h in self.queues.values() if h.runner],
-                             self.instance_id)
+                             self.instance_id, chores)
         self.upkeep.start()
         for handle in self.queues.values():
             handle.doorbell.ring()  # work that arrived while no instance was running

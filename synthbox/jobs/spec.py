@@ -9,6 +9,7 @@ from typing import Any
 Handler = Callable[..., Any]
 
 BACKOFF_TYPES = ("fixed", "exponential")
+NOT_OPTIONS = ("name", "handlers", "on_stop", "chore", "internal")  # code, not settings
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class QueueSpec:
     stalled_interval: float = 30.0
     max_stalled_count: int = 2
     on_stop: Callable[[], None] | None = None  # release what the handlers hold
+    # run by the maintenance loop about once a second with the queue's service (cron)
+    chore: Callable[[Any], None] | None = None
     # jobs of an internal queue come from its own service (emails, orchestration), never
     # from the generic job API, whose callers could point them at any record
     internal: bool = False
@@ -45,8 +48,7 @@ class QueueSpec:
 
     def with_options(self, options: Mapping[str, Any]) -> QueueSpec:
         """A copy with `options` applied; a bad name or value raises ValueError naming it."""
-        known = {f.name: f for f in fields(self)
-                 if f.name not in ("name", "handlers", "on_stop", "internal")}
+        known = {f.name: f for f in fields(self) if f.name not in NOT_OPTIONS}
         changes: dict[str, Any] = {}
         for key, value in options.items():
             if key not in known:

@@ -4,7 +4,8 @@
   this instance is alive;
 - stalled jobs (lease ran out): back to waiting, or failed past maxStalledCount;
 - lost doorbells: due work that no broker message stands for is announced again;
-- retention: finished jobs past their age or count are deleted in bounded batches.
+- retention: finished jobs past their age or count are deleted in bounded batches;
+- chores of the queues, about once a second (the orchestration queue's cron).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from synthbox import __version__
 from synthbox.jobs.runner import QueueRunner
@@ -33,9 +34,11 @@ FORGET_INSTANCE_AFTER = 300.0  # an instance silent this long is gone (its jobs 
 
 
 class Upkeep:
-    def __init__(self, store: JobStore, runners: Iterable[QueueRunner], owner: str):
+    def __init__(self, store: JobStore, runners: Iterable[QueueRunner], owner: str,
+                 chores: Iterable[Callable[[], None]] = ()):
         self.store = store
         self.runners = list(runners)
+        self.chores = list(chores)
         self.owner = owner
         self.stopped = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -110,6 +113,11 @@ class Upkeep:
                     log.exception("upkeep of queue %s failed", runner.spec.name)
             if now >= next_sweep:
                 next_sweep = now + DOORBELL_SWEEP_EVERY
+                for chore in self.chores:
+                    try:
+                        chore()
+                    except Exception:
+                        log.exception("queue chore failed")
             if now >= next_retention:
                 next_retention = now + RETENTION_EVERY
                 self.forget_silent_instances()

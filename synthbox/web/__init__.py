@@ -21,6 +21,7 @@ def create_app(engine: Engine) -> Flask:
     adopt_bootstrap_token(engine.data_path)
 
     from synthbox.mail.service import EmailService
+    from synthbox.services import get_orchestration_queue_service
     from synthbox.web import (
         admin_api,
         api,
@@ -30,10 +31,12 @@ def create_app(engine: Engine) -> Flask:
         health,
         openapi,
         pages,
+        projects_api,
         security,
     )
 
     app.config["SYNTHBOX_EMAILS"] = EmailService(engine)
+    app.config["SYNTHBOX_ORCHESTRATION"] = get_orchestration_queue_service(engine)
 
     errors.init_app(app)
     security.init_app(app, settings.max_body_bytes)
@@ -43,5 +46,7 @@ def create_app(engine: Engine) -> Flask:
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(emails_api.bp)
+    app.register_blueprint(projects_api.bp)
+    app.register_blueprint(projects_api.hooks_bp)
     app.register_blueprint(pages.bp)
     return app

@@ -1,0 +1,1 @@
+"""The orchestration queue: projects, their agents, and the triggers that run them."""

@@ -1,0 +1,203 @@
+"""Running one agent: `http`, `command`, `python` or the built-in `repo-scan`.
+
+Every kind ends in an AgentOutcome. An agent reports work as a JSON object
+`{"tasks": [...], "suggestions": [...]}`: the reply body (`http`), standard output
+(`command`, or its last line), or the return value (`python`). Child processes run in
+their own process group, which is killed when the agent's time runs out or the job is
+stopped, so nothing an agent started outlives it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthbox.config import SETTINGS
+from synthbox.orchestration.outbound import Network, OutboundRefused, post_json
+
+OUTPUT_CAP = 64 * 1024  # characters of output kept with an agent run
+REPORT_ITEMS_CAP = 1000
+ENTRY_POINT_GROUP = "synthbox.agents"
+
+
+@dataclass
+class AgentOutcome:
+    status: str  # succeeded, failed, timed_out
+    output: str = ""
+    error: str | None = None
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AgentCall:
+    """What an agent needs: its configuration, the context, and when its time is up."""
+
+    slug: str
+    kind: str
+    config: dict[str, Any]
+    context: dict[str, Any]
+    deadline: float  # time.monotonic()
+    timeout: float
+    cancelled: threading.Event
+    allow: Sequence[Network] = ()
+    repository: str | None = None
+    workdir: Path | None = None
+
+
+def run_agent(call: AgentCall) -> AgentOutcome:
+    try:
+        if call.kind == "http":
+            return _run_http(call)
+        if call.kind == "command":
+            return _run_command(call, *command_line(call.config))
+        if call.kind == "python":
+            return _run_command(call, python_agent_argv(call.config["entryPoint"]), False)
+        if call.kind == "repo-scan":
+            from synthbox.orchestration.reposcan import scan_repository
+
+            return scan_repository(call)
+        return AgentOutcome("failed", error=f"unknown agent kind {call.kind!r}")
+    except AgentTimedOut:
+        return AgentOutcome("timed_out", error=f"timed out after {call.timeout:g} s")
+
+
+class AgentTimedOut(Exception):
+    pass
+
+
+def parse_report(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Tasks and suggestions from an agent's output: the whole of it as JSON, or its last
+    line. Items are strings (a title) or objects with a `title`; anything else is skipped."""
+    report: Any = None
+    for candidate in (text, text.strip().rsplit("\n", 1)[-1]):
+        try:
+            report = json.loads(candidate)
+            break
+        except ValueError:
+            continue
+    if not isinstance(report, dict):
+        return [], []
+    return _items(report.get("tasks")), _items(report.get("suggestions"))
+
+
+def _items(raw: Any) -> list[dict[str, Any]]:
+    items = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, str) and item.strip():
+            items.append({"title": item.strip()[:500]})
+        elif isinstance(item, dict) and isinstance(item.get("title"), str) and item["title"]:
+            items.append({**item, "title": item["title"][:500]})
+    return items[:REPORT_ITEMS_CAP]
+
+
+def _finish(output: str, error: str | None = None) -> AgentOutcome:
+    if error is not None:
+        return AgentOutcome("failed", output[-OUTPUT_CAP:], error)
+    tasks, suggestions = parse_report(output)
+    return AgentOutcome("succeeded", output[-OUTPUT_CAP:], None, tasks, suggestions)
+
+
+# -- http ---------------------------------------------------------------------------------
+
+def _run_http(call: AgentCall) -> AgentOutcome:
+    config = call.config
+    try:
+        status, reply = post_json(config["url"], call.context, dict(config.get("headers", {})),
+                                  call.deadline, call.allow)
+    except OutboundRefused as exc:
+        return AgentOutcome("failed", error=str(exc))
+    except TimeoutError:
+        raise AgentTimedOut() from None
+    except OSError as exc:  # refused, reset, TLS: the call failed
+        return AgentOutcome("failed", error=f"request failed: {exc}")
+    except Exception as exc:  # http.client's protocol errors
+        return AgentOutcome("failed", error=f"request failed: {type(exc).__name__}: {exc}")
+    if not 200 <= status < 300:
+        return _finish(reply, f"the agent answered HTTP {status}")
+    return _finish(reply)
+
+
+# -- command and python -------------------------------------------------------------------
+
+def command_line(config: dict[str, Any]) -> tuple[list[str], bool]:
+    """(argv, shell) for a `command` agent: a list of arguments, or one shell line when
+    `shell` is true."""
+    if config.get("shell"):
+        return ["/bin/sh", "-c", config["command"]], True
+    return list(config["command"]), False
+
+
+def python_agent_argv(entry_point: str) -> list[str]:
+    """This program, asked to run one `synthbox.agents` entry point in a child process."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "run-agent", entry_point]
+    return [sys.executable, "-m", "synthbox", "run-agent", entry_point]
+
+
+def _child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """Our environment without SynthBox's own settings (database and Redis passwords,
+    secrets), plus the agent's."""
+    ours = {name for setting in SETTINGS for name in setting.env_names} | {"SYNTHBOX_CONFIG"}
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ours and not k.startswith("SYNTHBOX_")}
+    environment.update(extra)
+    return environment
+
+
+def run_process(argv: list[str], stdin: bytes | None, env: dict[str, str], cwd: str | None,
+                deadline: float, cancelled: threading.Event) -> tuple[int, bytes, bytes]:
+    """(exit code, stdout, stderr) of a child in its own process group; AgentTimedOut
+    when the deadline passes or the job is stopped first. Either way the whole group is
+    killed at the end, so nothing it started in the background lives on."""
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=cwd, env=env,
+                               start_new_session=True)
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or cancelled.is_set():
+                raise AgentTimedOut()
+            try:
+                out, err = process.communicate(stdin, timeout=min(remaining, 0.25))
+                return process.returncode, out, err
+            except subprocess.TimeoutExpired:
+                stdin = None  # written already; communicate() goes on reading
+    finally:
+        _kill_group(process)
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def _run_command(call: AgentCall, argv: list[str], shell: bool) -> AgentOutcome:
+    del shell  # the shell, when asked for, is already argv[0]
+    try:
+        code, out, err = run_process(argv, json.dumps(call.context).encode(),
+                                     _child_environment(call.config.get("env", {})),
+                                     call.config.get("cwd") or None, call.deadline,
+                                     call.cancelled)
+    except OSError as exc:
+        return AgentOutcome("failed", error=f"cannot start {argv[0]!r}: {exc.strerror}")
+    output = out.decode("utf-8", errors="replace")
+    if code != 0:
+        last = err.decode("utf-8", errors="replace").strip().rsplit("\n", 1)[-1][:500]
+        return _finish(output, f"exited with code {code}" + (f": {last}" if last else ""))
+    return _finish(output)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()

@@ -1,0 +1,229 @@
+"""Projects and their agents: create, read, update, delete, with every input checked."""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import urlsplit
+
+from peewee import IntegrityError
+
+from synthbox.errors import Conflict, InputError, NotFound
+from synthbox.orchestration import checks
+from synthbox.orchestration.agents import ENTRY_POINT_GROUP
+from synthbox.orchestration.models import (
+    AGENT_KINDS,
+    Agent,
+    AgentRun,
+    Hook,
+    HookDelivery,
+    Project,
+    Run,
+    Schedule,
+    Suggestion,
+    Task,
+)
+
+MASK = "********"  # header and environment values are never shown again
+PROJECT_FIELDS = ("slug", "name", "repository", "settings")
+AGENT_FIELDS = ("slug", "name", "kind", "config", "enabled", "timeout")
+DEFAULT_AGENT_TIMEOUT = 300.0
+
+
+def _ms(value: float | None) -> int | None:
+    return None if value is None else int(value * 1000)
+
+
+def project_dict(project: Project) -> dict[str, Any]:
+    return {"id": str(project.id), "slug": project.slug, "name": project.name,
+            "repository": project.repository, "settings": json.loads(project.settings),
+            "createdAt": _ms(project.created_at)}
+
+
+def agent_dict(agent: Agent) -> dict[str, Any]:
+    config = json.loads(agent.config)
+    for secret_map in ("headers", "env"):
+        if secret_map in config:
+            config[secret_map] = {k: MASK for k in config[secret_map]}
+    return {"id": str(agent.id), "slug": agent.slug, "name": agent.name, "kind": agent.kind,
+            "config": config, "enabled": agent.enabled, "timeout": agent.timeout,
+            "createdAt": _ms(agent.created_at)}
+
+
+def find_project(ref: str | int) -> Project:
+    """A project by slug, or by id (slugs are never only digits)."""
+    text = str(ref)
+    project = (Project.get_or_none(Project.id == int(text)) if text.isdigit() and len(text) < 19
+               else Project.get_or_none(Project.slug == text))
+    if project is None:
+        raise NotFound(f"project: no project {text!r}")
+    return project
+
+
+def find_agent(project: Project, slug: str) -> Agent:
+    agent = Agent.get_or_none((Agent.project_id == project.id) & (Agent.slug == slug))
+    if agent is None:
+        raise NotFound(f"agent: no agent {slug!r} in project {project.slug!r}")
+    return agent
+
+
+def _repository(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    checked = checks.text(value, "repository", 2000)
+    if checked.startswith("-"):
+        raise InputError("repository", "must be a git URL or a path, not an option")
+    return checked
+
+
+# -- projects ----------------------------------------------------------------------------
+
+def list_projects() -> list[dict[str, Any]]:
+    return [project_dict(p) for p in Project.select().order_by(Project.slug)]
+
+
+def create_project(payload: dict[str, Any]) -> dict[str, Any]:
+    checks.known_fields(payload, PROJECT_FIELDS)
+    fields = {"slug": checks.slug(payload.get("slug"), "slug"),
+              "name": checks.text(payload.get("name", payload.get("slug")), "name"),
+              "repository": _repository(payload.get("repository")),
+              "settings": json.dumps(checks.json_object(payload.get("settings"), "settings"))}
+    try:
+        project = Project.create(**fields, created_at=time.time())
+    except IntegrityError:
+        raise Conflict(f"slug: a project {fields['slug']!r} exists already") from None
+    return project_dict(project)
+
+
+def update_project(ref: str, payload: dict[str, Any]) -> dict[str, Any]:
+    project = find_project(ref)
+    checks.known_fields(payload, PROJECT_FIELDS[1:])
+    if "name" in payload:
+        project.name = checks.text(payload["name"], "name")
+    if "repository" in payload:
+        project.repository = _repository(payload["repository"])
+    if "settings" in payload:
+        project.settings = json.dumps(checks.json_object(payload["settings"], "settings"))
+    project.save()
+    return project_dict(project)
+
+
+def delete_project(ref: str) -> None:
+    """The project and everything it owns; its queued jobs fail as "no project"."""
+    project = find_project(ref)
+    hooks = [h.id for h in Hook.select(Hook.id).where(Hook.project_id == project.id)]
+    runs = Run.select(Run.id).where(Run.project_id == project.id)
+    with Project._meta.database.atomic():
+        if hooks:
+            HookDelivery.delete().where(HookDelivery.hook_id.in_(hooks)).execute()
+        AgentRun.delete().where(AgentRun.run_id.in_(runs)).execute()
+        for model in (Agent, Schedule, Hook, Run, Task, Suggestion):
+            model.delete().where(model.project_id == project.id).execute()
+        project.delete_instance()
+
+
+# -- agents ------------------------------------------------------------------------------
+
+def list_agents(ref: str) -> list[dict[str, Any]]:
+    project = find_project(ref)
+    return [agent_dict(a) for a in
+            Agent.select().where(Agent.project_id == project.id).order_by(Agent.slug)]
+
+
+def create_agent(ref: str, payload: dict[str, Any]) -> dict[str, Any]:
+    project = find_project(ref)
+    checks.known_fields(payload, AGENT_FIELDS)
+    kind = payload.get("kind")
+    if kind not in AGENT_KINDS:
+        raise InputError("kind", f"must be one of {', '.join(AGENT_KINDS)}")
+    slug = checks.slug(payload.get("slug"), "slug")
+    fields = {"slug": slug, "kind": kind,
+              "name": checks.text(payload.get("name", slug), "name"),
+              "config": json.dumps(check_config(kind, payload.get("config"))),
+              "enabled": checks.boolean(payload.get("enabled", True), "enabled"),
+              "timeout": checks.seconds(payload.get("timeout", DEFAULT_AGENT_TIMEOUT),
+                                        "timeout")}
+    try:
+        agent = Agent.create(project_id=project.id, created_at=time.time(), **fields)
+    except IntegrityError:
+        raise Conflict(f"slug: project {project.slug!r} has an agent {slug!r} already"
+                       ) from None
+    return agent_dict(agent)
+
+
+def update_agent(ref: str, slug: str, payload: dict[str, Any]) -> dict[str, Any]:
+    agent = find_agent(find_project(ref), slug)
+    checks.known_fields(payload, AGENT_FIELDS[1:])
+    if "kind" in payload and payload["kind"] != agent.kind:
+        raise InputError("kind", "cannot change; create a new agent instead")
+    if "name" in payload:
+        agent.name = checks.text(payload["name"], "name")
+    if "config" in payload:
+        agent.config = json.dumps(check_config(agent.kind, _unmask(
+            payload["config"], json.loads(agent.config))))
+    if "enabled" in payload:
+        agent.enabled = checks.boolean(payload["enabled"], "enabled")
+    if "timeout" in payload:
+        agent.timeout = checks.seconds(payload["timeout"], "timeout")
+    agent.save()
+    return agent_dict(agent)
+
+
+def delete_agent(ref: str, slug: str) -> None:
+    find_agent(find_project(ref), slug).delete_instance()
+
+
+def _unmask(config: Any, stored: dict[str, Any]) -> Any:
+    """A value sent back as the mask keeps the stored value."""
+    if not isinstance(config, dict):
+        return config
+    config = dict(config)
+    for secret_map in ("headers", "env"):
+        new, old = config.get(secret_map), stored.get(secret_map) or {}
+        if isinstance(new, dict):
+            config[secret_map] = {k: old.get(k, v) if v == MASK else v for k, v in new.items()}
+    return config
+
+
+def check_config(kind: str, raw: Any) -> dict[str, Any]:
+    """An agent's configuration, checked for its kind (see README, Orchestration)."""
+    config = checks.json_object(raw, "config")
+    if kind == "http":
+        checks.known_fields(config, ("url", "headers"), "config.")
+        url = config.get("url")
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InputError("config.url", "must be an http:// or https:// URL")
+        return {"url": url, "headers": checks.string_map(config.get("headers"),
+                                                         "config.headers")}
+    if kind == "command":
+        checks.known_fields(config, ("command", "shell", "env", "cwd"), "config.")
+        shell = checks.boolean(config.get("shell", False), "config.shell")
+        command = config.get("command")
+        if shell:
+            command = checks.text(command, "config.command", 10000)
+        elif not (isinstance(command, list) and 1 <= len(command) <= 200 and all(
+                isinstance(a, str) and a and "\0" not in a for a in command)):
+            raise InputError("config.command", "must be a list of arguments, the program "
+                                               "first (or a line, with shell: true)")
+        cwd = config.get("cwd")
+        if cwd is not None and not (isinstance(cwd, str) and cwd.startswith("/")):
+            raise InputError("config.cwd", "must be an absolute path")
+        return {"command": command, "shell": shell, "cwd": cwd,
+                "env": checks.string_map(config.get("env"), "config.env")}
+    if kind == "python":
+        checks.known_fields(config, ("entryPoint",), "config.")
+        name = config.get("entryPoint")
+        names = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        if name not in names:
+            raise InputError("config.entryPoint", f"must name an installed "
+                                                  f"{ENTRY_POINT_GROUP} entry point; "
+                                                  f"found: {', '.join(sorted(names)) or 'none'}")
+        return {"entryPoint": name}
+    checks.known_fields(config, ("largeFileBytes",), "config.")
+    size = config.get("largeFileBytes", 1_000_000)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise InputError("config.largeFileBytes", "must be a whole number of bytes above 0")
+    return {"largeFileBytes": size}

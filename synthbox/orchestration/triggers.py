@@ -1,0 +1,294 @@
+"""Cron schedules and webhooks: the triggers that queue runs without a person.
+
+Cron: each schedule row holds the due time it fires next. Every instance's maintenance
+loop looks for due rows about once a second and moves a row on with one conditional
+UPDATE (`... WHERE id=? AND next_run_at=?`) in the same transaction as the job it queues,
+so a due time fires once however many instances look. After downtime, missed times fire
+once (as `system`, a catch-up), not once per missed time.
+
+Webhooks: `POST /api/v1/hooks/<project>/<hook>`, signed with the hook's secret by
+HMAC-SHA256 over the raw body, in GitHub's form (`X-Hub-Signature-256: sha256=<hex>`) or
+the timestamped form (`X-SynthBox-Timestamp: <unix s>`, `X-SynthBox-Signature:
+v1=<hex of HMAC(secret, "<timestamp>.<body>")>`, refused when 5 minutes off). A delivery
+id (`X-GitHub-Delivery`, `X-SynthBox-Delivery`, or else the signature) is accepted once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from peewee import IntegrityError
+
+from synthbox.errors import InputError, NotAllowed, NotFound
+from synthbox.orchestration import checks
+from synthbox.orchestration.models import Hook, HookDelivery, Project, Schedule
+from synthbox.orchestration.projects import _ms, find_project
+from synthbox.orchestration.service import OrchestrationService, check_request
+
+log = logging.getLogger("synthbox.orchestration")
+
+CATCH_UP_AFTER = 90.0  # a due time missed by more than this fired late, after downtime
+SIGNATURE_WINDOW = 300.0
+DELIVERIES_KEPT = 7 * 86400.0
+SCHEDULE_FIELDS = ("cron", "timezone", "jobType", "agentSlug", "context", "enabled")
+HOOK_FIELDS = ("slug", "jobType", "agentSlug", "enabled")
+
+
+# -- cron ---------------------------------------------------------------------------------
+
+def next_due(cron: str, timezone: str, after: float) -> float:
+    """The first time after `after` (Unix seconds) that `cron` matches in `timezone`."""
+    start = datetime.datetime.fromtimestamp(after, ZoneInfo(timezone))
+    return float(croniter(cron, start).get_next(float))
+
+
+def _check_cron(value: Any) -> str:
+    if not isinstance(value, str) or len(value.split()) != 5 or not croniter.is_valid(value):
+        raise InputError("cron", "must be a cron expression of 5 fields: minute hour "
+                                 "day-of-month month day-of-week, e.g. '*/15 * * * *'")
+    return " ".join(value.split())
+
+
+def _check_timezone(value: Any) -> str:
+    try:
+        if not isinstance(value, str) or not value:
+            raise ValueError
+        ZoneInfo(value)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise InputError("timezone", "must be an IANA time zone such as UTC or "
+                                     "Europe/Paris") from None
+    return value
+
+
+def schedule_dict(schedule: Schedule) -> dict[str, Any]:
+    return {"id": str(schedule.id), "cron": schedule.cron, "timezone": schedule.timezone,
+            "jobType": schedule.job_type, "agentSlug": schedule.agent_slug,
+            "context": json.loads(schedule.context), "enabled": schedule.enabled,
+            "nextRunAt": _ms(schedule.next_run_at), "lastRunAt": _ms(schedule.last_run_at)}
+
+
+def list_schedules(project_ref: str) -> list[dict[str, Any]]:
+    project = find_project(project_ref)
+    return [schedule_dict(s) for s in Schedule.select().where(
+        Schedule.project_id == project.id).order_by(Schedule.id)]
+
+
+def _find_schedule(project: Project, schedule_id: str) -> Schedule:
+    schedule = Schedule.get_or_none(Schedule.id == int(schedule_id)) if (
+        schedule_id.isdigit() and len(schedule_id) < 19) else None
+    if schedule is None or schedule.project_id != project.id:
+        raise NotFound(f"schedule: no schedule {schedule_id!r} in project {project.slug!r}")
+    return schedule
+
+
+def save_schedule(project_ref: str, payload: dict[str, Any],
+                  schedule_id: str | None = None) -> dict[str, Any]:
+    """Create a schedule, or change one (also while instances run: the next due time is
+    worked out again from now)."""
+    project = find_project(project_ref)
+    checks.known_fields(payload, SCHEDULE_FIELDS)
+    schedule = (_find_schedule(project, schedule_id) if schedule_id is not None else
+                Schedule(project_id=project.id, created_at=time.time(), timezone="UTC"))
+    if schedule_id is None or "cron" in payload:
+        schedule.cron = _check_cron(payload.get("cron"))
+    if "timezone" in payload:
+        schedule.timezone = _check_timezone(payload["timezone"])
+    if "enabled" in payload:
+        schedule.enabled = checks.boolean(payload["enabled"], "enabled")
+    if schedule_id is None or {"jobType", "agentSlug", "context"} & payload.keys():
+        merged = {"jobType": payload.get("jobType", schedule.job_type or "batch"),
+                  "agentSlug": payload.get("agentSlug", schedule.agent_slug),
+                  "context": payload.get("context", json.loads(schedule.context or "{}"))}
+        request = check_request(project, merged)
+        schedule.job_type, schedule.agent_slug = request["jobType"], request["agentSlug"]
+        schedule.context = json.dumps(request["context"])
+    schedule.next_run_at = next_due(schedule.cron, schedule.timezone, time.time())
+    schedule.save()
+    return schedule_dict(schedule)
+
+
+def delete_schedule(project_ref: str, schedule_id: str) -> None:
+    _find_schedule(find_project(project_ref), schedule_id).delete_instance()
+
+
+def fire_due_schedules(service: OrchestrationService, now: float | None = None) -> int:
+    """Queue a run for every schedule that is due; the number fired by this caller."""
+    now = time.time() if now is None else now
+    fired = 0
+    due = list(Schedule.select().where(Schedule.enabled & (Schedule.next_run_at <= now)))
+    for schedule in due:
+        late = now - schedule.next_run_at > CATCH_UP_AFTER
+        try:
+            following = next_due(schedule.cron, schedule.timezone, now)
+        except (ValueError, KeyError, ZoneInfoNotFoundError):
+            log.error("schedule %s: cannot work out its next time; disabled", schedule.id)
+            Schedule.update(enabled=False).where(Schedule.id == schedule.id).execute()
+            continue
+        with service.db.atomic():
+            won = Schedule.update(next_run_at=following, last_run_at=now).where(
+                (Schedule.id == schedule.id)
+                & (Schedule.next_run_at == schedule.next_run_at)).execute()
+            if not won:
+                continue  # another instance fired this due time
+            context = json.loads(schedule.context)
+            if late:
+                context = {**context, "catchUp": True, "dueAt": _ms(schedule.next_run_at)}
+            request = {"jobType": schedule.job_type, "context": context}
+            if schedule.agent_slug:
+                request["agentSlug"] = schedule.agent_slug
+            try:
+                service.trigger(schedule.project_id, request, "system" if late else "cron",
+                                job_key=f"cron-{schedule.id}-{schedule.next_run_at:.0f}",
+                                announce=False)
+            except (InputError, NotFound) as exc:  # the project changed under the schedule
+                log.error("schedule %s did not fire: %s", schedule.id, exc)
+                continue
+        fired += 1
+        service.queue.announce([now])
+    return fired
+
+
+def schedule_chore(queue: Any) -> None:
+    """The orchestration queue's chore (see QueueSpec.chore)."""
+    fire_due_schedules(OrchestrationService(queue))
+
+
+# -- webhooks -----------------------------------------------------------------------------
+
+def hook_dict(hook: Hook, project: Project, secret: str | None = None) -> dict[str, Any]:
+    shown = {"id": str(hook.id), "slug": hook.slug, "jobType": hook.job_type,
+             "agentSlug": hook.agent_slug, "enabled": hook.enabled,
+             "path": f"/api/v1/hooks/{project.slug}/{hook.slug}",
+             "createdAt": _ms(hook.created_at), "lastDeliveryAt": _ms(hook.last_delivery_at)}
+    if secret is not None:
+        shown["secret"] = secret  # once, at creation
+    return shown
+
+
+def find_hook(project: Project, slug: str) -> Hook:
+    hook = Hook.get_or_none((Hook.project_id == project.id) & (Hook.slug == slug))
+    if hook is None:
+        raise NotFound(f"hook: no hook {slug!r} in project {project.slug!r}")
+    return hook
+
+
+def list_hooks(project_ref: str) -> list[dict[str, Any]]:
+    project = find_project(project_ref)
+    return [hook_dict(h, project) for h in
+            Hook.select().where(Hook.project_id == project.id).order_by(Hook.slug)]
+
+
+def create_hook(project_ref: str, payload: dict[str, Any]) -> dict[str, Any]:
+    project = find_project(project_ref)
+    checks.known_fields(payload, HOOK_FIELDS)
+    slug = checks.slug(payload.get("slug"), "slug")
+    request = check_request(project, {k: payload[k] for k in ("jobType", "agentSlug")
+                                      if k in payload})
+    secret = secrets.token_hex(32)
+    try:
+        hook = Hook.create(project_id=project.id, slug=slug, secret=secret,
+                           job_type=request["jobType"], agent_slug=request["agentSlug"],
+                           enabled=checks.boolean(payload.get("enabled", True), "enabled"),
+                           created_at=time.time())
+    except IntegrityError:
+        raise InputError("slug", f"project {project.slug!r} has a hook {slug!r} already"
+                         ) from None
+    return hook_dict(hook, project, secret)
+
+
+def update_hook(project_ref: str, slug: str, payload: dict[str, Any]) -> dict[str, Any]:
+    project = find_project(project_ref)
+    hook = find_hook(project, slug)
+    checks.known_fields(payload, HOOK_FIELDS[1:])
+    if "enabled" in payload:
+        hook.enabled = checks.boolean(payload["enabled"], "enabled")
+    if {"jobType", "agentSlug"} & payload.keys():
+        request = check_request(project, {
+            "jobType": payload.get("jobType", hook.job_type),
+            "agentSlug": payload.get("agentSlug", hook.agent_slug)})
+        hook.job_type, hook.agent_slug = request["jobType"], request["agentSlug"]
+    hook.save()
+    return hook_dict(hook, project)
+
+
+def delete_hook(project_ref: str, slug: str) -> None:
+    hook = find_hook(find_project(project_ref), slug)
+    HookDelivery.delete().where(HookDelivery.hook_id == hook.id).execute()
+    hook.delete_instance()
+
+
+def verify_signature(secret: str, headers: Mapping[str, str], body: bytes,
+                     now: float | None = None) -> str:
+    """The delivery's id when the signature holds; NotAllowed (401) otherwise. Header
+    names in `headers` are lowercase."""
+    key = secret.encode()
+    github = headers.get("x-hub-signature-256")
+    signed = headers.get("x-synthbox-signature")
+    if github:
+        expected = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, github.strip()):
+            raise NotAllowed("signature: X-Hub-Signature-256 does not match the body", 401)
+        signature = github
+    elif signed:
+        stamp = headers.get("x-synthbox-timestamp", "")
+        now = time.time() if now is None else now
+        if not stamp.isdigit() or abs(now - int(stamp)) > SIGNATURE_WINDOW:
+            raise NotAllowed("signature: X-SynthBox-Timestamp is missing or more than "
+                             "5 minutes off", 401)
+        expected = "v1=" + hmac.new(key, stamp.encode() + b"." + body,
+                                    hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signed.strip()):
+            raise NotAllowed("signature: X-SynthBox-Signature does not match", 401)
+        signature = signed
+    else:
+        raise NotAllowed("signature: send X-Hub-Signature-256 or X-SynthBox-Signature", 401)
+    delivery = headers.get("x-github-delivery") or headers.get("x-synthbox-delivery")
+    return (delivery or hashlib.sha256(signature.encode()).hexdigest())[:200]
+
+
+def receive_delivery(service: OrchestrationService, project_slug: str, hook_slug: str,
+                     headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """Verify and queue one delivery: {"jobId", "duplicate"}."""
+    project = Project.get_or_none(Project.slug == project_slug)
+    hook = Hook.get_or_none((Hook.project_id == project.id) & (Hook.slug == hook_slug)
+                            ) if project is not None else None
+    if project is None or hook is None or not hook.enabled:
+        raise NotFound(f"hook: no active hook {project_slug}/{hook_slug}")
+    delivery = verify_signature(hook.secret, headers, body)
+    try:
+        payload: Any = json.loads(body) if body else None
+    except ValueError:
+        payload = body.decode("utf-8", errors="replace")
+    now = time.time()
+    context = {"webhook": {"hook": hook.slug, "deliveryId": delivery,
+                           "event": headers.get("x-github-event"), "payload": payload}}
+    request: dict[str, Any] = {"jobType": hook.job_type, "context": context}
+    if hook.agent_slug:
+        request["agentSlug"] = hook.agent_slug
+    with service.db.atomic():
+        try:
+            with service.db.atomic():
+                seen = HookDelivery.create(hook_id=hook.id, delivery_id=delivery,
+                                           received_at=now)
+        except IntegrityError:
+            earlier = HookDelivery.get((HookDelivery.hook_id == hook.id)
+                                       & (HookDelivery.delivery_id == delivery))
+            return {"jobId": None if earlier.job_id is None else str(earlier.job_id),
+                    "duplicate": True}
+        run = service.trigger(project.id, request, "webhook", announce=False)
+        seen.job_id = int(run["jobId"])
+        seen.save()
+        Hook.update(last_delivery_at=now).where(Hook.id == hook.id).execute()
+        HookDelivery.delete().where(HookDelivery.received_at < now - DELIVERIES_KEPT).execute()
+    service.queue.announce([now])
+    return {"jobId": run["jobId"], "duplicate": False}
