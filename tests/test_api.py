@@ -72,7 +72,7 @@ def test_bulk_add_list_stats_and_retry(server):
     status, body = server.request("POST", "/api/v1/admin/queues/diagnostics/retry-failed")
     assert status == 200 and body["data"]["retried"] >= 3
     status, body = server.request("GET", "/api/v1/queues")
-    assert [q["name"] for q in body["data"]] == ["diagnostics", "email"]
+    assert [q["name"] for q in body["data"]] == ["diagnostics", "email", "orchestration"]
 
 
 def test_pause_resume_and_clean(server):

@@ -152,9 +152,10 @@ def test_a_batch_over_http_command_and_python_agents(serve_factory, agent_packag
         status, job = call(serve, "GET", f"/admin/jobs/{run['jobId']}")
         assert status == 200 and job["data"]["queue"] == "orchestration"
         assert job["data"]["returnvalue"] == result
-        assert job["data"]["data"] == {"projectId": "1", "triggeredBy": "api", "userId": "token:bootstrap",
-                                       "jobType": "batch", "agentSlug": None,
-                                       "context": {"ticket": 42}, "priority": 0}
+        assert job["data"]["data"] == {"projectId": "1", "triggeredBy": "api",
+                                       "userId": "token:bootstrap", "jobType": "batch",
+                                       "agentSlug": None, "context": {"ticket": 42},
+                                       "priority": 0}
         # the seed's admin endpoint for this queue
         status, seed = call(serve, "GET", "/admin/orchestration/queue")
         assert status == 200 and seed["success"] is True
@@ -209,6 +210,24 @@ def test_a_job_past_its_timeout_fails_and_its_processes_are_gone(engine_builder,
     assert run["state"] == "failed" and "timed out" in run["error"]
     # the worker slot is free again: the next job runs
     assert _finished_job(engine, after["jobId"])["state"] == "completed"
+
+
+def test_stopping_serve_ends_running_agents_and_hands_their_job_back(serve_factory, tmp_path):
+    pid_file = tmp_path / "pids"
+    serve = serve_factory({"SYNTHBOX_QUEUES": json.dumps(FAST),
+                           "SYNTHBOX_SHUTDOWN_TIMEOUT": "1"})
+    created(serve, "/projects", {"slug": "long"})
+    created(serve, "/projects/long/agents", {"slug": "sleepy", "kind": "command", "config": {
+        "command": ["sh", "-c", f"sleep 300 & echo $$ $! > {pid_file}; wait"]}})
+    run = created(serve, "/projects/long/orchestrations", {})
+    pids = wait_for(lambda: pid_file.exists() and pid_file.read_text().split(), 20)
+    assert serve.stop() == 0
+    assert not any(_alive(int(pid)) for pid in pids), "no agent outlives its instance"
+    again = serve_factory({"SYNTHBOX_QUEUES": json.dumps(FAST), "SYNTHBOX_WORKERS": "false"},
+                          data_dir=serve.data_dir)
+    status, job = call(again, "GET", f"/admin/jobs/{run['jobId']}")
+    assert status == 200 and job["data"]["state"] == "waiting", "handed back, not lost"
+    again.stop()
 
 
 def test_an_agent_past_its_own_timeout_is_stopped_and_the_others_run(engine_builder):

@@ -28,6 +28,10 @@ OUTPUT_CAP = 64 * 1024  # characters of output kept with an agent run
 REPORT_ITEMS_CAP = 1000
 ENTRY_POINT_GROUP = "synthbox.agents"
 
+# children running now, so a stopping instance can end them (their jobs are handed back)
+_running: set[subprocess.Popen[bytes]] = set()
+_running_lock = threading.Lock()
+
 
 @dataclass
 class AgentOutcome:
@@ -162,6 +166,8 @@ def run_process(argv: list[str], stdin: bytes | None, env: dict[str, str], cwd: 
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, cwd=cwd, env=env,
                                start_new_session=True)
+    with _running_lock:
+        _running.add(process)
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -173,10 +179,20 @@ def run_process(argv: list[str], stdin: bytes | None, env: dict[str, str], cwd: 
             except subprocess.TimeoutExpired:
                 stdin = None  # written already; communicate() goes on reading
     finally:
+        with _running_lock:
+            _running.discard(process)
         _kill_group(process)
         for pipe in (process.stdin, process.stdout, process.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def stop_all_agents() -> None:
+    """Kill every agent process group still running (the engine is stopping)."""
+    with _running_lock:
+        running = list(_running)
+    for process in running:
+        _kill_group(process)
 
 
 def _run_command(call: AgentCall, argv: list[str], shell: bool) -> AgentOutcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from synthbox.config import Settings
 from synthbox.jobs.spec import QueueSpec
+from synthbox.orchestration.agents import stop_all_agents
 from synthbox.orchestration.handler import make_orchestrate
 from synthbox.orchestration.service import ORCHESTRATE, ORCHESTRATION_QUEUE
 from synthbox.orchestration.triggers import schedule_chore
@@ -18,4 +19,5 @@ def orchestration_queue_spec(settings: Settings) -> QueueSpec:
                      concurrency=3, rate_limit_max=5, rate_limit_duration=60.0, attempts=3,
                      backoff_type="exponential", backoff_delay=30.0, timeout=600.0,
                      keep_completed_age=24 * 3600.0, keep_completed_count=1000,
-                     keep_failed_age=7 * 24 * 3600.0, chore=schedule_chore, internal=True)
+                     keep_failed_age=7 * 24 * 3600.0, chore=schedule_chore,
+                     on_stop=stop_all_agents, internal=True)
