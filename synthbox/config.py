@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -109,6 +110,14 @@ def _parse_log_level(raw: Any) -> str:
     if level not in ("debug", "info", "warning", "error"):
         raise ValueError("must be one of debug, info, warning, error")
     return level
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
+
+
+def masked(value: Any) -> str:
+    """A setting's value as it may be shown: passwords inside URLs replaced by ********."""
+    return _URL_PASSWORD.sub(r"\1********@", str(value))
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,15 @@ def _create_orchestration(db: Database) -> None:
     db.create_tables(ORCHESTRATION_MODELS, safe=True)
 
 
+def _create_queue_minutes(db: Database) -> None:
+    from synthbox.models import QueueMinute
+
+    db.create_tables([QueueMinute], safe=True)
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[Database], None]] = [_create_schema, _create_accounts, _create_mail,
-                                                  _create_orchestration]
+                                                  _create_orchestration, _create_queue_minutes]
 
 
 def migrate(db: Database) -> int:

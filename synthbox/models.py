@@ -6,6 +6,7 @@ from peewee import (
     BigAutoField,
     BooleanField,
     CharField,
+    CompositeKey,
     DatabaseProxy,
     DoubleField,
     IntegerField,
@@ -99,6 +100,20 @@ class RateHit(BaseModel):
 
     class Meta:
         indexes = ((("queue", "at"), False),)
+
+
+class QueueMinute(BaseModel):
+    """Finished jobs of a queue per minute, for charts and totals (kept two days)."""
+
+    queue = CharField(max_length=64)
+    minute = IntegerField()  # Unix time // 60
+    completed = IntegerField(default=0)
+    failed = IntegerField(default=0)  # failed for good
+    wait_ms = DoubleField(default=0)  # summed time from due to pickup
+    picked = IntegerField(default=0)
+
+    class Meta:
+        primary_key = CompositeKey("queue", "minute")
 
 
 class SchemaVersion(BaseModel):

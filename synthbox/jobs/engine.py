@@ -7,6 +7,7 @@ runs the embedded consumers; `stop()` ends them so that no job is left active.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import socket
@@ -97,6 +98,37 @@ class Engine:
         if row is None or row[0] not in self.queues:
             return None
         return self.queues[row[0]].service.get_job(job_id)
+
+    def history(self, span_minutes: int, bucket_minutes: int,
+                now: float | None = None) -> dict[str, list[float]]:
+        """Every queue's finished jobs in buckets over the last `span_minutes`, oldest
+        first: completed, failed, and the average wait before pickup (ms)."""
+        now = time.time() if now is None else now
+        current = int(now // 60)
+        count = span_minutes // bucket_minutes
+        first = current - count * bucket_minutes + 1
+        completed, failed = [0.0] * count, [0.0] * count
+        waited, picked = [0.0] * count, [0] * count
+        for _queue, minute, done, lost, wait_ms, took in self.store.minutes(first):
+            index = (minute - first) // bucket_minutes
+            if 0 <= index < count:
+                completed[index] += done
+                failed[index] += lost
+                waited[index] += wait_ms
+                picked[index] += took
+        return {"completed": completed, "failed": failed,
+                "waitMs": [round(w / p, 1) if p else 0.0 for w, p in zip(waited, picked,
+                                                                         strict=True)]}
+
+    def instances(self) -> list[dict[str, Any]]:
+        """The instances whose heartbeat the records hold, with the jobs each has done."""
+        now = time.time()
+        rows = self.store.execute("SELECT id, host, pid, version, queues, started_at, "
+                                  "last_seen FROM instance ORDER BY started_at").fetchall()
+        return [{"id": row[0], "host": row[1], "pid": row[2], "version": row[3],
+                 "jobsDone": sum(json.loads(row[4] or "{}").values()),
+                 "startedAt": int(row[5] * 1000), "secondsSinceSeen": max(now - row[6], 0.0)}
+                for row in rows]
 
     def backends(self) -> dict[str, str]:
         """Which backends are in use, and why (printed at start)."""

@@ -309,6 +309,17 @@ class QueueService:
             return False
         return self._retry("id=?", (int(job["id"]),)) > 0
 
+    def retry_with_data(self, job_id: int | str, data: Any) -> bool:
+        """Give a failed job new data and send it back to waiting (fresh attempts)."""
+        job = self.get_job(job_id)
+        if job is None or job["state"] != FAILED:
+            return False
+        text = json.dumps({} if data is None else data)
+        with self.store.db.atomic():
+            self.store.execute("UPDATE job SET data=? WHERE id=? AND status='failed'",
+                               (text, int(job["id"])))
+            return self._retry("id=?", (int(job["id"]),)) > 0
+
     def retry_all_failed(self) -> int:
         return self._retry("1=1", ())
 

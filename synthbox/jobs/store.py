@@ -14,6 +14,14 @@ from typing import Any
 
 from peewee import Database, PostgresqlDatabase
 
+MINUTE_UPSERT = (  # finished jobs per queue and minute, added up
+    "INSERT INTO queue_minute (queue, minute, completed, failed, wait_ms, picked) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (queue, minute) DO UPDATE SET "
+    "completed=queue_minute.completed+excluded.completed, "
+    "failed=queue_minute.failed+excluded.failed, "
+    "wait_ms=queue_minute.wait_ms+excluded.wait_ms, "
+    "picked=queue_minute.picked+excluded.picked")
+
 
 @dataclass(slots=True)
 class ClaimedJob:
@@ -67,6 +75,7 @@ class JobStore:
         # A claim is (owner, started_at): a run whose lease lapsed and whose job was claimed
         # again, even by this same instance, finds its claim gone and changes nothing.
         mine = "WHERE id=? AND status='active' AND owner=? AND started_at=?"
+        self._minute_sql = self._sql(MINUTE_UPSERT)
         self._complete_sql = self._sql(
             "UPDATE job SET status='completed', result=?, finished_at=?, progress=100, "
             f"lease_until=NULL, owner=NULL {mine}")
@@ -171,6 +180,16 @@ class JobStore:
                 else:
                     cursor.execute(self._fail_sql, (
                         failure.error, failure.finished_at, job.id, owner, job.started_at))
+            cursor.executemany(self._minute_sql, _per_minute(completed, failures))
+
+    def minutes(self, since_minute: int) -> list[tuple[str, int, int, int, float, int]]:
+        """(queue, minute, completed, failed, wait ms summed, picked) from `since_minute`."""
+        return [tuple(row) for row in self.execute(  # type: ignore[misc]
+            "SELECT queue, minute, completed, failed, wait_ms, picked FROM queue_minute "
+            "WHERE minute>=?", (since_minute,)).fetchall()]
+
+    def forget_minutes(self, before_minute: int) -> None:
+        self.execute("DELETE FROM queue_minute WHERE minute<?", (before_minute,))
 
     def release(self, owner: str, job_ids: Sequence[int]) -> int:
         """Hand claimed jobs that never started back to the queue, as if never claimed."""
@@ -258,3 +277,19 @@ class JobStore:
                 self.execute(f"DELETE FROM job_attempt WHERE job_id IN ({marks})", deleted)
                 self.execute(f"DELETE FROM job_log WHERE job_id IN ({marks})", deleted)
         return len(deleted)
+
+
+def _per_minute(completed: Sequence[tuple[ClaimedJob, str | None, float]],
+                failures: Sequence[Failure]) -> list[tuple[str, int, int, int, float, int]]:
+    """Rows for queue_minute: each attempt's wait, each final outcome, by minute."""
+    counts: dict[tuple[str, int], list[float]] = {}
+    outcomes = [(job, finished, 0) for job, _, finished in completed] + [
+        (f.job, f.finished_at, 1 if f.retry_at is None else 2) for f in failures if f.counts]
+    for job, finished, kind in outcomes:
+        row = counts.setdefault((job.queue, int(finished // 60)), [0, 0, 0.0, 0])
+        if kind < 2:
+            row[kind] += 1
+        row[2] += max(job.started_at - job.run_at, 0.0) * 1000
+        row[3] += 1
+    return [(queue, minute, int(c), int(f), w, int(p))
+            for (queue, minute), (c, f, w, p) in counts.items()]

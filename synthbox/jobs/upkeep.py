@@ -30,6 +30,7 @@ RETENTION_BATCH = 1000
 RETENTION_BATCHES_PER_PASS = 20
 DOORBELL_SWEEP_EVERY = 1.0
 DOORBELL_GRACE = 1.0  # due for this long with no doorbell in the broker: ring again
+MINUTES_KEPT = 2 * 24 * 60  # per-minute counts, for the dashboard's charts
 FORGET_INSTANCE_AFTER = 300.0  # an instance silent this long is gone (its jobs stall back)
 
 
@@ -121,6 +122,7 @@ class Upkeep:
             if now >= next_retention:
                 next_retention = now + RETENTION_EVERY
                 self.forget_silent_instances()
+                self.store.forget_minutes(int(time.time() // 60) - MINUTES_KEPT)
 
     def recover_stalled(self, runner: QueueRunner) -> None:
         spec = runner.spec

@@ -263,6 +263,17 @@ class EmailService:
         SuppressionEntry.insert(entry=entry.lower(), reason=reason, created_at=time.time()
                                 ).on_conflict_replace().execute()
 
+    @staticmethod
+    def list_suppressions() -> list[dict[str, Any]]:
+        return [{"entry": e.entry, "reason": e.reason, "createdAt": int(e.created_at * 1000)}
+                for e in SuppressionEntry.select().order_by(SuppressionEntry.entry)]
+
+    @staticmethod
+    def unsuppress(entry: str) -> None:
+        if not SuppressionEntry.delete().where(
+                SuppressionEntry.entry == entry.lower()).execute():
+            raise NotFound(f"entry: {entry!r} is not on the suppression list")
+
     # -- the seed's EmailQueueService -----------------------------------------------------
 
     def add_high_priority(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ def create_app(engine: Engine) -> Flask:
         pages,
         projects_api,
         security,
+        ui,
     )
 
     app.config["SYNTHBOX_EMAILS"] = EmailService(engine)
@@ -49,4 +50,5 @@ def create_app(engine: Engine) -> Flask:
     app.register_blueprint(projects_api.bp)
     app.register_blueprint(projects_api.hooks_bp)
     app.register_blueprint(pages.bp)
+    ui.init_app(app, engine.data_path)
     return app

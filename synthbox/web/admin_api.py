@@ -8,9 +8,9 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from synthbox.accounts import audit, tokens, users
-from synthbox.errors import Conflict, InputError, NotFound
+from synthbox.errors import InputError, NotFound
 from synthbox.jobs.engine import Engine
-from synthbox.jobs.service import JOB_ID, QueueService
+from synthbox.web import actions
 from synthbox.web.api import milliseconds_to_seconds, validated
 from synthbox.web.auth import authenticate_api_request, caller, client_address, needs
 from synthbox.web.errors import ok
@@ -28,15 +28,6 @@ def engine() -> Engine:
 
 def record(action: str, target: str, detail: str = "") -> None:
     audit.record(caller().name, action, target, detail, client_address())
-
-
-def _job(job_id: str) -> tuple[QueueService, dict[str, Any]]:
-    if not JOB_ID.fullmatch(job_id):
-        raise NotFound(f"job: no job {job_id!r}")
-    found = engine().find_job(int(job_id))
-    if found is None:
-        raise NotFound(f"job: no job {job_id!r}")
-    return engine().service(found["queue"]), found
 
 
 # -- the seed's endpoints -------------------------------------------------------------------
@@ -84,7 +75,6 @@ def queue_jobs(name: str) -> Any:
 
 
 def _bulk(name: str, action: str) -> Any:
-    service = engine().service(name)
     payload = json_body()
     state = payload.get("state")
     search = payload.get("search")
@@ -92,21 +82,12 @@ def _bulk(name: str, action: str) -> Any:
         raise InputError("state", "must be a string")
     if search is not None and not isinstance(search, str):
         raise InputError("search", "must be a string")
-    if action == "retry":
-        if state not in (None, "failed"):
-            raise InputError("state", "only failed jobs can be retried")
-        state = "failed"
     dry_run = payload.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise InputError("dryRun", "must be true or false")
-    matching = service.count_matching(state, search)
-    if dry_run:
-        return ok({"dryRun": True, "count": matching})
-    done = service.retry_matching(search) if action == "retry" else service.delete_matching(
-        state, search)
-    record(f"jobs.bulk-{action}", f"queue:{name}", f"state={state} search={search!r} "
-                                                   f"count={done}")
-    return ok({"dryRun": False, "count": done})
+    count = actions.bulk(engine(), name, action, state, search, dry_run, caller().name,
+                         client_address())
+    return ok({"dryRun": dry_run, "count": count})
 
 
 @bp.post("/queues/<name>/jobs/retry")
@@ -126,33 +107,30 @@ def bulk_delete(name: str) -> Any:
 @bp.get("/jobs/<job_id>")
 @needs("read")
 def job(job_id: str) -> Any:
-    return ok(_job(job_id)[1])
+    return ok(actions.find_job(engine(), job_id)[1])
 
 
-def _job_action(job_id: str, action: str, rule: str) -> Any:
-    service, found = _job(job_id)
-    if not getattr(service, action)(found["id"]):
-        raise Conflict(f"job: {rule}")
-    record(f"job.{action}", f"job:{found['id']}", f"queue={found['queue']}")
-    return ok(service.get_job(found["id"]) if action != "remove" else {"removed": True})
+def _job_action(job_id: str, action: str) -> Any:
+    job = actions.job_action(engine(), job_id, action, caller().name, client_address())
+    return ok({"removed": True} if job is None else job)
 
 
 @bp.post("/jobs/<job_id>/retry")
 @needs("operate")
 def retry_job(job_id: str) -> Any:
-    return _job_action(job_id, "retry_job", "only a failed job can be retried")
+    return _job_action(job_id, "retry_job")
 
 
 @bp.post("/jobs/<job_id>/promote")
 @needs("operate")
 def promote_job(job_id: str) -> Any:
-    return _job_action(job_id, "promote", "only a delayed job can be promoted")
+    return _job_action(job_id, "promote")
 
 
 @bp.delete("/jobs/<job_id>")
 @needs("operate")
 def remove_job(job_id: str) -> Any:
-    return _job_action(job_id, "remove", "an active job cannot be removed")
+    return _job_action(job_id, "remove")
 
 
 @bp.post("/queues/<name>/retry-failed")
@@ -168,25 +146,22 @@ def retry_failed(name: str) -> Any:
 def clean(name: str) -> Any:
     payload = json_body()
     grace = milliseconds_to_seconds(payload.get("grace", 0))
-    removed = validated(engine().service(name).clean, payload.get("state", "completed"), grace)
-    record("queue.clean", f"queue:{name}", f"state={payload.get('state', 'completed')} "
-                                           f"removed={removed}")
+    removed = validated(actions.clean, engine(), name, payload.get("state", "completed"),
+                        grace, caller().name, client_address())
     return ok({"removed": removed})
 
 
 @bp.post("/queues/<name>/pause")
 @needs("operate")
 def pause(name: str) -> Any:
-    engine().service(name).pause()
-    record("queue.pause", f"queue:{name}")
+    actions.set_paused(engine(), name, True, caller().name, client_address())
     return ok({"paused": True})
 
 
 @bp.post("/queues/<name>/resume")
 @needs("operate")
 def resume(name: str) -> Any:
-    engine().service(name).resume()
-    record("queue.resume", f"queue:{name}")
+    actions.set_paused(engine(), name, False, caller().name, client_address())
     return ok({"paused": False})
 
 

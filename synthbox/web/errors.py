@@ -75,14 +75,15 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Conflict)
     def conflict(exc: Conflict) -> Any:
+        if not _wants_json():
+            return _page_error(409, str(exc))
         return envelope(409, "conflict", str(exc))
 
     @app.errorhandler(NotFound)
-    def not_found(exc: NotFound) -> Any:
-        return envelope(404, "not_found", str(exc))
-
     @app.errorhandler(UnknownQueue)
-    def unknown_queue(exc: UnknownQueue) -> Any:
+    def not_found(exc: Exception) -> Any:
+        if not _wants_json():
+            return _page_error(404, str(exc))
         return envelope(404, "not_found", str(exc))
 
     @app.errorhandler(HTTPException)

@@ -1,4 +1,5 @@
-"""Server-rendered pages: sign-in, first-admin setup, sign-out, and the home page.
+"""Server-rendered pages: sign-in, first-admin setup and sign-out (the rest of the UI is
+in synthbox.web.ui).
 
 Sessions live on the server (synthbox.accounts.sessions); every form carries a CSRF
 token and is accepted only from our own origin.
@@ -7,11 +8,9 @@ token and is accepted only from our own origin.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from synthbox import __version__
 from synthbox.accounts import sessions, users
@@ -40,18 +39,6 @@ def signed_in() -> tuple[User, str] | None:
     return sessions.find_session(cookie) if cookie else None
 
 
-def page_login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(view)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        found = signed_in()
-        if found is None:
-            return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
-        g.user, g.csrf_token = found
-        return view(*args, **kwargs)
-
-    return guarded
-
-
 def _form_page(template: str, status: int = 200, **context: Any) -> Any:
     """A page with a form shown before sign-in: its CSRF token rides in a cookie too."""
     token = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(32)
@@ -70,12 +57,6 @@ def _signed_in_response(user: User, target: str) -> Any:
     _cookie(response, SESSION_COOKIE, cookie, max_age=sessions.SESSION_SECONDS)
     response.delete_cookie(FORM_COOKIE, path="/")
     return response
-
-
-@bp.get("/")
-@page_login_required
-def home() -> Any:
-    return render("pages/home.html", user=g.user, csrf_token=g.csrf_token)
 
 
 @bp.route("/login", methods=["GET", "POST"])
