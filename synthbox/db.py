@@ -83,9 +83,21 @@ def _create_queue_minutes(db: Database) -> None:
     db.create_tables([QueueMinute], safe=True)
 
 
+def _count_jobs(db: Database) -> None:
+    from synthbox.counts import install
+
+    install(db)
+
+
+def _index_newest_first(db: Database) -> None:
+    # a queue's jobs newest first (the lists and search of the API and UI), without a sort
+    db.execute_sql("CREATE INDEX IF NOT EXISTS job_queue_id ON job (queue, id)")
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[Database], None]] = [_create_schema, _create_accounts, _create_mail,
-                                                  _create_orchestration, _create_queue_minutes]
+                                                  _create_orchestration, _create_queue_minutes,
+                                                  _count_jobs, _index_newest_first]
 
 
 def migrate(db: Database) -> int:

@@ -347,7 +347,7 @@ def test_sign_in_session_csrf_and_sign_out(server):
     assert "HttpOnly" in cookie_header and "SameSite=Lax" in cookie_header
     first_session = browser.cookies["synthbox_session"]
     status, _, html = browser.request("GET", "/")
-    assert status == 200 and "Signed in as <strong>eve</strong>" in html
+    assert status == 200 and "eve (viewer)" in html
 
     # a second sign-in gets a new session id
     second = Browser(server)

@@ -336,3 +336,42 @@ def test_bulk_with_several_delays_rings_for_each(make_engine):
     for job in jobs:
         late = service.get_job(job["id"])["processedOn"] - job["runAt"]
         assert 0 <= late < 500, f"job due at {job['runAt']} started {late} ms late"
+
+
+def test_stats_come_from_kept_counts_and_match_the_jobs(make_engine):
+    """The counts the database keeps (triggers) equal a count of the rows, through adds,
+    claims, completions, failures, retries, deletes and a second instance."""
+    from synthbox.counts import fold
+
+    first = make_engine({"diagnostics": {"concurrency": 4}})
+    second = make_engine({"diagnostics": {"concurrency": 4}})
+    service = first.service("diagnostics")
+
+    def truth():
+        rows = first.store.execute(
+            "SELECT status, CASE WHEN status='waiting' AND run_at>? THEN 1 ELSE 0 END, "
+            "COUNT(*) FROM job WHERE queue='diagnostics' GROUP BY 1, 2",
+            (time.time(),)).fetchall()
+        found = dict.fromkeys(("waiting", "active", "completed", "failed", "delayed"), 0)
+        for status, later, count in rows:
+            found["delayed" if later else status] += count
+        return found
+
+    def stats():
+        fold(first.db)  # what the maintenance loop does every second
+        return {k: v for k, v in service.get_stats().items()
+                if k not in ("paused", "total")}
+
+    service.add_bulk([{"name": "noop"}] * 200 + [{"name": "sleep", "data": {"seconds": 0.2}}]
+                     * 6 + [{"name": "fail", "data": {"times": 9}, "attempts": 1}] * 15
+                     + [{"name": "noop", "delay": 120}] * 5)
+    second.service("diagnostics").add_bulk([{"name": "noop"}] * 100)
+    wait_for(lambda: stats()["completed"] == 306 and stats()["failed"] == 15, 30)
+    assert stats() == truth()
+    assert service.retry_all_failed() == 15
+    wait_for(lambda: stats()["failed"] == 15 and stats()["waiting"] == 0, 30)
+    service.clean("completed", 0, limit=50)
+    delayed = service.list_jobs("delayed")[0]
+    assert service.remove(delayed[0]["id"])
+    assert stats() == truth() == {"waiting": 0, "active": 0, "completed": 256, "failed": 15,
+                                  "delayed": 4}

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from synthbox.counts import READ as COUNTS
 from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.spec import BACKOFF_TYPES, QueueSpec
@@ -224,14 +225,15 @@ class QueueService:
 
     def get_stats(self) -> dict[str, Any]:
         """Counts by state (BullMQ's names), with total; waiting jobs of a paused queue count
-        as paused."""
+        as paused. From the counts the database keeps (synthbox.counts), so the cost does
+        not grow with the number of jobs; only delayed jobs are counted here."""
         counts = dict.fromkeys((WAITING, ACTIVE, COMPLETED, FAILED, DELAYED, PAUSED), 0)
-        for status, later, count in self.store.execute(
-                "SELECT status, CASE WHEN status='waiting' AND run_at>? THEN 1 ELSE 0 END, "
-                "COUNT(*) FROM job WHERE queue=? GROUP BY 1, 2",
-                (time.time(), self.name)).fetchall():
-            key = DELAYED if later else status
-            counts[key] = counts.get(key, 0) + count
+        for status, count in self.store.execute(COUNTS, (self.name, self.name)).fetchall():
+            counts[status] = max(int(count), 0)
+        counts[DELAYED] = int(self.store.execute(
+            "SELECT COUNT(*) FROM job WHERE queue=? AND status='waiting' AND run_at>?",
+            (self.name, time.time())).fetchone()[0])
+        counts[WAITING] = max(counts[WAITING] - counts[DELAYED], 0)
         if self.is_paused():
             counts[PAUSED], counts[WAITING] = counts[WAITING], 0
         counts["total"] = sum(counts.values())

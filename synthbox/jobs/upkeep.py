@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from synthbox import __version__
+from synthbox.counts import fold as fold_counts
 from synthbox.jobs.runner import QueueRunner
 from synthbox.jobs.store import JobStore
 from synthbox.models import COMPLETED, FAILED
@@ -114,6 +115,10 @@ class Upkeep:
                     log.exception("upkeep of queue %s failed", runner.spec.name)
             if now >= next_sweep:
                 next_sweep = now + DOORBELL_SWEEP_EVERY
+                try:
+                    fold_counts(self.store.db)
+                except Exception:
+                    log.exception("folding job counts failed")
                 for chore in self.chores:
                     try:
                         chore()

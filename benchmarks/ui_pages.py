@@ -1,0 +1,79 @@
+"""Server time of the dashboard, the queue page and the stats API with many job records.
+
+Fills a fresh SQLite records database (or DATABASE_URL's) with N jobs spread over the
+queues and states, signs in through the real sign-in form, then times each page through
+Flask's test client (server time, no network): median and worst of several requests.
+
+Usage: python benchmarks/ui_pages.py [jobs, default 1000000] [requests, default 7]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+
+from synthbox.accounts import users
+from synthbox.config import load_settings
+from synthbox.jobs.engine import Engine
+from synthbox.web import create_app
+
+STATES = ("completed",) * 80 + ("failed",) * 10 + ("waiting",) * 10
+QUEUES = ("diagnostics", "email", "orchestration")
+
+
+def fill(engine: Engine, count: int) -> None:
+    now = time.time()
+    rows = []
+    for i in range(count):
+        status = STATES[i % len(STATES)]
+        finished = now - (i % 3600) if status in ("completed", "failed") else None
+        rows.append((QUEUES[i % 3], "noop", '{"n": %d}' % i, status, 0, now - 10, 1, 1,
+                     "fixed", 1.0, 0, "boom %d" % i if status == "failed" else None,
+                     now - 20, finished))
+    sql = ("INSERT INTO job (queue, name, data, status, priority, run_at, attempts_made, "
+           "attempts_max, backoff_type, backoff_delay, stalled_count, failed_reason, "
+           "created_at, finished_at, progress) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)")
+    for start in range(0, count, 50_000):
+        with engine.db.atomic():
+            engine.store.db.cursor().executemany(engine.store._sql(sql),
+                                                 rows[start:start + 50_000])
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    requests = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+    with tempfile.TemporaryDirectory() as data:
+        engine = Engine(load_settings({"data_dir": data,
+                                       "database_url": os.environ.get("DATABASE_URL", "")},
+                                      env={}))
+        started = time.perf_counter()
+        fill(engine, count)
+        print(f"{count:,} job records written in {time.perf_counter() - started:.1f} s "
+              f"({engine.backends()['records']})")
+        users.create_user("bench", "a bench password 1", "admin")
+        client = create_app(engine).test_client()
+        form = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        client.post("/login", data={"name": "bench", "password": "a bench password 1",
+                                    "csrf_token": token})
+        for label, path in (("dashboard", "/"), ("dashboard live", "/ui/live/dashboard"),
+                            ("queue page", "/queues/diagnostics"),
+                            ("queue page, failed", "/queues/diagnostics?state=failed"),
+                            ("queue page, search", "/queues/diagnostics?search=boom+77")):
+            spent = []
+            for _ in range(requests):
+                began = time.perf_counter()
+                answer = client.get(path)
+                spent.append((time.perf_counter() - began) * 1000)
+                assert answer.status_code == 200, (path, answer.status_code)
+            print(f"{label:<20} median {statistics.median(spent):8.1f} ms   "
+                  f"worst {max(spent):8.1f} ms")
+        engine.close()
+
+
+if __name__ == "__main__":
+    main()
