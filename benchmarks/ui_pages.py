@@ -31,8 +31,8 @@ def fill(engine: Engine, count: int) -> None:
     for i in range(count):
         status = STATES[i % len(STATES)]
         finished = now - (i % 3600) if status in ("completed", "failed") else None
-        rows.append((QUEUES[i % 3], "noop", '{"n": %d}' % i, status, 0, now - 10, 1, 1,
-                     "fixed", 1.0, 0, "boom %d" % i if status == "failed" else None,
+        rows.append((QUEUES[i % 3], "noop", f'{{"n": {i}}}', status, 0, now - 10, 1, 1,
+                     "fixed", 1.0, 0, f"boom {i}" if status == "failed" else None,
                      now - 20, finished))
     sql = ("INSERT INTO job (queue, name, data, status, priority, run_at, attempts_made, "
            "attempts_max, backoff_type, backoff_delay, stalled_count, failed_reason, "

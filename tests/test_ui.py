@@ -188,7 +188,22 @@ def test_the_dashboard_matches_the_api_and_updates_without_a_reload(server, open
     assert _dashboard_counts(page) == _api_counts(server)
     instance = page.locator("td[data-live^='instance.']").first.inner_text()
     assert instance.endswith("s ago")
+    started = page.locator("time").first
+    assert "UTC" not in started.inner_text() and started.get_attribute("title"), \
+        "the viewer's time zone, the exact time on hover"
     shot(page, "dashboard")
+    # a hidden tab stops asking
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url)
+            if "/ui/live/" in request.url else None)
+    page.wait_for_timeout(2500)
+    assert polls, "a visible tab refreshes"
+    page.evaluate("""() => { Object.defineProperty(document, 'hidden', {value: true});
+                             document.dispatchEvent(new Event('visibilitychange')); }""")
+    page.wait_for_timeout(300)
+    polls.clear()
+    page.wait_for_timeout(4500)
+    assert polls == [], "a hidden tab does not poll"
     assert not watched.dialogs and not watched.console
 
 
