@@ -417,3 +417,25 @@ def _seconds(value: Any, field: str, allow_zero: bool = False,
     if value > most:
         raise JobOptionError(field, "is too far in the future (the latest is 9999-12-31)")
     return float(value)
+
+
+class SeedQueueMethods:
+    """The seed's queue service methods, for a service that keeps its QueueService in
+    `queue` (the email and orchestration services)."""
+
+    queue: QueueService
+
+    def get_stats(self) -> dict[str, Any]:
+        return self.queue.get_stats()
+
+    def get_failed_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self.queue.get_failed_jobs(limit)
+
+    def retry_job(self, job_id: str) -> bool:
+        return self.queue.retry_job(job_id)
+
+    def retry_all_failed(self) -> int:
+        return self.queue.retry_all_failed()
+
+    def cleanup(self, age_ms: int = 86_400_000) -> int:
+        return self.queue.cleanup(age_ms)

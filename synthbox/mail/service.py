@@ -17,7 +17,7 @@ from typing import Any
 from synthbox.config import Settings
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.engine import Engine
-from synthbox.jobs.service import HIGH_PRIORITY, JOB_ID, LATEST_RUN_AT
+from synthbox.jobs.service import HIGH_PRIORITY, JOB_ID, LATEST_RUN_AT, SeedQueueMethods
 from synthbox.jobs.spec import QueueSpec
 from synthbox.mail.addresses import address, address_list, domain_of, header_value
 from synthbox.mail.delivery import make_deliver, suppressed
@@ -74,7 +74,7 @@ def email_dict(email: Email) -> dict[str, Any]:
             "createdAt": ms(email.created_at), "sentAt": ms(email.sent_at)}
 
 
-class EmailService:
+class EmailService(SeedQueueMethods):
     def __init__(self, engine: Engine):
         self.engine = engine
         self.queue = engine.service(EMAIL_QUEUE)
@@ -293,14 +293,3 @@ class EmailService:
                                      "userId": data.get("userId", email.user_id)},
                               priority=priority, **({"run_at": when} if when else {}))
 
-    def get_stats(self) -> dict[str, Any]:
-        return self.queue.get_stats()
-
-    def get_failed_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self.queue.get_failed_jobs(limit)
-
-    def retry_job(self, job_id: str) -> bool:
-        return self.queue.retry_job(job_id)
-
-    def cleanup(self, age_ms: int = 86_400_000) -> int:
-        return self.queue.cleanup(age_ms)

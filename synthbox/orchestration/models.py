@@ -116,17 +116,9 @@ class AgentRun(BaseModel):
     started_at = DoubleField()
 
 
-class Task(BaseModel):
-    id = BigAutoField()
-    project_id = BigIntegerField(index=True)
-    run_id = BigIntegerField(index=True)
-    agent_slug = CharField(max_length=64)
-    title = TextField()
-    detail = TextField(default="{}")  # the rest of what the agent reported, JSON
-    created_at = DoubleField()
+class _Reported(BaseModel):
+    """Something an agent reported: a title, and the rest of what it said as JSON."""
 
-
-class Suggestion(BaseModel):
     id = BigAutoField()
     project_id = BigIntegerField(index=True)
     run_id = BigIntegerField(index=True)
@@ -134,6 +126,14 @@ class Suggestion(BaseModel):
     title = TextField()
     detail = TextField(default="{}")
     created_at = DoubleField()
+
+
+class Task(_Reported):
+    pass
+
+
+class Suggestion(_Reported):
+    pass
 
 
 ORCHESTRATION_MODELS = (Project, Agent, Schedule, Hook, HookDelivery, Run, AgentRun, Task,

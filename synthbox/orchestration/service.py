@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from synthbox.errors import InputError, NotFound
-from synthbox.jobs.service import HIGH_PRIORITY, JOB_ID, QueueService
+from synthbox.jobs.service import HIGH_PRIORITY, JOB_ID, QueueService, SeedQueueMethods
 from synthbox.orchestration import checks
 from synthbox.orchestration.models import (
     JOB_TYPES,
@@ -83,7 +83,7 @@ def item_dict(row: Task | Suggestion) -> dict[str, Any]:
             "createdAt": _ms(row.created_at)}
 
 
-class OrchestrationService:
+class OrchestrationService(SeedQueueMethods):
     def __init__(self, queue: QueueService):
         self.queue = queue
         self.db = queue.store.db
@@ -131,20 +131,6 @@ class OrchestrationService:
     def add_high_priority_job(self, data: dict[str, Any]) -> dict[str, Any]:
         return self.add_job({**data, "priority": HIGH_PRIORITY})
 
-    def get_stats(self) -> dict[str, Any]:
-        return self.queue.get_stats()
-
-    def get_failed_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self.queue.get_failed_jobs(limit)
-
-    def retry_job(self, job_id: str) -> bool:
-        return self.queue.retry_job(job_id)
-
-    def retry_all_failed(self) -> int:
-        return self.queue.retry_all_failed()
-
-    def cleanup(self, age_ms: int = 86_400_000) -> int:
-        return self.queue.cleanup(age_ms)
 
     # -- reading --------------------------------------------------------------------------
 
