@@ -105,6 +105,13 @@ def _parse_networks(raw: Any) -> tuple[Any, ...]:
                          "127.0.0.1") from None
 
 
+def _parse_log_format(raw: Any) -> str:
+    value = str(raw).strip().lower()
+    if value not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return value
+
+
 def _parse_log_level(raw: Any) -> str:
     level = str(raw).strip().lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -128,6 +135,7 @@ class Setting:
     parse: Callable[[Any], Any] = str
     env: tuple[str, ...] = ()
     flag: str | None = None  # the CLI flag, when the setting has one
+    secret: bool = False  # never shown: pages and logs print ******** instead
 
     @property
     def env_names(self) -> tuple[str, ...]:
@@ -181,6 +189,15 @@ SETTINGS: tuple[Setting, ...] = (
             "(client addresses, HTTPS-only cookies).", _parse_bool),
     Setting("log_level", "info", "debug, info, warning or error.", _parse_log_level,
             flag="--log-level"),
+    Setting("log_format", "text", "`text` (one readable line per event) or `json` (one JSON "
+            "object per line).", _parse_log_format, flag="--log-format"),
+    Setting("log_file", "", "Also write the log to this file, rotated by size (empty: "
+            "standard error only; under systemd that is the journal).", flag="--log-file"),
+    Setting("log_file_max_bytes", 10 * 1024 * 1024, "Size at which the log file is rotated.",
+            _positive_int),
+    Setting("log_file_backups", 5, "Rotated log files kept.", _positive_int),
+    Setting("metrics_token", "", "Bearer token that GET /metrics requires; empty: /metrics "
+            "answers loopback clients only.", secret=True),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

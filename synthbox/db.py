@@ -78,9 +78,9 @@ def _create_orchestration(db: Database) -> None:
 
 
 def _create_queue_minutes(db: Database) -> None:
-    from synthbox.models import QueueMinute
+    from synthbox.models import JobHistogram, QueueMinute
 
-    db.create_tables([QueueMinute], safe=True)
+    db.create_tables([QueueMinute, JobHistogram], safe=True)
 
 
 def _count_jobs(db: Database) -> None:

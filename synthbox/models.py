@@ -111,9 +111,26 @@ class QueueMinute(BaseModel):
     failed = IntegerField(default=0)  # failed for good
     wait_ms = DoubleField(default=0)  # summed time from due to pickup
     picked = IntegerField(default=0)
+    retried = IntegerField(default=0)  # failed attempts with attempts left
+    stalled = IntegerField(default=0)
+    rate_limited = IntegerField(default=0)  # claims the rate limit turned down
 
     class Meta:
-        primary_key = CompositeKey("queue", "minute")
+        primary_key = CompositeKey("queue", "minute")  # minute 0: everything pruned
+
+
+class JobHistogram(BaseModel):
+    """Run and wait times of finished attempts per queue: a count and a sum per bucket
+    (`metric` is "duration" or "wait"; `bucket` indexes synthbox.jobs.store.BUCKETS)."""
+
+    queue = CharField(max_length=64)
+    metric = CharField(max_length=16)
+    bucket = IntegerField()
+    n = IntegerField(default=0)
+    total = DoubleField(default=0)
+
+    class Meta:
+        primary_key = CompositeKey("queue", "metric", "bucket")
 
 
 class SchemaVersion(BaseModel):

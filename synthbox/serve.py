@@ -21,6 +21,8 @@ from synthbox import __version__
 from synthbox.accounts.setup import SETUP_FILE
 from synthbox.config import Settings
 from synthbox.jobs.engine import Engine
+from synthbox.logs import configure as configure_logging
+from synthbox.logs import event
 from synthbox.notify import notify, start_watchdog
 from synthbox.secrets import ADMIN_TOKEN_FILE
 
@@ -31,14 +33,6 @@ START_LOG = "synthbox.log"
 
 class StartError(RuntimeError):
     """SynthBox cannot start; the message says why in one line."""
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "debug":
-        logging.getLogger("huey").setLevel(logging.WARNING)
 
 
 def start_block(settings: Settings, engine: Engine, url: str | None,
@@ -74,8 +68,15 @@ def show_start_block(settings: Settings, engine: Engine, url: str | None) -> Non
     token = setup_token(engine.data_path) if url else None
     link = f"{url}setup/{token}" if url and token else None
     terminal = sys.stderr.isatty()
-    print(start_block(settings, engine, url, link if terminal else None), file=sys.stderr,
-          flush=True)
+    if settings.log_format == "json":  # every line of the log is JSON: the block is an event
+        backends = engine.backends()
+        log.info("started", extra=event("start", url=url, data=str(engine.data_path),
+                                        records=backends["records"],
+                                        transport=backends["transport"],
+                                        instance=engine.instance_id))
+    else:
+        print(start_block(settings, engine, url, link if terminal else None),
+              file=sys.stderr, flush=True)
     if not sys.stdout.isatty() or (link and not terminal):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         path = engine.data_path / START_LOG
@@ -132,7 +133,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def serve(settings: Settings) -> int:
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     sock = listen(settings.host, settings.port) if settings.web else None
     engine = Engine(settings)
     stop = threading.Event()
@@ -146,7 +147,8 @@ def serve(settings: Settings) -> int:
             os._exit(1)
         if not first_signal_at:
             first_signal_at.append(time.monotonic())
-            log.info("received %s: stopping", signal.Signals(signum).name)
+            log.info("received %s: stopping", signal.Signals(signum).name,
+                     extra=event("stopping"))
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -191,5 +193,5 @@ def serve(settings: Settings) -> int:
         if http_thread is not None:
             http_thread.join(5)
     engine.close()
-    log.info("stopped")
+    log.info("stopped", extra=event("stop", instance=engine.instance_id))
     return 0

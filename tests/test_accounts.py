@@ -84,7 +84,8 @@ class Browser:
 
 PUBLIC = {"/healthz", "/readyz", "/login", "/setup/<token>", "/static/<path:filename>",
           "/api/v1/auth/login", "/api/v1/auth/refresh",
-          "/api/v1/hooks/<project>/<hook>"}  # signed by HMAC, not a Bearer token
+          "/api/v1/hooks/<project>/<hook>",  # signed by HMAC, not a Bearer token
+          "/metrics"}  # its own token, or loopback clients only
 
 
 def test_every_route_needs_credentials_except_the_public_list(server):

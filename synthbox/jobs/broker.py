@@ -25,6 +25,7 @@ from huey.storage import SCHEDULE_POP_LUA, RedisStorage, SqliteStorage
 
 from synthbox.config import SettingsError
 from synthbox.jobs.waker import Waker
+from synthbox.logs import event
 
 log = logging.getLogger("synthbox.broker")
 
@@ -288,13 +289,16 @@ class Doorbell:
     def mark_reachable(self, ok: bool, exc: Exception | None = None) -> None:
         if ok:
             if not self.healthy:
-                log.info("queue %s: broker reachable again", self.queue)
+                log.info("queue %s: broker reachable again", self.queue,
+                         extra=event("backend back", queue=self.queue, backend="transport"))
             self.healthy = True
             self._down_until = 0.0
         else:
             if self.healthy:
                 log.warning("queue %s: broker unreachable (%s); jobs stay recorded and are "
-                            "processed from the records database", self.queue, exc)
+                            "processed from the records database", self.queue, exc,
+                            extra=event("backend lost", queue=self.queue, backend="transport",
+                                        error=str(exc)))
             self.healthy = False
             self._down_until = time.monotonic() + 1.0
 

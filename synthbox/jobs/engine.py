@@ -28,6 +28,7 @@ from synthbox.jobs.spec import QueueRegistry
 from synthbox.jobs.store import JobStore
 from synthbox.jobs.upkeep import Upkeep
 from synthbox.jobs.waker import Waker
+from synthbox.logs import event
 
 log = logging.getLogger("synthbox.engine")
 
@@ -109,7 +110,7 @@ class Engine:
         first = current - count * bucket_minutes + 1
         completed, failed = [0.0] * count, [0.0] * count
         waited, picked = [0.0] * count, [0] * count
-        for _queue, minute, done, lost, wait_ms, took in self.store.minutes(first):
+        for _queue, minute, done, lost, wait_ms, took, *_ in self.store.minutes(first):
             index = (minute - first) // bucket_minutes
             if 0 <= index < count:
                 completed[index] += done
@@ -182,7 +183,9 @@ class Engine:
             handle.service.local_workers = True
             handle.consumer = EmbeddedConsumer(runner)
             handle.consumer.start_in_thread()
-            log.info("%s queue initialized: concurrency %d", spec.name, spec.concurrency)
+            log.info("%s queue initialized: concurrency %d", spec.name, spec.concurrency,
+                     extra=event("queue initialized", queue=spec.name,
+                                 concurrency=spec.concurrency))
         chores = [functools.partial(spec.chore, self.queues[spec.name].service)
                   for spec in self.registry if spec.chore is not None and spec.name in wanted]
         self.upkeep = Upkeep(self.store, [h.runner for h in self.queues.values() if h.runner],

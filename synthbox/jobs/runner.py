@@ -27,6 +27,7 @@ from synthbox.jobs.errors import JobTimeout, RetryLater, UnrecoverableError
 from synthbox.jobs.ratelimit import RedisRateLimiter
 from synthbox.jobs.spec import QueueSpec
 from synthbox.jobs.store import ClaimedJob, Failure, JobStore
+from synthbox.logs import event
 
 log = logging.getLogger("synthbox.worker")
 
@@ -41,6 +42,12 @@ class _Outcome:
         self.done = threading.Event()
         self.value: Any = None
         self.error: BaseException | None = None
+
+
+def job_fields(job: ClaimedJob, **more: Any) -> dict[str, Any]:
+    """What a log line about a job carries."""
+    return {"queue": job.queue, "jobId": str(job.id), "attempt": job.attempts_made,
+            "priority": job.priority, **more}
 
 
 class TimedSlot:
@@ -156,11 +163,13 @@ class QueueRunner:
                 try:
                     jobs, wait = self.claim(limit)
                 except Exception:
-                    log.exception("queue %s: claim failed", self.spec.name)
+                    log.exception("queue %s: claim failed", self.spec.name,
+                                  extra=event("worker error", queue=self.spec.name))
                     return ran
                 if not jobs:
-                    if wait:
+                    if wait:  # the rate limit said no: try again when it will say yes
                         self.doorbell.waker.call_at(time.time() + wait, self.doorbell.ring)
+                        self._count_rate_limited()
                     return ran
                 with self._busy_lock:
                     self._held.update(job.id for job in jobs)
@@ -171,7 +180,8 @@ class QueueRunner:
                 except Exception:
                     # The records database failed us. No longer held, these jobs' leases
                     # run out and upkeep hands them back as stalled. Nothing is lost.
-                    log.exception("queue %s: could not record a batch", self.spec.name)
+                    log.exception("queue %s: could not record a batch", self.spec.name,
+                                  extra=event("worker error", queue=self.spec.name))
                     return ran
                 finally:
                     with self._busy_lock:
@@ -202,11 +212,21 @@ class QueueRunner:
                 failures.append(failure)
         self.store.finish(self.owner, completed, failures)
         self.jobs_done += len(completed) + len(failures)
+        if completed and log.isEnabledFor(logging.INFO):
+            for job, _, _ in completed:
+                log.info("%s job %s completed", job.queue, job.id,
+                         extra=event("job completed", **job_fields(job)))
         for failure in failures:
             if failure.counts:
                 self._log_failure(failure)
             if failure.retry_at is not None:
                 self.doorbell.ring_at(failure.retry_at, here=True)
+
+    def _count_rate_limited(self) -> None:
+        try:
+            self.store.count(self.spec.name, "rate_limited")
+        except Exception as exc:  # a figure for metrics, never a reason to stop
+            log.debug("could not count a rate-limited claim: %s", exc)
 
     def run_one(self, job: ClaimedJob) -> tuple[str | None, Failure | None]:
         """Run one job: (result as JSON text, None) or (None, what went wrong)."""
@@ -258,13 +278,16 @@ class QueueRunner:
 
     def _log_failure(self, failure: Failure) -> None:
         job = failure.job
+        fields = job_fields(job, error=failure.error)
         if failure.retry_at is None:
             log.warning("%s job %s failed for good after %d attempt(s): %s", job.queue, job.id,
-                        job.attempts_made, failure.error)
+                        job.attempts_made, failure.error,
+                        extra=event("job failed", final=True, **fields))
         else:
             log.info("%s job %s failed (attempt %d of %d), retrying in %.1f s: %s", job.queue,
                      job.id, job.attempts_made, job.attempts_max,
-                     failure.retry_at - failure.finished_at, failure.error)
+                     failure.retry_at - failure.finished_at, failure.error,
+                     extra=event("job failed", final=False, **fields))
 
 
 class DoorbellWorker(Worker):

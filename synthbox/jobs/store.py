@@ -6,6 +6,7 @@ job, so they are written once as parameterised SQL (DESIGN.md, "The hot path").
 
 from __future__ import annotations
 
+import bisect
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -14,13 +15,20 @@ from typing import Any
 
 from peewee import Database, PostgresqlDatabase
 
-MINUTE_UPSERT = (  # finished jobs per queue and minute, added up
-    "INSERT INTO queue_minute (queue, minute, completed, failed, wait_ms, picked) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (queue, minute) DO UPDATE SET "
-    "completed=queue_minute.completed+excluded.completed, "
-    "failed=queue_minute.failed+excluded.failed, "
-    "wait_ms=queue_minute.wait_ms+excluded.wait_ms, "
-    "picked=queue_minute.picked+excluded.picked")
+MINUTE_COLUMNS = ("completed", "failed", "wait_ms", "picked", "retried", "stalled",
+                  "rate_limited")
+MINUTE_UPSERT = (  # what happened per queue and minute, added up
+    f"INSERT INTO queue_minute (queue, minute, {', '.join(MINUTE_COLUMNS)}) "
+    f"VALUES (?, ?, {', '.join('?' * len(MINUTE_COLUMNS))}) "
+    "ON CONFLICT (queue, minute) DO UPDATE SET "
+    + ", ".join(f"{c}=queue_minute.{c}+excluded.{c}" for c in MINUTE_COLUMNS))
+# upper bounds (seconds) of the run and wait time buckets; the last one is +Inf
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+           300.0, 600.0, float("inf"))
+HISTOGRAM_UPSERT = (
+    "INSERT INTO job_histogram (queue, metric, bucket, n, total) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (queue, metric, bucket) DO UPDATE SET n=job_histogram.n+excluded.n, "
+    "total=job_histogram.total+excluded.total")
 
 
 @dataclass(slots=True)
@@ -76,6 +84,7 @@ class JobStore:
         # again, even by this same instance, finds its claim gone and changes nothing.
         mine = "WHERE id=? AND status='active' AND owner=? AND started_at=?"
         self._minute_sql = self._sql(MINUTE_UPSERT)
+        self._histogram_sql = self._sql(HISTOGRAM_UPSERT)
         self._complete_sql = self._sql(
             "UPDATE job SET status='completed', result=?, finished_at=?, progress=100, "
             f"lease_until=NULL, owner=NULL {mine}")
@@ -180,16 +189,58 @@ class JobStore:
                 else:
                     cursor.execute(self._fail_sql, (
                         failure.error, failure.finished_at, job.id, owner, job.started_at))
-            cursor.executemany(self._minute_sql, _per_minute(completed, failures))
+            minutes, histogram = _tally(completed, failures)
+            cursor.executemany(self._minute_sql, minutes)
+            cursor.executemany(self._histogram_sql, histogram)
 
-    def minutes(self, since_minute: int) -> list[tuple[str, int, int, int, float, int]]:
-        """(queue, minute, completed, failed, wait ms summed, picked) from `since_minute`."""
-        return [tuple(row) for row in self.execute(  # type: ignore[misc]
-            "SELECT queue, minute, completed, failed, wait_ms, picked FROM queue_minute "
+    def minutes(self, since_minute: int) -> list[tuple[Any, ...]]:
+        """(queue, minute, completed, failed, wait ms summed, picked, retried, stalled,
+        rate limited) from `since_minute` on; minute 0 holds everything older."""
+        return [tuple(row) for row in self.execute(
+            f"SELECT queue, minute, {', '.join(MINUTE_COLUMNS)} FROM queue_minute "
             "WHERE minute>=?", (since_minute,)).fetchall()]
 
+    def count(self, queue: str, column: str, n: int = 1, at: float | None = None) -> None:
+        """Add `n` to one of MINUTE_COLUMNS for this minute (stalls, rate limits)."""
+        values = [n if c == column else 0 for c in MINUTE_COLUMNS]
+        self.execute(MINUTE_UPSERT, (queue, int((at or time.time()) // 60), *values))
+
     def forget_minutes(self, before_minute: int) -> None:
-        self.execute("DELETE FROM queue_minute WHERE minute<?", (before_minute,))
+        """Fold minutes older than `before_minute` into minute 0, so totals never shrink
+        (a row folded by one instance is never folded again by another)."""
+        sums = ", ".join(f"SUM({c})" for c in MINUTE_COLUMNS)
+        with self.db.atomic():
+            if self.postgres:
+                self.execute(
+                    f"WITH moved AS (DELETE FROM queue_minute WHERE minute>0 AND minute<? "
+                    f"RETURNING *) {MINUTE_UPSERT.split(' VALUES')[0]} "
+                    f"SELECT queue, 0, {sums} FROM moved GROUP BY queue ORDER BY queue "
+                    f"{MINUTE_UPSERT[MINUTE_UPSERT.index('ON CONFLICT'):]}",
+                    (before_minute,))
+                return
+            self.execute(f"{MINUTE_UPSERT.split(' VALUES')[0]} SELECT queue, 0, {sums} "
+                         "FROM queue_minute WHERE minute>0 AND minute<? GROUP BY queue "
+                         f"{MINUTE_UPSERT[MINUTE_UPSERT.index('ON CONFLICT'):]}",
+                         (before_minute,))
+            self.execute("DELETE FROM queue_minute WHERE minute>0 AND minute<?",
+                         (before_minute,))
+
+    def totals(self) -> dict[str, dict[str, float]]:
+        """Every queue's totals since the records began: {queue: {column: sum}}."""
+        sums = ", ".join(f"SUM({c})" for c in MINUTE_COLUMNS)
+        return {row[0]: dict(zip(MINUTE_COLUMNS, row[1:], strict=True)) for row in self.execute(
+            f"SELECT queue, {sums} FROM queue_minute GROUP BY queue").fetchall()}
+
+    def oldest_due(self, queue: str, now: float) -> float | None:
+        """When the longest-waiting due job of `queue` became due, or None."""
+        row = self.execute("SELECT MIN(run_at) FROM job WHERE queue=? AND status='waiting' "
+                           "AND run_at<=?", (queue, now)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def histogram(self) -> list[tuple[str, str, int, int, float]]:
+        """(queue, metric, bucket, count, sum of seconds) for every bucket seen."""
+        return [tuple(row) for row in self.execute(  # type: ignore[misc]
+            "SELECT queue, metric, bucket, n, total FROM job_histogram").fetchall()]
 
     def release(self, owner: str, job_ids: Sequence[int]) -> int:
         """Hand claimed jobs that never started back to the queue, as if never claimed."""
@@ -239,6 +290,10 @@ class JobStore:
                 "owner=NULL, lease_until=NULL "
                 f"WHERE queue=? AND status='active' AND {lost} AND stalled_count>=? "
                 "RETURNING id", (now, queue, param, max_stalled)).fetchall()]
+            if requeued or failed:
+                self.count(queue, "stalled", len(requeued) + len(failed), now)
+            if failed:
+                self.count(queue, "failed", len(failed), now)
         return requeued, failed
 
     def has_due_work(self, queue: str, before: float) -> bool:
@@ -279,17 +334,26 @@ class JobStore:
         return len(deleted)
 
 
-def _per_minute(completed: Sequence[tuple[ClaimedJob, str | None, float]],
-                failures: Sequence[Failure]) -> list[tuple[str, int, int, int, float, int]]:
-    """Rows for queue_minute: each attempt's wait, each final outcome, by minute."""
-    counts: dict[tuple[str, int], list[float]] = {}
+def _tally(completed: Sequence[tuple[ClaimedJob, str | None, float]],
+           failures: Sequence[Failure]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Rows for queue_minute (each attempt's wait; each outcome) and job_histogram (each
+    attempt's run and wait time) for a batch of outcomes."""
+    minutes: dict[tuple[str, int], list[float]] = {}
+    histogram: dict[tuple[str, str, int], list[float]] = {}
     outcomes = [(job, finished, 0) for job, _, finished in completed] + [
-        (f.job, f.finished_at, 1 if f.retry_at is None else 2) for f in failures if f.counts]
-    for job, finished, kind in outcomes:
-        row = counts.setdefault((job.queue, int(finished // 60)), [0, 0, 0.0, 0])
-        if kind < 2:
-            row[kind] += 1
-        row[2] += max(job.started_at - job.run_at, 0.0) * 1000
+        (f.job, f.finished_at, 1 if f.retry_at is None else 4) for f in failures if f.counts]
+    for job, finished, column in outcomes:
+        row = minutes.setdefault((job.queue, int(finished // 60)), [0.0] * 7)
+        row[column] += 1
+        wait = max(job.started_at - job.run_at, 0.0)
+        row[2] += wait * 1000
         row[3] += 1
-    return [(queue, minute, int(c), int(f), w, int(p))
-            for (queue, minute), (c, f, w, p) in counts.items()]
+        for metric, seconds in (("duration", max(finished - job.started_at, 0.0)),
+                                ("wait", wait)):
+            bucket = bisect.bisect_left(BUCKETS, seconds)
+            cell = histogram.setdefault((job.queue, metric, bucket), [0, 0.0])
+            cell[0] += 1
+            cell[1] += seconds
+    return ([(queue, minute, *(int(v) if i != 2 else v for i, v in enumerate(row)))
+             for (queue, minute), row in minutes.items()],
+            [(*key, int(n), total) for key, (n, total) in histogram.items()])

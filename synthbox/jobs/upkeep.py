@@ -22,6 +22,7 @@ from synthbox import __version__
 from synthbox.counts import fold as fold_counts
 from synthbox.jobs.runner import QueueRunner
 from synthbox.jobs.store import JobStore
+from synthbox.logs import event
 from synthbox.models import COMPLETED, FAILED
 
 log = logging.getLogger("synthbox.upkeep")
@@ -133,10 +134,12 @@ class Upkeep:
         spec = runner.spec
         requeued, failed = self.store.recover_stalled(spec.name, spec.max_stalled_count)
         for job_id in requeued:
-            log.warning("Job stalled: %s job %s moved back to waiting", spec.name, job_id)
+            log.warning("Job stalled: %s job %s moved back to waiting", spec.name, job_id,
+                        extra=event("job stalled", queue=spec.name, jobId=str(job_id)))
         for job_id in failed:
             log.warning("Job stalled: %s job %s failed (stalled more than allowable limit)",
-                        spec.name, job_id)
+                        spec.name, job_id, extra=event("job stalled", queue=spec.name,
+                                                       jobId=str(job_id), final=True))
         if requeued:
             runner.doorbell.ring()
 

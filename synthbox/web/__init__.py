@@ -29,6 +29,7 @@ def create_app(engine: Engine) -> Flask:
         emails_api,
         errors,
         health,
+        metrics,
         openapi,
         pages,
         projects_api,
@@ -46,6 +47,7 @@ def create_app(engine: Engine) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(emails_api.bp)
     app.register_blueprint(projects_api.bp)
     app.register_blueprint(projects_api.hooks_bp)

@@ -99,7 +99,8 @@ def audit_page() -> Any:
 def settings_page() -> Any:
     engine = current_app.config["SYNTHBOX_ENGINE"]
     settings = engine.settings
-    rows = [{"name": s.name, "value": masked(settings.values[s.name]),
+    rows = [{"name": s.name, "value": ("********" if s.secret and settings.values[s.name]
+                                        else masked(settings.values[s.name])),
              "source": settings.sources.get(s.name, "default"), "help": s.help}
             for s in SETTINGS]
     queues = [{"name": spec.name, "options": {k: v for k, v in vars(spec).items()

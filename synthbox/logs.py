@@ -1,0 +1,97 @@
+"""The log: one line per event, readable text by default or one JSON object per line.
+
+Events carry their name and fields (passed as `extra=event(...)`): for jobs the queue,
+jobId, attempt and priority. Secrets are scrubbed from every line: passwords inside URLs,
+API tokens, JWTs and Bearer values, and the secret settings' values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import re
+import sys
+import time
+from typing import Any
+
+from synthbox.config import SETTINGS, Settings, masked
+
+# what a LogRecord holds of its own; anything else on a record came from `extra=`
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message",
+                                                                          "asctime"}
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and k != "event"}
+_TOKENS = re.compile(r"(sbx_[A-Za-z0-9_-]{8,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_.-]+|"
+                     r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,})")
+
+
+def event(name: str, **fields: Any) -> dict[str, Any]:
+    """`extra=` for a named event: log.info("...", extra=event("job failed", queue=...))."""
+    return {"event": name, **{k: v for k, v in fields.items() if v is not None}}
+
+
+class ScrubSecrets(logging.Filter):
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def scrub(self, text: str) -> str:
+        text = _TOKENS.sub("********", masked(text))
+        for secret in self.secrets:
+            text = text.replace(secret, "********")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg, record.args = self.scrub(message), None
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        for name, value in _extras(record).items():
+            if isinstance(value, str):
+                setattr(record, name, self.scrub(value))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(), "logger": record.name,
+            "event": getattr(record, "event", None) or "message",
+            "message": record.getMessage()}
+        line.update(_extras(record))
+        if record.exc_text:
+            line["traceback"] = record.exc_text
+        return json.dumps(line, default=str)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure(settings: Settings) -> None:
+    """Handlers for standard error (the journal under systemd) and, with `log_file`, a
+    file rotated by size; the format and level from the settings."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    formatter: logging.Formatter = (JsonFormatter() if settings.log_format == "json"
+                                    else logging.Formatter(TEXT_FORMAT))
+    scrub = ScrubSecrets([settings.values[s.name] for s in SETTINGS if s.secret])
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if settings.log_file:
+        handlers.append(logging.handlers.RotatingFileHandler(
+            settings.log_file, maxBytes=settings.log_file_max_bytes,
+            backupCount=settings.log_file_backups, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(scrub)
+        root.addHandler(handler)
+    root.setLevel(getattr(logging, settings.log_level.upper()))
+    if settings.log_level != "debug":
+        logging.getLogger("huey").setLevel(logging.WARNING)

@@ -1,0 +1,138 @@
+"""/metrics, the log, and (below) alerts, against real serve processes."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import remember_secret, wait_for
+
+
+def scrape(serve, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{serve.port}/metrics")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample by (name, sorted labels), through prometheus-client's own parser."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(found, name, **labels) -> float:
+    return found[(name, tuple(sorted(labels.items())))]
+
+
+def add(serve, body, queue="diagnostics"):
+    status, reply = serve.request("POST", f"/api/v1/queues/{queue}/jobs", body)
+    assert status == 201, reply
+    return reply["data"]["id"]
+
+
+def settled(serve, job_ids, state):
+    wait_for(lambda: all(serve.request("GET", f"/api/v1/admin/jobs/{j}")[1]["data"]["state"]
+                         == state for j in job_ids), 20, message=f"jobs {state}")
+
+
+def _known_jobs(serve):
+    done = [add(serve, {"name": "noop"}) for _ in range(5)]
+    failed = [add(serve, {"name": "fail", "data": {"times": 5}, "opts": {"attempts": 2,
+              "backoff": {"type": "fixed", "delay": 50}}}) for _ in range(2)]
+    settled(serve, done, "completed")
+    settled(serve, failed, "failed")
+    assert serve.request("POST", "/api/v1/admin/queues/diagnostics/pause")[0] == 200
+    for _ in range(3):
+        add(serve, {"name": "noop"})
+
+
+def test_metrics_parse_and_equal_the_stats(serve_factory):
+    serve = serve_factory()
+    _known_jobs(serve)
+    status, text = scrape(serve)
+    assert status == 200
+    found = samples(text)
+    stats = {q["name"]: q["stats"] for q in serve.request("GET", "/api/v1/queues")[1]["data"]}
+    for queue, counts in stats.items():
+        assert value(found, "queue_waiting_jobs", queue=queue) == counts["waiting"] + counts[
+            "paused"]
+        for state in ("waiting", "active", "completed", "failed", "delayed", "paused"):
+            assert value(found, "synthbox_queue_jobs", queue=queue, state=state) == counts[
+                state], (queue, state)
+    assert value(found, "queue_waiting_jobs", queue="diagnostics") == 3
+    assert value(found, "synthbox_queue_paused", queue="diagnostics") == 1
+    assert value(found, "synthbox_jobs_completed_total", queue="diagnostics") == 5
+    assert value(found, "synthbox_jobs_failed_total", queue="diagnostics") == 2
+    assert value(found, "synthbox_jobs_retried_total", queue="diagnostics") == 2
+    assert value(found, "synthbox_job_duration_seconds_count", queue="diagnostics") == 9
+    assert value(found, "synthbox_job_wait_seconds_bucket", queue="diagnostics",
+                 le="+Inf") == 9
+    assert value(found, "synthbox_instances_up") == 1
+    assert value(found, "synthbox_backend_up", backend="records") == 1
+    assert value(found, "synthbox_queue_oldest_waiting_seconds", queue="diagnostics") >= 0
+    serve.stop()
+
+
+def test_two_instances_sharing_redis_report_the_same_figures(serve_factory, redis_url,
+                                                             tmp_path):
+    shared = tmp_path / "shared"
+    env = {"REDIS_URL": redis_url}
+    one = serve_factory(env, data_dir=shared)
+    two = serve_factory(env, data_dir=shared)
+    _known_jobs(one)
+    wait_for(lambda: value(samples(scrape(one)[1]), "synthbox_instances_up") == 2, 20)
+    first, second = samples(scrape(one)[1]), samples(scrape(two)[1])
+    for name in ("queue_waiting_jobs", "synthbox_jobs_completed_total",
+                 "synthbox_jobs_failed_total"):
+        assert value(first, name, queue="diagnostics") == value(second, name,
+                                                                queue="diagnostics")
+    assert value(second, "synthbox_jobs_completed_total", queue="diagnostics") == 5
+    assert value(second, "queue_waiting_jobs", queue="diagnostics") == 3
+    one.stop()
+    two.stop()
+
+
+def test_metrics_need_the_token_when_one_is_set(serve_factory):
+    remember_secret("metrics-scrape-token-77")
+    serve = serve_factory({"SYNTHBOX_METRICS_TOKEN": "metrics-scrape-token-77"})
+    assert scrape(serve)[0] == 401
+    assert scrape(serve, "wrong-token")[0] == 401
+    status, text = scrape(serve, "metrics-scrape-token-77")
+    assert status == 200 and "queue_waiting_jobs" in text
+    serve.stop()
+
+
+def test_json_logs_carry_the_events_and_no_secret(serve_factory, tmp_path):
+    remember_secret("smtp-secret-pass-1")
+    log_file = tmp_path / "logs" / "synthbox.log"
+    log_file.parent.mkdir()
+    serve = serve_factory({"SYNTHBOX_LOG_FORMAT": "json",
+                           "SYNTHBOX_SMTP_URL": "smtp://mailer:smtp-secret-pass-1@127.0.0.1:1",
+                           "SYNTHBOX_LOG_FILE": str(log_file),
+                           "SYNTHBOX_LOG_FILE_MAX_BYTES": "4000"})
+    failing = add(serve, {"name": "fail", "data": {"message": "the disk is on fire"},
+                          "opts": {"attempts": 1, "priority": 7}})
+    done = [add(serve, {"name": "noop"}) for _ in range(30)]
+    settled(serve, [failing], "failed")
+    settled(serve, done, "completed")
+    serve.stop()
+    lines = [json.loads(line) for line in serve.output().splitlines() if line.strip()]
+    events = {line["event"] for line in lines}
+    assert {"start", "queue initialized", "job completed", "job failed", "stop"} <= events
+    [failed] = [line for line in lines if line["event"] == "job failed"]
+    assert failed["error"] == "the disk is on fire" and failed["queue"] == "diagnostics"
+    assert (failed["jobId"], failed["attempt"], failed["priority"]) == (failing, 1, 7)
+    assert all(line["level"] and line["time"] for line in lines)
+    output = serve.output()
+    assert "smtp-secret-pass-1" not in output and serve.token not in output
+    rotated = sorted(p.name for p in log_file.parent.iterdir())
+    assert rotated[:2] == ["synthbox.log", "synthbox.log.1"], "rotated by size"
+    assert all(json.loads(line) for line in log_file.read_text().splitlines())
