@@ -105,6 +105,16 @@ def _parse_networks(raw: Any) -> tuple[Any, ...]:
                          "127.0.0.1") from None
 
 
+def _parse_alerts(raw: Any) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        raise ValueError("must be a JSON list of rules") from None
+    if not isinstance(value, list) or not all(isinstance(rule, dict) for rule in value):
+        raise ValueError("must be a list of rules (`[[alerts]]` tables in the file)")
+    return value
+
+
 def _parse_log_format(raw: Any) -> str:
     value = str(raw).strip().lower()
     if value not in ("text", "json"):
@@ -196,6 +206,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_file_max_bytes", 10 * 1024 * 1024, "Size at which the log file is rotated.",
             _positive_int),
     Setting("log_file_backups", 5, "Rotated log files kept.", _positive_int),
+    Setting("alerts", [], "Alert rules, `[[alerts]]` tables in the file: `name`, `kind` "
+            "(failures, waiting, oldest_waiting, stalled, instance_silent), `queue`, "
+            "`threshold`, `window`, `webhook`, `emails` (see Operations).", _parse_alerts),
     Setting("metrics_token", "", "Bearer token that GET /metrics requires; empty: /metrics "
             "answers loopback clients only.", secret=True),
 )

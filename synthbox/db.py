@@ -94,10 +94,17 @@ def _index_newest_first(db: Database) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS job_queue_id ON job (queue, id)")
 
 
+def _create_alerts(db: Database) -> None:
+    from synthbox.alerting.models import ALERT_MODELS
+
+    db.create_tables(ALERT_MODELS, safe=True)
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[Database], None]] = [_create_schema, _create_accounts, _create_mail,
                                                   _create_orchestration, _create_queue_minutes,
-                                                  _count_jobs, _index_newest_first]
+                                                  _count_jobs, _index_newest_first,
+                                                  _create_alerts]
 
 
 def migrate(db: Database) -> int:

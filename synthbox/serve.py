@@ -115,6 +115,21 @@ def _json_error_channel() -> Any:
     return JsonErrorChannel
 
 
+def alert_evaluator(engine: Engine) -> Any:
+    """The settings file's alert rules in the records, and what checks every rule."""
+    from synthbox.alerting.evaluate import AlertEvaluator
+    from synthbox.alerting.rules import sync_config
+    from synthbox.config import SettingsError
+    from synthbox.errors import InputError
+    from synthbox.mail.service import EmailService
+
+    try:
+        sync_config(engine.settings.alerts, list(engine.queues))
+    except InputError as exc:
+        raise SettingsError(str(exc)) from None
+    return AlertEvaluator(engine, EmailService(engine).send)
+
+
 def listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything else starts so a busy port fails fast."""
     where = f"port {port} on {host}"
@@ -174,6 +189,7 @@ def serve(settings: Settings) -> int:
         host = settings.host if ":" not in settings.host else f"[{settings.host}]"
         url = f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]
     if settings.workers:
+        engine.chores.append(alert_evaluator(engine).tick)
         engine.start_workers()
     http_thread = None
     if server is not None:

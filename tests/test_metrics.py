@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import remember_secret, wait_for
+from tests.conftest import remember_secret, run_cli, wait_for
+from tests.receiver import Receiver
 
 
 def scrape(serve, token: str | None = None) -> tuple[int, str]:
@@ -136,3 +138,74 @@ def test_json_logs_carry_the_events_and_no_secret(serve_factory, tmp_path):
     rotated = sorted(p.name for p in log_file.parent.iterdir())
     assert rotated[:2] == ["synthbox.log", "synthbox.log.1"], "rotated by size"
     assert all(json.loads(line) for line in log_file.read_text().splitlines())
+
+
+# -- alerts ----------------------------------------------------------------------------------
+
+def test_a_failure_rule_fires_once_and_clears_once(serve_factory, tmp_path):
+    receiver = Receiver()
+    rule = {"name": "many-failures", "kind": "failures", "queue": "diagnostics",
+            "threshold": 5, "window": 60, "webhook": receiver.url}
+    env = {"SYNTHBOX_ALERTS": json.dumps([rule])}
+    shared = tmp_path / "shared"
+    one = serve_factory(env, data_dir=shared)
+    two = serve_factory(env, data_dir=shared)  # two instances check: still one announcement
+    try:
+        failing = [add(one, {"name": "fail", "data": {"times": 9}, "opts": {"attempts": 1}})
+                   for _ in range(6)]
+        settled(one, failing, "failed")
+        wait_for(lambda: receiver.received, 20, message="the alert fired")
+        time.sleep(5)  # several checks by both instances later
+        [fired] = receiver.received
+        assert (fired["alert"], fired["state"], fired["value"], fired["threshold"]) == (
+            "many-failures", "firing", 6, 5)
+        status, reply = one.request("POST", "/api/v1/admin/queues/diagnostics/jobs/delete",
+                                    {"state": "failed"})
+        assert status == 200 and reply["data"]["count"] == 6
+        wait_for(lambda: len(receiver.received) == 2, 20, message="the alert cleared")
+        time.sleep(5)
+        assert [r["state"] for r in receiver.received] == ["firing", "resolved"]
+        status, history = two.request("GET", "/api/v1/admin/alerts/events")
+        assert [e["state"] for e in history["data"]["events"]] == ["resolved", "firing"]
+        assert history["data"]["events"][1]["delivery"] == "webhook answered 200"
+        status, listed = two.request("GET", "/api/v1/admin/alerts")
+        assert listed["data"][0]["firing"] is False and listed["data"][0]["source"] == "config"
+    finally:
+        receiver.stop()
+        one.stop()
+        two.stop()
+
+
+def test_alert_rules_through_the_api(serve_factory):
+    serve = serve_factory({"SYNTHBOX_ALERTS": json.dumps(
+        [{"name": "from-file", "kind": "waiting", "threshold": 50}])})
+    status, made = serve.request("POST", "/api/v1/admin/alerts", {
+        "name": "backlog", "kind": "oldest_waiting", "queue": "email", "threshold": 600,
+        "emails": ["ops@example.com"]})
+    assert status == 201 and made["data"]["source"] == "api"
+    for body, field in (({"name": "x", "kind": "vibes"}, "kind"),
+                        ({"name": "x", "kind": "waiting", "queue": "nope"}, "queue"),
+                        ({"name": "x", "kind": "waiting", "webhook": "ftp://x"}, "webhook"),
+                        ({"name": "x", "kind": "waiting", "emails": ["not mail"]},
+                         "emails[0]"),
+                        ({"name": "Bad Name", "kind": "waiting"}, "name")):
+        status, reply = serve.request("POST", "/api/v1/admin/alerts", body)
+        assert status == 400 and reply["error"]["field"] == field, reply
+    assert serve.request("PATCH", "/api/v1/admin/alerts/from-file",
+                         {"threshold": 1})[0] == 409
+    status, changed = serve.request("PATCH", "/api/v1/admin/alerts/backlog",
+                                    {"threshold": 60})
+    assert status == 200 and changed["data"]["threshold"] == 60
+    assert serve.request("DELETE", "/api/v1/admin/alerts/backlog")[0] == 200
+    assert [r["name"] for r in serve.request("GET", "/api/v1/admin/alerts")[1]["data"]] == [
+        "from-file"]
+    serve.stop()
+
+
+def test_a_bad_alert_in_the_settings_stops_the_start_with_one_line(tmp_path):
+    result = run_cli("serve", "--port", "0", env={
+        "SYNTHBOX_DATA_DIR": str(tmp_path / "data"),
+        "SYNTHBOX_ALERTS": json.dumps([{"name": "x", "kind": "waiting", "window": 0}])})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: alerts[0].window: must be 1 to 604800 seconds")

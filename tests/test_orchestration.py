@@ -14,7 +14,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,44 +21,10 @@ import pytest
 from synthbox.orchestration import projects, triggers
 from synthbox.services import get_orchestration_queue_service
 from tests.conftest import Serve, remember_secret, run_cli, wait_for
+from tests.receiver import Receiver
 
 # The seed's limits, loosened so tests do not wait minutes: no rate limit, short backoff.
 FAST = {"orchestration": {"rate_limit_max": 0, "backoff_delay": 0.2}}
-
-
-class AgentServer:
-    """A real HTTP agent: records what it was sent, answers a report (or a redirect)."""
-
-    def __init__(self, reply: dict | None = None, redirect: str | None = None):
-        self.received: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server interface
-                length = int(self.headers.get("Content-Length", 0))
-                outer.received.append(json.loads(self.rfile.read(length)))
-                if redirect:
-                    self.send_response(302)
-                    self.send_header("Location", redirect)
-                    self.end_headers()
-                    return
-                body = json.dumps(reply or {}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/agent"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -101,7 +66,7 @@ def wait_run(serve, project, job_id, states=("succeeded", "failed"), timeout=60)
 # -- a batch over three kinds of agent, through the API of a real serve ------------------------
 
 def test_a_batch_over_http_command_and_python_agents(serve_factory, agent_package):
-    http_agent = AgentServer({"tasks": ["Fix the login page"],
+    http_agent = Receiver({"tasks": ["Fix the login page"],
                               "suggestions": ["Cache the dashboard", "Add an index"]})
     remember_secret("smtp-password-9")
     serve = serve_factory({"SYNTHBOX_AGENT_HTTP_ALLOW": "127.0.0.1",
@@ -345,8 +310,8 @@ def test_an_http_agent_may_not_call_inside_addresses(engine_builder, url, kind):
 
 
 def test_the_allow_list_opens_an_address_and_redirects_are_checked_again(engine_builder):
-    target = AgentServer({"tasks": ["reached"]})
-    bouncer = AgentServer(redirect="http://169.254.169.254/latest/meta-data/")
+    target = Receiver({"tasks": ["reached"]})
+    bouncer = Receiver(redirect="http://169.254.169.254/latest/meta-data/")
     try:
         engine, service = _engine(engine_builder, {"attempts": 1},
                                   agent_http_allow="127.0.0.0/8")

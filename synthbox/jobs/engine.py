@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,8 @@ class Engine:
             service = QueueService(spec, self.store, bell)
             self.queues[spec.name] = QueueHandle(service, bell)
         self.upkeep: Upkeep | None = None
+        # run by the maintenance loop about once a second, beside the queues' chores
+        self.chores: list[Callable[[], None]] = []
 
     # -- lookup -------------------------------------------------------------------------
 
@@ -186,8 +188,10 @@ class Engine:
             log.info("%s queue initialized: concurrency %d", spec.name, spec.concurrency,
                      extra=event("queue initialized", queue=spec.name,
                                  concurrency=spec.concurrency))
-        chores = [functools.partial(spec.chore, self.queues[spec.name].service)
-                  for spec in self.registry if spec.chore is not None and spec.name in wanted]
+        chores: list[Callable[[], None]] = [
+            functools.partial(spec.chore, self.queues[spec.name].service)
+            for spec in self.registry if spec.chore is not None and spec.name in wanted]
+        chores += self.chores
         self.upkeep = Upkeep(self.store, [h.runner for h in self.queues.values() if h.runner],
                              self.instance_id, chores)
         self.upkeep.start()

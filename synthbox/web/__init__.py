@@ -24,6 +24,7 @@ def create_app(engine: Engine) -> Flask:
     from synthbox.services import get_orchestration_queue_service
     from synthbox.web import (
         admin_api,
+        alerts_api,
         api,
         auth,
         emails_api,
@@ -48,6 +49,7 @@ def create_app(engine: Engine) -> Flask:
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(alerts_api.bp)
     app.register_blueprint(emails_api.bp)
     app.register_blueprint(projects_api.bp)
     app.register_blueprint(projects_api.hooks_bp)

@@ -1,0 +1,109 @@
+"""Checking the rules: every instance looks every few seconds; a change of state is
+claimed with one conditional UPDATE, so it is announced once however many look."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from synthbox.alerting.models import AlertEvent, AlertRule
+from synthbox.alerting.rules import KINDS
+from synthbox.jobs.engine import Engine
+from synthbox.logs import event
+
+log = logging.getLogger("synthbox.alerts")
+
+CHECK_EVERY = 2.0
+WEBHOOK_TIMEOUT = 5.0
+
+
+class AlertEvaluator:
+    def __init__(self, engine: Engine,
+                 send_email: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
+        self.engine = engine
+        self.send_email = send_email
+        self._next = 0.0
+
+    def tick(self) -> None:
+        """The maintenance loop's chore: check the rules every CHECK_EVERY seconds."""
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + CHECK_EVERY
+            self.check_all()
+
+    def check_all(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        for rule in AlertRule.select().where(AlertRule.enabled):
+            value = self.measure(rule, now)
+            firing = value > (0 if rule.kind == "instance_silent" else rule.threshold)
+            if firing == rule.firing:
+                if value != rule.value:
+                    AlertRule.update(value=value).where(AlertRule.id == rule.id).execute()
+                continue
+            won = AlertRule.update(firing=firing, value=value, changed_at=now).where(
+                (AlertRule.id == rule.id) & (AlertRule.firing == rule.firing)).execute()
+            if won:
+                self.announce(rule, firing, value, now)
+
+    def measure(self, rule: AlertRule, now: float) -> float:
+        engine = self.engine
+        queues = [rule.queue] if rule.queue else list(engine.queues)
+        if rule.kind == "failures":
+            return float(sum(engine.store.execute(
+                "SELECT COUNT(*) FROM job WHERE queue=? AND status='failed' AND finished_at>?",
+                (queue, now - rule.window)).fetchone()[0] for queue in queues))
+        if rule.kind == "waiting":
+            counts = [engine.service(q).get_stats() for q in queues]
+            return float(sum(c["waiting"] + c["paused"] for c in counts))
+        if rule.kind == "oldest_waiting":
+            due = [d for d in (engine.store.oldest_due(q, now) for q in queues) if d]
+            return max((now - d for d in due), default=0.0)
+        if rule.kind == "stalled":
+            since = int((now - rule.window) // 60)
+            return float(sum(row[7] for row in engine.store.minutes(max(since, 1))
+                             if row[0] in queues))
+        return float(sum(1 for i in engine.instances()
+                         if i["secondsSinceSeen"] > rule.threshold))
+
+    def announce(self, rule: AlertRule, firing: bool, value: float, now: float) -> None:
+        meaning = KINDS[rule.kind][0]
+        where = f" in queue {rule.queue}" if rule.queue else ""
+        state = "firing" if firing else "resolved"
+        message = (f"{rule.name} {state}: {meaning}{where} is {value:g} "
+                   f"(threshold {rule.threshold:g})")
+        payload = {"alert": rule.name, "state": state, "kind": rule.kind, "queue": rule.queue,
+                   "value": value, "threshold": rule.threshold, "message": message,
+                   "at": int(now * 1000)}
+        deliveries = []
+        if rule.webhook:
+            deliveries.append(self._post(rule.webhook, payload))
+        emails = json.loads(rule.emails)
+        if emails and self.send_email is not None:
+            try:
+                sent = self.send_email({"to": emails, "subject": f"[SynthBox] {message}",
+                                        "text": json.dumps(payload, indent=2)})
+                deliveries.append(f"email {sent['id']} queued")
+            except Exception as exc:  # no mail_from, a bad address: said in the history
+                deliveries.append(f"email not queued: {exc}")
+        AlertEvent.create(rule=rule.name, state=state, value=value, message=message,
+                          delivery="; ".join(deliveries), at=now)
+        (log.warning if firing else log.info)(
+            message, extra=event(f"alert {state}", alert=rule.name, queue=rule.queue))
+
+    @staticmethod
+    def _post(url: str, payload: dict[str, Any]) -> str:
+        request = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                         method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "User-Agent": "SynthBox-alerts"})
+        try:
+            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:
+                return f"webhook answered {response.status}"
+        except urllib.error.HTTPError as exc:
+            return f"webhook answered {exc.code}"
+        except (OSError, ValueError) as exc:
+            return f"webhook failed: {exc}"

@@ -1,0 +1,62 @@
+"""/api/v1/admin/alerts: alert rules with their state, and their history (admins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app
+
+from synthbox.accounts import audit
+from synthbox.alerting import rules
+from synthbox.web.auth import authenticate_api_request, caller, client_address, needs
+from synthbox.web.errors import ok
+from synthbox.web.requests import json_body, query_int
+
+bp = Blueprint("alerts_api", __name__, url_prefix="/api/v1/admin/alerts")
+bp.before_request(authenticate_api_request)
+
+
+def queues() -> list[str]:
+    return list(current_app.config["SYNTHBOX_ENGINE"].queues)
+
+
+def record(action: str, name: str) -> None:
+    audit.record(caller().name, action, f"alert:{name}", "", client_address())
+
+
+@bp.get("")
+@needs("admin")
+def list_rules() -> Any:
+    return ok(rules.list_rules())
+
+
+@bp.post("")
+@needs("admin")
+def create_rule() -> Any:
+    made = rules.create_rule(json_body(), queues())
+    record("alert.create", made["name"])
+    return ok(made, 201)
+
+
+@bp.patch("/<name>")
+@needs("admin")
+def update_rule(name: str) -> Any:
+    changed = rules.update_rule(name, json_body(), queues())
+    record("alert.update", name)
+    return ok(changed)
+
+
+@bp.delete("/<name>")
+@needs("admin")
+def delete_rule(name: str) -> Any:
+    rules.delete_rule(name)
+    record("alert.delete", name)
+    return ok({"deleted": True})
+
+
+@bp.get("/events")
+@needs("admin")
+def list_events() -> Any:
+    found, cursor = rules.events(query_int("limit", 50, 1, 500) or 50,
+                                 query_int("cursor", None, 0, 10**18))
+    return ok({"events": found, "nextCursor": cursor})
