@@ -78,9 +78,9 @@ def _create_orchestration(db: Database) -> None:
 
 
 def _create_queue_minutes(db: Database) -> None:
-    from synthbox.models import JobHistogram, QueueMinute
+    from synthbox.models import QueueMinute
 
-    db.create_tables([QueueMinute, JobHistogram], safe=True)
+    db.create_tables([QueueMinute], safe=True)
 
 
 def _count_jobs(db: Database) -> None:
@@ -100,11 +100,17 @@ def _create_alerts(db: Database) -> None:
     db.create_tables(ALERT_MODELS, safe=True)
 
 
+def _create_histograms(db: Database) -> None:
+    from synthbox.models import JobHistogram
+
+    db.create_tables([JobHistogram], safe=True)
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[Database], None]] = [_create_schema, _create_accounts, _create_mail,
                                                   _create_orchestration, _create_queue_minutes,
                                                   _count_jobs, _index_newest_first,
-                                                  _create_alerts]
+                                                  _create_alerts, _create_histograms]
 
 
 def migrate(db: Database) -> int:

@@ -5,20 +5,36 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
-    def __init__(self, reply: dict | None = None, redirect: str | None = None):
+    def __init__(self, reply: dict | None = None, redirect: str | None = None,
+                 trickle: bool = False, redirect_status: int = 302):
         self.received: list[dict] = []
+        self.headers: list[dict[str, str]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - the http.server interface
                 length = int(self.headers.get("Content-Length", 0))
                 outer.received.append(json.loads(self.rfile.read(length)))
+                outer.headers.append(dict(self.headers.items()))
+                if trickle:  # one byte a second, for ever (until the client gives up)
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    try:
+                        for _ in range(1000):
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                            time.sleep(1)
+                    except OSError:
+                        pass
+                    return
                 if redirect:
-                    self.send_response(302)
+                    self.send_response(redirect_status)
                     self.send_header("Location", redirect)
                     self.end_headers()
                     return

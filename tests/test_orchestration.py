@@ -657,3 +657,150 @@ def test_python_agents_run_in_a_child_process(agent_package):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["tasks"] == ["Review kid"]
     assert "noise on stdout" in result.stderr
+
+
+# -- what a review found ----------------------------------------------------------------------
+
+def test_agent_headers_do_not_follow_a_redirect_to_another_host(engine_builder):
+    remember_secret("Bearer agent-only-secret")
+    elsewhere = Receiver({"tasks": []})
+    bouncer = Receiver(redirect=elsewhere.url, redirect_status=307)  # another port
+    try:
+        engine, service = _engine(engine_builder, {"attempts": 1}, agent_http_allow="127.0.0.0/8")
+        projects.create_project({"slug": "bounce"})
+        projects.create_agent("bounce", {"slug": "hop", "kind": "http", "config": {
+            "url": bouncer.url, "headers": {"Authorization": "Bearer agent-only-secret"}}})
+        run = service.trigger("bounce", {}, "manual")
+        _finished_job(engine, run["jobId"])
+        assert bouncer.headers[0]["Authorization"] == "Bearer agent-only-secret"
+        assert "Authorization" not in elsewhere.headers[0], "credentials stay with the origin"
+    finally:
+        elsewhere.stop()
+        bouncer.stop()
+
+
+def test_a_slow_reply_and_a_flood_of_output_are_cut_off(engine_builder):
+    slow = Receiver(trickle=True)
+    try:
+        engine, service = _engine(engine_builder, {"attempts": 1}, agent_http_allow="127.0.0.1")
+        projects.create_project({"slug": "limits"})
+        projects.create_agent("limits", {"slug": "a-slow", "kind": "http", "timeout": 1.5,
+                                         "config": {"url": slow.url}})
+        projects.create_agent("limits", {"slug": "b-flood", "kind": "command", "timeout": 60,
+                                         "config": {"command": ["yes"]}})
+        started = time.monotonic()
+        run = service.trigger("limits", {}, "manual")
+        _finished_job(engine, run["jobId"], timeout=60)
+        agent_runs = {a["agentSlug"]: a for a in
+                      service.get_run("limits", run["jobId"])["agentRuns"]}
+        assert agent_runs["a-slow"]["status"] == "timed_out"
+        assert agent_runs["a-slow"]["durationMs"] < 4000
+        assert agent_runs["b-flood"]["error"] == "printed more than 4194304 bytes"
+        assert time.monotonic() - started < 30
+    finally:
+        slow.stop()
+
+
+def test_stopping_an_instance_starts_no_further_agent(engine_builder, tmp_path):
+    engine, service = _engine(engine_builder, {"attempts": 1})
+    projects.create_project({"slug": "pair"})
+    for slug in ("a", "b"):
+        projects.create_agent("pair", {"slug": slug, "kind": "command", "config": {
+            "command": ["sh", "-c", f"echo $$ > {tmp_path / slug}; exec sleep 300"]}})
+    service.trigger("pair", {}, "manual")
+    wait_for(lambda: (tmp_path / "a").exists(), 10)
+    engine.stop(timeout=1)
+    time.sleep(1)
+    pids = [int(p.read_text()) for p in tmp_path.iterdir() if p.name in ("a", "b")]
+    assert not any(_alive(pid) for pid in pids)
+    assert not (tmp_path / "b").exists(), "no agent starts once the instance stops"
+
+
+def test_a_changed_repository_is_cloned_afresh(engine_builder, tmp_path):
+    repos = []
+    for name, files in (("first", {"README.md": "x"}), ("second", {"LICENSE": "MIT"})):
+        repo = tmp_path / name
+        repo.mkdir()
+        _git(repo, "init", "-q", "-b", "main")
+        for file, text in files.items():
+            (repo / file).write_text(text)
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-q", "-m", name)
+        repos.append(repo)
+    engine, service = _engine(engine_builder, {"attempts": 1})
+    projects.create_project({"slug": "moving", "repository": str(repos[0])})
+    run = service.trigger("moving", {"jobType": "github_analysis"}, "manual")
+    _finished_job(engine, run["jobId"])
+    kinds = {s["detail"]["kind"] for s in service.get_run("moving", run["jobId"])["suggestions"]}
+    assert "licence" in kinds and "readme" not in kinds
+    projects.update_project("moving", {"repository": str(repos[1])})
+    again = service.trigger("moving", {"jobType": "github_analysis"}, "manual")
+    _finished_job(engine, again["jobId"])
+    kinds = {s["detail"]["kind"] for s in service.get_run("moving", again["jobId"])["suggestions"]}
+    assert "readme" in kinds and "licence" not in kinds
+    projects.delete_project("moving", engine.data_path)
+    assert not (engine.data_path / "repos").exists() or not any(
+        (engine.data_path / "repos").iterdir()), "the clone goes with its project"
+
+
+def test_a_local_time_that_comes_twice_fires_once():
+    import datetime
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("America/New_York")
+    before = datetime.datetime(2025, 11, 2, 0, 0, tzinfo=zone).timestamp()
+    first = triggers.next_due("30 1 * * *", "America/New_York", before)
+    following = triggers.next_due("30 1 * * *", "America/New_York", first + 1, first)
+    assert following - first == 25 * 3600, "01:30 EST (the second 01:30) is skipped"
+
+
+def test_urls_with_credentials_are_masked_and_kept(api):
+    remember_secret("ghp_repotoken123")
+    created(api, "/projects", {"slug": "private", "repository":
+                               "https://bot:ghp_repotoken123@git.example.com/o/r.git"})
+    status, shown = call(api, "GET", "/projects/private")
+    assert shown["data"]["repository"] == "https://********@git.example.com/o/r.git"
+    status, _ = call(api, "PATCH", "/projects/private", {
+        "name": "Private", "repository": shown["data"]["repository"]})
+    assert status == 200
+    with sqlite3.connect(api.data_dir / "synthbox.db") as db:
+        [(stored,)] = db.execute("SELECT repository FROM project WHERE slug='private'")
+    assert stored == "https://bot:ghp_repotoken123@git.example.com/o/r.git"
+
+
+@pytest.mark.parametrize("method, path, body, status, field", [
+    ("GET", "/projects/%C2%B2", None, 404, None),
+    ("POST", "/projects/base/schedules", {"cron": "0 0 31 2 *"}, 400, "cron"),
+    ("POST", "/projects/base/agents", {"slug": "v6", "kind": "http",
+                                       "config": {"url": "http://[::1/"}}, 400, "config.url"),
+])
+def test_odd_input_is_a_clear_error(api, method, path, body, status, field):
+    code, reply = call(api, method, path, body)
+    assert code == status and reply["error"].get("field") == field, reply
+
+
+def test_a_replayed_delivery_with_a_new_id_is_still_a_replay(serve_factory):
+    serve = serve_factory({"SYNTHBOX_QUEUES": json.dumps(FAST)})
+    created(serve, "/projects", {"slug": "replayed"})
+    hook = created(serve, "/projects/replayed/hooks", {"slug": "gh"})
+    remember_secret(hook["secret"])
+    body = b'{"ref": "main"}'
+    signature = "sha256=" + hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
+    answers = [deliver(serve, "replayed/gh", body, {"X-Hub-Signature-256": signature,
+                                                    "X-GitHub-Delivery": delivery})[1]["data"]
+               for delivery in ("d1", "d2", "d3")]
+    assert [a["duplicate"] for a in answers] == [False, True, True]
+    status, reply = deliver(serve, "replayed/gh", body, {
+        "X-SynthBox-Timestamp": "²", "X-SynthBox-Signature": "v1=00"})
+    assert status == 401
+    serve.stop()
+
+
+def test_cli_bad_agent_options_exit_2(tmp_path):
+    env = {"SYNTHBOX_DATA_DIR": str(tmp_path / "data")}
+    assert run_cli("projects", "create", "cli-bad", env=env).returncode == 0
+    for args, message in ((["--kind", "command", "--command", '"unclosed'], "--command:"),
+                          (["--kind", "http", "--agent-config", "[1]"], "--agent-config:")):
+        result = run_cli("agents", "add", "cli-bad", "x", *args, env=env)
+        assert result.returncode == 2 and result.stderr.startswith(f"Error: {message}"), \
+            result.stderr

@@ -361,7 +361,10 @@ def test_a_project_made_in_the_ui_runs_from_run_now(server, open_page):
     remember_secret(secret)
     assert re.fullmatch(r"[0-9a-f]{64}", secret)
     shot(page, "project-hook-secret")
-    page.goto("/projects/ui-demo")
+    page.get_by_role("button", name="Disable").click()  # an action from the secret page
+    page.wait_for_url(re.compile(r"/projects/ui-demo$"))
+    page.get_by_role("button", name="Enable").click()
+    page.wait_for_url(re.compile(r"/projects/ui-demo$"))
     assert secret not in page.content(), "the secret is shown once"
     page.get_by_role("button", name="Run now").click()
     page.wait_for_url(re.compile(r"/projects/ui-demo/runs/\d+$"))
@@ -432,11 +435,20 @@ def test_admin_pages_and_settings_mask_secrets(server, open_page):
     page.goto("/tokens")
     assert token not in page.content()
     shot(page, "tokens")
-    for path, name in (("/users", "users"), ("/audit", "audit"), ("/settings", "settings")):
+    for path, title in (("/users", "Users"), ("/audit", "Audit log"),
+                        ("/settings", "Settings")):
         page.goto(path)
-        assert page.locator("h1").inner_text() == name.capitalize() if name != "audit" \
-            else page.locator("h1").inner_text() == "Audit log"
-        shot(page, name)
+        assert page.locator("h1").inner_text() == title
+        shot(page, path.strip("/"))
+    page.goto("/alerts")
+    page.get_by_text("Add a rule").click()
+    page.get_by_label("Rule name").fill("ui-backlog")
+    page.get_by_label("Kind").select_option("waiting")
+    page.get_by_label("Threshold", exact=True).fill("100")
+    page.get_by_role("button", name="Add rule").click()
+    assert "Alert rule ui-backlog added." in page.locator(".notice").inner_text()
+    assert "ui-backlog" in page.locator("table").first.inner_text()
+    shot(page, "alerts")
     page.goto("/audit")
     assert "token.create" in page.locator("table").inner_text()
 

@@ -96,7 +96,7 @@ def delete_project_command(engine: Any, project: str, yes: bool, **_: Any) -> No
 
     if not yes:
         click.confirm(f"Delete project {project} and everything it holds?", abort=True)
-    projects.delete_project(project)
+    projects.delete_project(project, engine.data_path)
     click.echo(f"deleted {project}")
 
 
@@ -147,10 +147,15 @@ def add_agent_command(engine: Any, project: str, slug: str, kind: str, url: str 
     from synthbox.orchestration import projects
 
     config = _json_option(config_json, "--agent-config") or {}
+    if not isinstance(config, dict):
+        raise BadInput("--agent-config: must be a JSON object")
     if url is not None:
         config["url"] = url
     if command_line is not None:
-        config["command"] = shlex.split(command_line)
+        try:
+            config["command"] = shlex.split(command_line)
+        except ValueError as exc:
+            raise BadInput(f"--command: {exc}") from None
     if entry_point is not None:
         config["entryPoint"] = entry_point
     payload: dict[str, Any] = {"slug": slug, "kind": kind, "config": config}

@@ -174,6 +174,9 @@ class JobStore:
                 cursor.executemany(self._complete_sql, [
                     (result, finished, job.id, owner, job.started_at)
                     for job, result, finished in completed])
+                if cursor.rowcount != len(completed):  # some claims went stale meanwhile
+                    completed = self._recorded(completed)
+            recorded = []
             for failure in failures:
                 job = failure.job
                 if not failure.counts:
@@ -189,7 +192,11 @@ class JobStore:
                 else:
                     cursor.execute(self._fail_sql, (
                         failure.error, failure.finished_at, job.id, owner, job.started_at))
-            minutes, histogram = _tally(completed, failures)
+                if cursor.rowcount:
+                    recorded.append(failure)
+            # only outcomes this call recorded count (a stale claim changed nothing), in
+            # key order, so concurrent transactions lock the counter rows in one order
+            minutes, histogram = _tally(completed, recorded)
             cursor.executemany(self._minute_sql, minutes)
             cursor.executemany(self._histogram_sql, histogram)
 
@@ -241,6 +248,15 @@ class JobStore:
         """(queue, metric, bucket, count, sum of seconds) for every bucket seen."""
         return [tuple(row) for row in self.execute(  # type: ignore[misc]
             "SELECT queue, metric, bucket, n, total FROM job_histogram").fetchall()]
+
+    def _recorded(self, completed: Sequence[tuple[ClaimedJob, str | None, float]]
+                  ) -> list[tuple[ClaimedJob, str | None, float]]:
+        """Those of `completed` whose completion this transaction wrote."""
+        marks = ",".join("?" * len(completed))
+        finished = dict(self.execute(
+            f"SELECT id, finished_at FROM job WHERE status='completed' AND id IN ({marks})",
+            [job.id for job, _, _ in completed]).fetchall())
+        return [item for item in completed if finished.get(item[0].id) == item[2]]
 
     def release(self, owner: str, job_ids: Sequence[int]) -> int:
         """Hand claimed jobs that never started back to the queue, as if never claimed."""
@@ -355,5 +371,5 @@ def _tally(completed: Sequence[tuple[ClaimedJob, str | None, float]],
             cell[0] += 1
             cell[1] += seconds
     return ([(queue, minute, *(int(v) if i != 2 else v for i, v in enumerate(row)))
-             for (queue, minute), row in minutes.items()],
-            [(*key, int(n), total) for key, (n, total) in histogram.items()])
+             for (queue, minute), row in sorted(minutes.items())],
+            [(*key, int(n), total) for key, (n, total) in sorted(histogram.items())])

@@ -28,9 +28,38 @@ OUTPUT_CAP = 64 * 1024  # characters of output kept with an agent run
 REPORT_ITEMS_CAP = 1000
 ENTRY_POINT_GROUP = "synthbox.agents"
 
-# children running now, so a stopping instance can end them (their jobs are handed back)
-_running: set[subprocess.Popen[bytes]] = set()
-_running_lock = threading.Lock()
+MAX_OUTPUT_BYTES = 4 * 1024 * 1024  # an agent that prints more has failed
+
+
+class AgentProcesses:
+    """The child processes one instance's agents run. `stop()` (the instance is stopping;
+    the jobs are handed back) kills them all and lets no new one start."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def start(self, argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self.stopping.is_set():
+                raise AgentStopped()
+            process = subprocess.Popen(argv, start_new_session=True, **options)
+            self._running.add(process)
+            return process
+
+    def end(self, process: subprocess.Popen[bytes]) -> None:
+        """Kill its whole process group (whatever it left running too)."""
+        with self._lock:
+            self._running.discard(process)
+        _kill_group(process)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopping.set()
+            running = list(self._running)
+        for process in running:
+            _kill_group(process)
 
 
 @dataclass
@@ -53,6 +82,7 @@ class AgentCall:
     deadline: float  # time.monotonic()
     timeout: float
     cancelled: threading.Event
+    processes: AgentProcesses = field(default_factory=lambda: AgentProcesses())
     allow: Sequence[Network] = ()
     repository: str | None = None
     workdir: Path | None = None
@@ -73,9 +103,21 @@ def run_agent(call: AgentCall) -> AgentOutcome:
         return AgentOutcome("failed", error=f"unknown agent kind {call.kind!r}")
     except AgentTimedOut:
         return AgentOutcome("timed_out", error=f"timed out after {call.timeout:g} s")
+    except AgentStopped:
+        return AgentOutcome("failed", error="stopped: the instance is shutting down")
+    except OutputTooLarge:
+        return AgentOutcome("failed", error=f"printed more than {MAX_OUTPUT_BYTES} bytes")
 
 
 class AgentTimedOut(Exception):
+    pass
+
+
+class AgentStopped(Exception):
+    pass
+
+
+class OutputTooLarge(Exception):
     pass
 
 
@@ -158,50 +200,90 @@ def _child_environment(extra: dict[str, str]) -> dict[str, str]:
     return environment
 
 
-def run_process(argv: list[str], stdin: bytes | None, env: dict[str, str], cwd: str | None,
-                deadline: float, cancelled: threading.Event) -> tuple[int, bytes, bytes]:
-    """(exit code, stdout, stderr) of a child in its own process group; AgentTimedOut
-    when the deadline passes or the job is stopped first. Either way the whole group is
-    killed at the end, so nothing it started in the background lives on."""
-    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, cwd=cwd, env=env,
-                               start_new_session=True)
-    with _running_lock:
-        _running.add(process)
+def run_process(call: AgentCall, argv: list[str], stdin: bytes | None, env: dict[str, str],
+                cwd: str | None) -> tuple[int, bytes, bytes]:
+    """(exit code, stdout, stderr) of a child in its own process group. AgentTimedOut when
+    the deadline passes or the job is stopped first; OutputTooLarge past
+    MAX_OUTPUT_BYTES. Either way the whole group is killed at the end, so nothing it
+    started in the background lives on."""
+    process = call.processes.start(argv, stdin=subprocess.PIPE if stdin is not None
+                                   else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, cwd=cwd, env=env)
+    assert process.stdout is not None and process.stderr is not None
+    out, err = _Capture(process.stdout), _Capture(process.stderr)
+    if stdin is not None:
+        threading.Thread(target=_feed, args=(process, stdin), daemon=True).start()
     try:
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or cancelled.is_set():
+            remaining = call.deadline - time.monotonic()
+            if remaining <= 0 or call.cancelled.is_set() or call.processes.stopping.is_set():
                 raise AgentTimedOut()
+            if out.too_large or err.too_large:
+                raise OutputTooLarge()
             try:
-                out, err = process.communicate(stdin, timeout=min(remaining, 0.25))
-                return process.returncode, out, err
+                code = process.wait(timeout=min(remaining, 0.25))
+                break
             except subprocess.TimeoutExpired:
-                stdin = None  # written already; communicate() goes on reading
+                continue
     finally:
-        with _running_lock:
-            _running.discard(process)
-        _kill_group(process)
-        for pipe in (process.stdin, process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
+        call.processes.end(process)  # also closes pipes its background children held
+        out.join()
+        err.join()
+    if out.too_large or err.too_large:
+        raise OutputTooLarge()
+    return code, out.data(), err.data()
 
 
-def stop_all_agents() -> None:
-    """Kill every agent process group still running (the engine is stopping)."""
-    with _running_lock:
-        running = list(_running)
-    for process in running:
-        _kill_group(process)
+class _Capture:
+    """Reads a pipe in a thread, keeping at most MAX_OUTPUT_BYTES."""
+
+    def __init__(self, pipe: Any):
+        self.pipe = pipe
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.too_large = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for chunk in iter(lambda: self.pipe.read1(65536), b""):
+                if self.size + len(chunk) > MAX_OUTPUT_BYTES:
+                    self.too_large = True
+                    continue  # drain, keep nothing more
+                self.chunks.append(chunk)
+                self.size += len(chunk)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.pipe.close()
+
+    def join(self) -> None:
+        self.thread.join(5)
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def _feed(process: subprocess.Popen[bytes], data: bytes) -> None:
+    assert process.stdin is not None
+    try:
+        process.stdin.write(data)
+    except (BrokenPipeError, OSError, ValueError):
+        pass  # it exited without reading it all
+    finally:
+        try:
+            process.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
 
 
 def _run_command(call: AgentCall, argv: list[str], shell: bool) -> AgentOutcome:
     del shell  # the shell, when asked for, is already argv[0]
     try:
-        code, out, err = run_process(argv, json.dumps(call.context).encode(),
+        code, out, err = run_process(call, argv, json.dumps(call.context).encode(),
                                      _child_environment(call.config.get("env", {})),
-                                     call.config.get("cwd") or None, call.deadline,
-                                     call.cancelled)
+                                     call.config.get("cwd") or None)
     except OSError as exc:
         return AgentOutcome("failed", error=f"cannot start {argv[0]!r}: {exc.strerror}")
     output = out.decode("utf-8", errors="replace")

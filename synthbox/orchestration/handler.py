@@ -16,9 +16,10 @@ from typing import Any
 
 from synthbox.jobs.context import JobContext
 from synthbox.jobs.errors import JobTimeout, UnrecoverableError
-from synthbox.orchestration.agents import AgentCall, AgentOutcome, run_agent
+from synthbox.orchestration.agents import AgentCall, AgentOutcome, AgentProcesses, run_agent
 from synthbox.orchestration.models import Agent, AgentRun, Project, Run, Suggestion, Task
 from synthbox.orchestration.outbound import Network
+from synthbox.orchestration.reposcan import checkout_dir
 
 REPO_SCAN = "repo-scan"  # the built-in agent of github_analysis jobs
 NO_DEADLINE = 24 * 3600.0
@@ -28,16 +29,19 @@ class AgentsFailed(Exception):
     pass
 
 
-def make_orchestrate(allow: Sequence[Network], data_path: Path) -> Any:
+def make_orchestrate(allow: Sequence[Network], data_path: Path,
+                     processes: AgentProcesses) -> Any:
     def orchestrate(job: JobContext) -> dict[str, Any]:
-        return Orchestration(job, allow, data_path).run()
+        return Orchestration(job, allow, data_path, processes).run()
 
     return orchestrate
 
 
 class Orchestration:
-    def __init__(self, job: JobContext, allow: Sequence[Network], data_path: Path):
+    def __init__(self, job: JobContext, allow: Sequence[Network], data_path: Path,
+                 processes: AgentProcesses):
         self.job = job
+        self.processes = processes
         self.allow = allow
         self.data_path = data_path
         self.started = time.monotonic()
@@ -57,6 +61,8 @@ class Orchestration:
                 (AgentRun.run_id == run.id) & (AgentRun.status == "succeeded"))}
             failed = []
             for agent in agents:
+                if self.processes.stopping.is_set():
+                    raise AgentsFailed("stopped: the instance is shutting down")
                 if agent.slug in done:
                     continue  # succeeded in an earlier attempt of this job
                 if self._run_one(project, run, agent).status == "succeeded":
@@ -107,8 +113,8 @@ class Orchestration:
             context=self._context(project, run, agent),
             deadline=min(started + agent.timeout, self.deadline),
             timeout=min(agent.timeout, self.deadline - started), cancelled=self.job.cancelled,
-            allow=self.allow, repository=project.repository,
-            workdir=self.data_path / "repos" / project.slug)
+            processes=self.processes, allow=self.allow, repository=project.repository,
+            workdir=checkout_dir(self.data_path, project.id))
         outcome = run_agent(call)
         duration = int((time.monotonic() - started) * 1000)
         now = time.time()

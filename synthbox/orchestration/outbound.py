@@ -88,11 +88,22 @@ def post_json(url: str, body: Any, headers: dict[str, str], deadline: float,
     (307/308 keep the POST, others become a GET), each one checked again."""
     payload: bytes | None = json.dumps(body).encode()
     method = "POST"
+    origin: tuple[str, str, int] | None = None
     for _ in range(MAX_REDIRECTS + 1):
-        parts = urllib.parse.urlsplit(url)
+        try:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise OutboundRefused(f"url: {url!r} is not a valid URL") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OutboundRefused(f"url: {url!r} must be an http:// or https:// URL")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        here = (parts.scheme, parts.hostname, port)
+        if origin is None:
+            origin = here
+        elif here != origin:
+            if origin[0] == "https" and parts.scheme != "https":
+                raise OutboundRefused(f"url: refused a redirect from https to {url!r}")
+            headers = {}  # the agent's headers (credentials) are for its own origin only
         address = resolve(parts.hostname, port, allow)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -114,9 +125,27 @@ def post_json(url: str, body: Any, headers: dict[str, str], deadline: float,
                 if response.status not in (307, 308):
                     method, payload = "GET", None
                 continue
-            reply = response.read(MAX_REPLY_BYTES + 1)[:MAX_REPLY_BYTES]
-            return response.status, reply.decode("utf-8", errors="replace")
+            return response.status, _read(connection, response, deadline)
         finally:
             connection.close()
     raise OutboundRefused(f"url: more than {MAX_REDIRECTS} redirects")
 
+
+def _read(connection: http.client.HTTPConnection, response: http.client.HTTPResponse,
+          deadline: float) -> str:
+    """The reply body, up to MAX_REPLY_BYTES, given up when the deadline passes (however
+    slowly the server trickles it)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_REPLY_BYTES:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the agent's time ran out")
+        if connection.sock is not None:
+            connection.sock.settimeout(remaining)
+        chunk = response.read1(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)[:MAX_REPLY_BYTES].decode("utf-8", errors="replace")

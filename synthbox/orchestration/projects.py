@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from peewee import IntegrityError
 
 from synthbox.errors import Conflict, InputError, NotFound
+from synthbox.jobs.service import JOB_ID
 from synthbox.orchestration import checks
 from synthbox.orchestration.agents import ENTRY_POINT_GROUP
 from synthbox.orchestration.models import (
@@ -32,13 +35,30 @@ AGENT_FIELDS = ("slug", "name", "kind", "config", "enabled", "timeout")
 DEFAULT_AGENT_TIMEOUT = 300.0
 
 
+def shown_url(url: str | None) -> str | None:
+    """A URL as pages and the API show it: credentials and the query string masked (a
+    repository URL with a token, an agent URL with ?key=...)."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = MASK + "@" + netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, netloc, parts.path, MASK if parts.query else "",
+                       parts.fragment))
+
+
 def _ms(value: float | None) -> int | None:
     return None if value is None else int(value * 1000)
 
 
 def project_dict(project: Project) -> dict[str, Any]:
     return {"id": str(project.id), "slug": project.slug, "name": project.name,
-            "repository": project.repository, "settings": json.loads(project.settings),
+            "repository": shown_url(project.repository),
+            "settings": json.loads(project.settings),
             "createdAt": _ms(project.created_at)}
 
 
@@ -47,6 +67,8 @@ def agent_dict(agent: Agent) -> dict[str, Any]:
     for secret_map in ("headers", "env"):
         if secret_map in config:
             config[secret_map] = {k: MASK for k in config[secret_map]}
+    if "url" in config:
+        config["url"] = shown_url(config["url"])
     return {"id": str(agent.id), "slug": agent.slug, "name": agent.name, "kind": agent.kind,
             "config": config, "enabled": agent.enabled, "timeout": agent.timeout,
             "createdAt": _ms(agent.created_at)}
@@ -55,7 +77,7 @@ def agent_dict(agent: Agent) -> dict[str, Any]:
 def find_project(ref: str | int) -> Project:
     """A project by slug, or by id (slugs are never only digits)."""
     text = str(ref)
-    project = (Project.get_or_none(Project.id == int(text)) if text.isdigit() and len(text) < 19
+    project = (Project.get_or_none(Project.id == int(text)) if JOB_ID.fullmatch(text)
                else Project.get_or_none(Project.slug == text))
     if project is None:
         raise NotFound(f"project: no project {text!r}")
@@ -102,7 +124,7 @@ def update_project(ref: str, payload: dict[str, Any]) -> dict[str, Any]:
     checks.known_fields(payload, PROJECT_FIELDS[1:])
     if "name" in payload:
         project.name = checks.text(payload["name"], "name")
-    if "repository" in payload:
+    if "repository" in payload and payload["repository"] != shown_url(project.repository):
         project.repository = _repository(payload["repository"])
     if "settings" in payload:
         project.settings = json.dumps(checks.json_object(payload["settings"], "settings"))
@@ -110,8 +132,11 @@ def update_project(ref: str, payload: dict[str, Any]) -> dict[str, Any]:
     return project_dict(project)
 
 
-def delete_project(ref: str) -> None:
-    """The project and everything it owns; its queued jobs fail as "no project"."""
+def delete_project(ref: str, data_path: Path) -> None:
+    """The project and everything it owns, its clone too; its queued jobs fail as "no
+    project"."""
+    from synthbox.orchestration.reposcan import checkout_dir
+
     project = find_project(ref)
     hooks = [h.id for h in Hook.select(Hook.id).where(Hook.project_id == project.id)]
     runs = Run.select(Run.id).where(Run.project_id == project.id)
@@ -122,6 +147,7 @@ def delete_project(ref: str) -> None:
         for model in (Agent, Schedule, Hook, Run, Task, Suggestion):
             model.delete().where(model.project_id == project.id).execute()
         project.delete_instance()
+    shutil.rmtree(checkout_dir(data_path, project.id), ignore_errors=True)
 
 
 # -- agents ------------------------------------------------------------------------------
@@ -180,6 +206,8 @@ def _unmask(config: Any, stored: dict[str, Any]) -> Any:
     if not isinstance(config, dict):
         return config
     config = dict(config)
+    if stored.get("url") and config.get("url") == shown_url(stored["url"]):
+        config["url"] = stored["url"]
     for secret_map in ("headers", "env"):
         new, old = config.get(secret_map), stored.get(secret_map) or {}
         if isinstance(new, dict):
@@ -193,7 +221,12 @@ def check_config(kind: str, raw: Any) -> dict[str, Any]:
     if kind == "http":
         checks.known_fields(config, ("url", "headers"), "config.")
         url = config.get("url")
-        parts = urlsplit(url) if isinstance(url, str) else None
+        try:
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is not None:
+                parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise InputError("config.url", "must be an http:// or https:// URL")
         return {"url": url, "headers": checks.string_map(config.get("headers"),

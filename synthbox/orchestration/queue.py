@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from synthbox.config import Settings
 from synthbox.jobs.spec import QueueSpec
-from synthbox.orchestration.agents import stop_all_agents
+from synthbox.orchestration.agents import AgentProcesses
 from synthbox.orchestration.handler import make_orchestrate
 from synthbox.orchestration.service import ORCHESTRATE, ORCHESTRATION_QUEUE
 from synthbox.orchestration.triggers import schedule_chore
@@ -13,11 +13,12 @@ from synthbox.orchestration.triggers import schedule_chore
 def orchestration_queue_spec(settings: Settings) -> QueueSpec:
     """3 workers, 5 jobs a minute across instances, 3 attempts with exponential backoff
     from 30 s, 10 minutes per job, completed kept 24 h, failed 7 d; cron in the chore."""
+    processes = AgentProcesses()
     return QueueSpec(name=ORCHESTRATION_QUEUE,
                      handlers={ORCHESTRATE: make_orchestrate(settings.agent_http_allow,
-                                                             settings.data_path)},
+                                                             settings.data_path, processes)},
                      concurrency=3, rate_limit_max=5, rate_limit_duration=60.0, attempts=3,
                      backoff_type="exponential", backoff_delay=30.0, timeout=600.0,
                      keep_completed_age=24 * 3600.0, keep_completed_count=1000,
                      keep_failed_age=7 * 24 * 3600.0, chore=schedule_chore,
-                     on_stop=stop_all_agents, internal=True)
+                     on_stop=processes.stop, internal=True)

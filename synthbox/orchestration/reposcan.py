@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,8 @@ GIT_ENV = {"GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh", "GIT_TERMINAL_PROMPT
 
 def _git(call: AgentCall, *args: str, cwd: Path | None = None) -> str:
     """Run git within the agent's time; its process is killed when the time is up."""
-    code, out, err = run_process(["git", *args], None, {**os.environ, **GIT_ENV},
-                                 None if cwd is None else str(cwd), call.deadline,
-                                 call.cancelled)
+    code, out, err = run_process(call, ["git", *args], None, {**os.environ, **GIT_ENV},
+                                 None if cwd is None else str(cwd))
     if code != 0:
         raise GitFailed(f"git {args[0]} failed: {err.decode(errors='replace').strip()[-500:]}")
     return out.decode("utf-8", errors="replace")
@@ -44,6 +44,18 @@ def _git(call: AgentCall, *args: str, cwd: Path | None = None) -> str:
 
 class GitFailed(Exception):
     pass
+
+
+def _origin(call: AgentCall, checkout: Path) -> str | None:
+    try:
+        return _git(call, "remote", "get-url", "origin", cwd=checkout).strip()
+    except GitFailed:
+        return None
+
+
+def checkout_dir(data_path: Path, project_id: int) -> Path:
+    """Where a project's clone lives (by id: a slug may be reused by another project)."""
+    return data_path / "repos" / str(project_id)
 
 
 def scan_repository(call: AgentCall) -> AgentOutcome:
@@ -55,10 +67,11 @@ def scan_repository(call: AgentCall) -> AgentOutcome:
     with (call.workdir / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one scan of a project at a time on this host
         try:
-            if (checkout / ".git").is_dir():
+            if (checkout / ".git").is_dir() and _origin(call, checkout) == call.repository:
                 _git(call, "fetch", "--quiet", "origin", cwd=checkout)
                 _git(call, "reset", "--quiet", "--hard", "FETCH_HEAD", cwd=checkout)
-            else:
+            else:  # first scan, or the project now names another repository
+                shutil.rmtree(checkout, ignore_errors=True)
                 _git(call, "clone", "--quiet", "--", call.repository, str(checkout))
             facts = _facts(call, checkout, int(call.config.get("largeFileBytes",
                                                                LARGE_FILE_BYTES)))

@@ -10,7 +10,8 @@ Webhooks: `POST /api/v1/hooks/<project>/<hook>`, signed with the hook's secret b
 HMAC-SHA256 over the raw body, in GitHub's form (`X-Hub-Signature-256: sha256=<hex>`) or
 the timestamped form (`X-SynthBox-Timestamp: <unix s>`, `X-SynthBox-Signature:
 v1=<hex of HMAC(secret, "<timestamp>.<body>")>`, refused when 5 minutes off). A delivery
-id (`X-GitHub-Delivery`, `X-SynthBox-Delivery`, or else the signature) is accepted once.
+(the same signed request: a digest of its signature, as delivery-id headers are not
+signed) is accepted once; `X-GitHub-Delivery` or `X-SynthBox-Delivery` only label it.
 """
 
 from __future__ import annotations
@@ -20,16 +21,18 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from peewee import IntegrityError
 
 from synthbox.errors import InputError, NotAllowed, NotFound
+from synthbox.jobs.service import JOB_ID
 from synthbox.orchestration import checks
 from synthbox.orchestration.models import Hook, HookDelivery, Project, Schedule
 from synthbox.orchestration.projects import _ms, find_project
@@ -39,6 +42,7 @@ log = logging.getLogger("synthbox.orchestration")
 
 CATCH_UP_AFTER = 90.0  # a due time missed by more than this fired late, after downtime
 SIGNATURE_WINDOW = 300.0
+STAMP = re.compile(r"[0-9]{1,12}")
 DELIVERIES_KEPT = 7 * 86400.0
 SCHEDULE_FIELDS = ("cron", "timezone", "jobType", "agentSlug", "context", "enabled")
 HOOK_FIELDS = ("slug", "jobType", "agentSlug", "enabled")
@@ -46,16 +50,29 @@ HOOK_FIELDS = ("slug", "jobType", "agentSlug", "enabled")
 
 # -- cron ---------------------------------------------------------------------------------
 
-def next_due(cron: str, timezone: str, after: float) -> float:
-    """The first time after `after` (Unix seconds) that `cron` matches in `timezone`."""
-    start = datetime.datetime.fromtimestamp(after, ZoneInfo(timezone))
-    return float(croniter(cron, start).get_next(float))
+def next_due(cron: str, timezone: str, after: float, fired: float | None = None) -> float:
+    """The first time after `after` (Unix seconds) that `cron` matches in `timezone`. When
+    the clocks go back an hour, a local time that comes twice fires once (as in cron):
+    a time with the same wall-clock reading as `fired`, the one just fired, is skipped."""
+    zone = ZoneInfo(timezone)
+    due = float(croniter(cron, datetime.datetime.fromtimestamp(after, zone)).get_next(float))
+    if fired is not None and _wall(due, zone) == _wall(fired, zone):
+        due = float(croniter(cron, datetime.datetime.fromtimestamp(due, zone)).get_next(float))
+    return due
+
+
+def _wall(moment: float, zone: ZoneInfo) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(moment, zone).replace(tzinfo=None, fold=0)
 
 
 def _check_cron(value: Any) -> str:
     if not isinstance(value, str) or len(value.split()) != 5 or not croniter.is_valid(value):
         raise InputError("cron", "must be a cron expression of 5 fields: minute hour "
                                  "day-of-month month day-of-week, e.g. '*/15 * * * *'")
+    try:
+        next_due(value, "UTC", time.time())
+    except CroniterBadDateError:
+        raise InputError("cron", "never matches a date (like 31 February)") from None
     return " ".join(value.split())
 
 
@@ -84,8 +101,8 @@ def list_schedules(project_ref: str) -> list[dict[str, Any]]:
 
 
 def _find_schedule(project: Project, schedule_id: str) -> Schedule:
-    schedule = Schedule.get_or_none(Schedule.id == int(schedule_id)) if (
-        schedule_id.isdigit() and len(schedule_id) < 19) else None
+    schedule = (Schedule.get_or_none(Schedule.id == int(schedule_id))
+                if JOB_ID.fullmatch(schedule_id) else None)
     if schedule is None or schedule.project_id != project.id:
         raise NotFound(f"schedule: no schedule {schedule_id!r} in project {project.slug!r}")
     return schedule
@@ -129,7 +146,7 @@ def fire_due_schedules(service: OrchestrationService, now: float | None = None) 
     for schedule in due:
         late = now - schedule.next_run_at > CATCH_UP_AFTER
         try:
-            following = next_due(schedule.cron, schedule.timezone, now)
+            following = next_due(schedule.cron, schedule.timezone, now, schedule.next_run_at)
         except (ValueError, KeyError, ZoneInfoNotFoundError):
             log.error("schedule %s: cannot work out its next time; disabled", schedule.id)
             Schedule.update(enabled=False).where(Schedule.id == schedule.id).execute()
@@ -229,8 +246,9 @@ def delete_hook(project_ref: str, slug: str) -> None:
 
 def verify_signature(secret: str, headers: Mapping[str, str], body: bytes,
                      now: float | None = None) -> str:
-    """The delivery's id when the signature holds; NotAllowed (401) otherwise. Header
-    names in `headers` are lowercase."""
+    """A digest of the verified signature, which names the delivery for replay checks
+    (delivery-id headers are not signed, so they cannot be trusted for that); NotAllowed
+    (401) when the signature does not hold. Header names in `headers` are lowercase."""
     key = secret.encode()
     github = headers.get("x-hub-signature-256")
     signed = headers.get("x-synthbox-signature")
@@ -242,7 +260,7 @@ def verify_signature(secret: str, headers: Mapping[str, str], body: bytes,
     elif signed:
         stamp = headers.get("x-synthbox-timestamp", "")
         now = time.time() if now is None else now
-        if not stamp.isdigit() or abs(now - int(stamp)) > SIGNATURE_WINDOW:
+        if not STAMP.fullmatch(stamp) or abs(now - int(stamp)) > SIGNATURE_WINDOW:
             raise NotAllowed("signature: X-SynthBox-Timestamp is missing or more than "
                              "5 minutes off", 401)
         expected = "v1=" + hmac.new(key, stamp.encode() + b"." + body,
@@ -252,8 +270,7 @@ def verify_signature(secret: str, headers: Mapping[str, str], body: bytes,
         signature = signed
     else:
         raise NotAllowed("signature: send X-Hub-Signature-256 or X-SynthBox-Signature", 401)
-    delivery = headers.get("x-github-delivery") or headers.get("x-synthbox-delivery")
-    return (delivery or hashlib.sha256(signature.encode()).hexdigest())[:200]
+    return hashlib.sha256(signature.strip().encode()).hexdigest()
 
 
 def receive_delivery(service: OrchestrationService, project_slug: str, hook_slug: str,
@@ -265,12 +282,14 @@ def receive_delivery(service: OrchestrationService, project_slug: str, hook_slug
     if project is None or hook is None or not hook.enabled:
         raise NotFound(f"hook: no active hook {project_slug}/{hook_slug}")
     delivery = verify_signature(hook.secret, headers, body)
+    label = (headers.get("x-github-delivery") or headers.get("x-synthbox-delivery")
+             or delivery[:16])[:200]
     try:
         payload: Any = json.loads(body) if body else None
     except ValueError:
         payload = body.decode("utf-8", errors="replace")
     now = time.time()
-    context = {"webhook": {"hook": hook.slug, "deliveryId": delivery,
+    context = {"webhook": {"hook": hook.slug, "deliveryId": label,
                            "event": headers.get("x-github-event"), "payload": payload}}
     request: dict[str, Any] = {"jobType": hook.job_type, "context": context}
     if hook.agent_slug:

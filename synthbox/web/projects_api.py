@@ -66,7 +66,7 @@ def update_project(project: str) -> Any:
 @bp.delete("/<project>")
 @needs("admin")
 def delete_project(project: str) -> Any:
-    projects.delete_project(project)
+    projects.delete_project(project, current_app.config["SYNTHBOX_ENGINE"].data_path)
     record("project.delete", f"project:{project}")
     return ok({"deleted": True})
 

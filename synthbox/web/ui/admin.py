@@ -11,6 +11,7 @@ from synthbox.accounts import audit, tokens, users
 from synthbox.accounts.principal import SCOPES
 from synthbox.config import SETTINGS, masked
 from synthbox.errors import InputError, NotFound
+from synthbox.jobs.service import JOB_ID
 from synthbox.jobs.spec import NOT_OPTIONS
 from synthbox.web.ui.base import action, back, page, ui_page
 
@@ -88,7 +89,7 @@ def revoke_token(name: str) -> Any:
 @ui_page("admin")
 def audit_page() -> Any:
     before = request.args.get("before", "")
-    if before and not before.isdigit():
+    if before and not JOB_ID.fullmatch(before):
         raise InputError("before", "must be an entry id")
     entries, cursor = audit.entries(100, int(before) if before else None)
     return page("ui/audit.html", entries=entries, cursor=cursor)

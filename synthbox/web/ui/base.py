@@ -53,6 +53,7 @@ def ui_page(permission: str = "read") -> Callable[[Callable[..., Any]], Callable
 
 
 def page(template: str, status: int = 200, **context: Any) -> Any:
+    context.setdefault("back_to", None)
     return render_template(template, version=__version__, user=g.user,
                            csrf_token=g.csrf_token, can=g.principal.can,
                            messages=get_flashed_messages(with_categories=True),
@@ -89,6 +90,8 @@ def form_json(name: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InputError(name, f"must be JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise InputError(name, "must be JSON (nested too deeply)") from None
 
 
 def when(milliseconds: int | None) -> dict[str, str] | None:

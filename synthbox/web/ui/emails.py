@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, flash, g, redirect, request, url_for
 
 from synthbox.accounts import audit
 from synthbox.errors import InputError
+from synthbox.jobs.service import JOB_ID
 from synthbox.mail import templates
 from synthbox.mail.models import EMAIL_STATES
 from synthbox.mail.service import EmailService
@@ -35,7 +36,7 @@ def record(what: str, target: str) -> None:
 def emails_page() -> Any:
     state = request.args.get("state") or None
     before = request.args.get("before", "")
-    if before and not before.isdigit():
+    if before and not JOB_ID.fullmatch(before):
         raise InputError("before", "must be an email id")
     found, cursor = emails().list_emails(state, 50, int(before) if before else None)
     return page("ui/emails.html", emails=found, cursor=cursor, state=state,

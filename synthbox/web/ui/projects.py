@@ -56,10 +56,17 @@ def _project_page(project: str, new_hook: dict[str, Any] | None = None) -> Any:
     runs, _ = orchestration().list_runs(project, 20)
     tasks, _ = orchestration().list_items(Task, project, 50)
     suggestions, _ = orchestration().list_items(Suggestion, project, 50)
-    return page("ui/project.html", project=found, agents=projects.list_agents(project),
-                schedules=triggers.list_schedules(project), hooks=triggers.list_hooks(project),
-                runs=runs, tasks=tasks, suggestions=suggestions, kinds=AGENT_KINDS,
-                job_types=JOB_TYPES, new_hook=new_hook)
+    body, status = page("ui/project.html", project=found,
+                        agents=projects.list_agents(project),
+                        schedules=triggers.list_schedules(project),
+                        hooks=triggers.list_hooks(project), runs=runs, tasks=tasks,
+                        suggestions=suggestions, kinds=AGENT_KINDS, job_types=JOB_TYPES,
+                        new_hook=new_hook,
+                        back_to=url_for("ui_projects.project_page", project=found["slug"]))
+    response = current_app.make_response((body, status))
+    if new_hook is not None:
+        response.headers["Cache-Control"] = "no-store"  # it holds the secret
+    return response
 
 
 @bp.get("/projects/<project>")
@@ -72,7 +79,7 @@ def project_page(project: str) -> Any:
 @ui_page("admin")
 @action
 def delete_project(project: str) -> Any:
-    projects.delete_project(project)
+    projects.delete_project(project, current_app.config["SYNTHBOX_ENGINE"].data_path)
     record("project.delete", f"project:{project}")
     flash(f"Project {project} deleted.", "ok")
     return redirect(url_for("ui_projects.projects_page"))

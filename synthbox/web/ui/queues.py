@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, flash, g, jsonify, request, url_for
 
 from synthbox.errors import InputError
 from synthbox.jobs.engine import Engine
+from synthbox.jobs.service import JOB_ID
 from synthbox.models import STATES
 from synthbox.web import actions
 from synthbox.web.ui.base import action, back, form_json, page, pretty, ui_page
@@ -93,7 +94,7 @@ def queue_page(name: str) -> Any:
     service = engine().service(name)
     state, search = _filters()
     cursor = request.args.get("cursor", "")
-    if cursor and not cursor.isdigit():
+    if cursor and not JOB_ID.fullmatch(cursor):
         raise InputError("cursor", "must be a job id")
     jobs, next_cursor = service.list_jobs(state, PAGE_SIZE, int(cursor) if cursor else None,
                                           search)
