@@ -100,7 +100,7 @@ def test_readme_settings_table_matches_the_code():
         assert re.findall(r"`([A-Z_]+)`", env) == list(setting.env_names), setting.name
         assert flag.strip("`") == (setting.flag or ""), setting.name
         shown = default.strip("`")
-        expected = ("(empty)" if setting.default in ("", {}, ()) else
+        expected = ("(empty)" if setting.default in ("", {}, (), []) else
                     str(setting.default).lower() if isinstance(setting.default, bool)
                     else str(setting.default))
         assert shown == expected, setting.name

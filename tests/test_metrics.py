@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -209,3 +211,24 @@ def test_a_bad_alert_in_the_settings_stops_the_start_with_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "Error: alerts[0].window: must be 1 to 604800 seconds")
+
+
+def test_top_and_the_packaging_examples_use_the_real_figures(serve_factory):
+    serve = serve_factory()
+    _known_jobs(serve)
+    screen = run_cli("top", "--once", env={"SYNTHBOX_DATA_DIR": str(serve.data_dir)})
+    assert screen.returncode == 0, screen.stderr
+    [row] = [line for line in screen.stdout.splitlines() if line.startswith("diagnostics")]
+    assert row.split()[:8] == ["diagnostics", "(paused)", "0", "0", "5", "2", "0", "3"]
+    assert "instances (1)" in screen.stdout
+
+    exposed = {name for name, _ in samples(scrape(serve)[1])}
+    root = Path(__file__).resolve().parent.parent / "packaging"
+    used = set()
+    for path in [*root.glob("prometheus/*.yml"), *root.glob("kubernetes/*.yaml"),
+                 root / "grafana" / "synthbox-dashboard.json"]:
+        used |= set(re.findall(r"\b(queue_waiting_jobs|synthbox_[a-z_]+)\b", path.read_text()))
+    json.loads((root / "grafana" / "synthbox-dashboard.json").read_text())
+    assert used and used <= exposed, used - exposed
+    assert "queue_waiting_jobs" in (root / "kubernetes" / "hpa.yaml").read_text()
+    serve.stop()

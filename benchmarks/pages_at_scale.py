@@ -1,10 +1,11 @@
-"""Server time of the dashboard, the queue page and the stats API with many job records.
+"""Server time of the dashboard, the queue page, the stats API and /metrics with many job
+records.
 
 Fills a fresh SQLite records database (or DATABASE_URL's) with N jobs spread over the
 queues and states, signs in through the real sign-in form, then times each page through
 Flask's test client (server time, no network): median and worst of several requests.
 
-Usage: python benchmarks/ui_pages.py [jobs, default 1000000] [requests, default 7]
+Usage: python benchmarks/pages_at_scale.py [jobs, default 1000000] [requests, default 7]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from synthbox.accounts import users
+from synthbox.accounts import tokens, users
 from synthbox.config import load_settings
 from synthbox.jobs.engine import Engine
 from synthbox.web import create_app
@@ -55,6 +56,7 @@ def main() -> None:
         print(f"{count:,} job records written in {time.perf_counter() - started:.1f} s "
               f"({engine.backends()['records']})")
         users.create_user("bench", "a bench password 1", "admin")
+        api_token = tokens.create_token("bench", ["admin"], "bench")[1]
         client = create_app(engine).test_client()
         form = client.get("/login").get_data(as_text=True)
         token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
@@ -63,11 +65,14 @@ def main() -> None:
         for label, path in (("dashboard", "/"), ("dashboard live", "/ui/live/dashboard"),
                             ("queue page", "/queues/diagnostics"),
                             ("queue page, failed", "/queues/diagnostics?state=failed"),
-                            ("queue page, search", "/queues/diagnostics?search=boom+77")):
+                            ("queue page, search", "/queues/diagnostics?search=boom+77"),
+                            ("/metrics", "/metrics"),
+                            ("stats API", "/api/v1/queues")):
             spent = []
+            headers = {"Authorization": f"Bearer {api_token}"} if path.startswith("/api") else {}
             for _ in range(requests):
                 began = time.perf_counter()
-                answer = client.get(path)
+                answer = client.get(path, headers=headers)
                 spent.append((time.perf_counter() - began) * 1000)
                 assert answer.status_code == 200, (path, answer.status_code)
             print(f"{label:<20} median {statistics.median(spent):8.1f} ms   "
