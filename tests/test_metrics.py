@@ -232,3 +232,26 @@ def test_top_and_the_packaging_examples_use_the_real_figures(serve_factory):
     assert used and used <= exposed, used - exposed
     assert "queue_waiting_jobs" in (root / "kubernetes" / "hpa.yaml").read_text()
     serve.stop()
+
+
+def test_an_alert_emails_through_the_email_queue(engine_builder):
+    from synthbox.alerting import rules
+    from synthbox.alerting.evaluate import AlertEvaluator
+    from synthbox.alerting.models import AlertEvent
+    from synthbox.mail.service import EmailService
+
+    engine = engine_builder({"mail_from": "synthbox@example.com"}, workers=False)
+    emails = EmailService(engine)
+    rules.create_rule({"name": "backlog", "kind": "waiting", "queue": "diagnostics",
+                       "threshold": 2, "emails": ["ops@example.com"]}, list(engine.queues))
+    evaluator = AlertEvaluator(engine, emails.send)
+    engine.service("diagnostics").add_bulk([{"name": "noop"}] * 3)
+    evaluator.check_all()
+    evaluator.check_all()  # still firing: nothing new
+    [fired] = AlertEvent.select()
+    assert fired.state == "firing" and fired.value == 3
+    [sent] = emails.list_emails()[0]
+    assert fired.delivery == f"email {sent['id']} queued"
+    assert sent["to"] == ["ops@example.com"]
+    assert sent["subject"] == ("[SynthBox] backlog firing: jobs waiting to run in queue "
+                               "diagnostics is 3 (threshold 2)")
