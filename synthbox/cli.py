@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from synthbox import __version__
-from synthbox.commands import accounts, mail, orchestration, service, top
+from synthbox.commands import accounts, cluster, mail, orchestration, service, top
 from synthbox.commands.base import (
     BadInput,
     DefaultGroup,
@@ -227,7 +227,9 @@ def bench(backend: str, job_count: int, as_json: bool, **options: Any) -> None:
 for group in (accounts.users_group, accounts.tokens_group, mail.email_group,
               orchestration.projects_group, orchestration.agents_group,
               orchestration.orchestrate_command, orchestration.run_agent_command,
-              top.top_command,
+              top.top_command, cluster.start_command, cluster.status_command,
+              cluster.scale_command, cluster.reload_command, cluster.restart_command,
+              cluster.stop_command, cluster.logs_command, cluster.monit_command,
               service.install_command, service.uninstall_command):
     cli.add_command(group)
 

@@ -206,6 +206,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_file_max_bytes", 10 * 1024 * 1024, "Size at which the log file is rotated.",
             _positive_int),
     Setting("log_file_backups", 5, "Rotated log files kept.", _positive_int),
+    Setting("cluster", {}, "Cluster mode (`synthbox start`), a `[cluster]` table: "
+            "`instances`, `max_memory_restart`, `min_uptime`, `max_restarts`, `env`, "
+            "`log_dir`, `autoscale` (see Cluster mode).", _parse_table),
     Setting("alerts", [], "Alert rules, `[[alerts]]` tables in the file: `name`, `kind` "
             "(failures, waiting, oldest_waiting, stalled, instance_silent), `queue`, "
             "`threshold`, `window`, `webhook`, `emails` (see Operations).", _parse_alerts),

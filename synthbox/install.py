@@ -63,8 +63,13 @@ def render_config(data_dir: str) -> str:
     return "\n".join(lines)
 
 
-def unit_text() -> str:
-    return (resource_root() / "packaging" / "systemd" / "synthbox.service").read_text()
+def unit_text(cluster: bool = False) -> str:
+    """The unit; with `cluster`, it runs the supervisor (`synthbox start`, instances from
+    the `[cluster]` section) instead of one `serve`."""
+    text = (resource_root() / "packaging" / "systemd" / "synthbox.service").read_text()
+    if cluster:
+        text = text.replace("/usr/local/bin/synthbox serve ", "/usr/local/bin/synthbox start ")
+    return text
 
 
 def _owner_ids(user: str) -> tuple[int, int] | None:
@@ -93,7 +98,8 @@ def _ensure_user() -> tuple[int, int]:
     return ids
 
 
-def install(root: Path, binary: Path, overwrite_config: bool = False) -> list[str]:
+def install(root: Path, binary: Path, overwrite_config: bool = False,
+            cluster: bool = False) -> list[str]:
     """Write the service tree under `root`; on `/` also create the user and start the unit.
     Returns what was done, one line each."""
     real = root.resolve() == Path("/")
@@ -133,7 +139,7 @@ def install(root: Path, binary: Path, overwrite_config: bool = False) -> list[st
         done.append(f"config   {config} (mode 0640, readable by {SERVICE_USER})")
 
     unit = root / UNIT
-    _write(unit, unit_text(), 0o644)
+    _write(unit, unit_text(cluster), 0o644)
     done.append(f"unit     {unit}")
 
     if real:

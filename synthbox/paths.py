@@ -36,3 +36,12 @@ def data_dir(configured: str = "") -> Path:
         raise DataDirError(f"data_dir: cannot write to {path} ({exc.strerror}); choose "
                            "another with --data-dir or SYNTHBOX_DATA_DIR") from None
     return path.resolve()
+
+
+def self_command(*args: str) -> list[str]:
+    """This program with `args`: the one-file binary itself, or python -m synthbox."""
+    import sys
+
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "synthbox", *args]

@@ -8,6 +8,7 @@ signal exits at once; jobs still active are then recovered by upkeep as stalled.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from synthbox import __version__
@@ -88,7 +90,6 @@ def show_start_block(settings: Settings, engine: Engine, url: str | None) -> Non
 def _json_error_channel() -> Any:
     """waitress's own refusals (a body over the limit, a malformed request) in the API's
     JSON envelope rather than its plain-text page."""
-    import json
 
     from waitress.channel import HTTPChannel
     from waitress.task import ErrorTask
@@ -130,6 +131,20 @@ def alert_evaluator(engine: Engine) -> Any:
     return AlertEvaluator(engine, EmailService(engine).send)
 
 
+def report_state(state_dir: Path, engine: Engine, stop: threading.Event) -> None:
+    """For the supervisor of `synthbox start`: every second, that this child is up, and
+    how many jobs it has done (a child that stops writing is replaced)."""
+    path = state_dir / f"{os.getpid()}.json"
+    while not stop.is_set():
+        done = sum(h.runner.jobs_done for h in engine.queues.values() if h.runner)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"pid": os.getpid(), "instance": engine.instance_id,
+                                         "ready": True, "jobsDone": done,
+                                         "at": time.time()}))
+        temporary.replace(path)
+        stop.wait(1.0)
+
+
 def listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything else starts so a busy port fails fast."""
     where = f"port {port} on {host}"
@@ -149,7 +164,13 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(settings: Settings) -> int:
     configure_logging(settings)
-    sock = listen(settings.host, settings.port) if settings.web else None
+    inherited = os.environ.get("SYNTHBOX_LISTEN_FD")  # a child of `synthbox start`
+    if not settings.web:
+        sock = None
+    elif inherited:
+        sock = socket.socket(fileno=int(inherited))
+    else:
+        sock = listen(settings.host, settings.port)
     engine = Engine(settings)
     stop = threading.Event()
     first_signal_at: list[float] = []
@@ -197,6 +218,10 @@ def serve(settings: Settings) -> int:
         http_thread.start()
     show_start_block(settings, engine, url)
     notify("READY=1")
+    state_dir = os.environ.get("SYNTHBOX_STATE_DIR")
+    if state_dir:
+        threading.Thread(target=report_state, args=(Path(state_dir), engine, stop),
+                         name="state", daemon=True).start()
     start_watchdog(stop, lambda: "ok" == engine.readiness()["records"])
 
     while not stop.wait(1.0):

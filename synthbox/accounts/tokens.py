@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -55,13 +57,20 @@ def create_token(name: Any, scopes: Any, actor: str, address: str = "",
 
 
 def adopt_bootstrap_token(data_path: Path) -> None:
-    """The admin token written at first start becomes the API token `bootstrap` (admin)."""
+    """The admin token written at first start becomes the API token `bootstrap` (admin);
+    on another host sharing the records, `bootstrap-<host>-<digest>`."""
     value, _ = read_or_create_secret(data_path, ADMIN_TOKEN_FILE)
     digest = _digest(value)
-    if ApiToken.select().where((ApiToken.name == BOOTSTRAP) | (ApiToken.token_hash == digest)
-                               ).exists():
+    if ApiToken.select().where(ApiToken.token_hash == digest).exists():
         return
-    create_token(BOOTSTRAP, ["admin"], "system", value=value)
+    name = BOOTSTRAP
+    if ApiToken.select().where(ApiToken.name == BOOTSTRAP).exists():
+        host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower())[:40]
+        name = f"{BOOTSTRAP}-{host}-{digest[:6]}"
+    try:
+        create_token(name, ["admin"], "system", value=value)
+    except Conflict:
+        pass  # another process of this host adopted it first
 
 
 def authenticate_token(value: str) -> Principal | None:

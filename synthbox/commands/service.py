@@ -17,7 +17,10 @@ from synthbox.config import load_settings
               help="Write the tree under this folder instead (no user, no systemd).")
 @click.option("--binary", default=None, help="The file to install (default: this binary).")
 @click.option("--overwrite-config", is_flag=True, help="Replace an existing synthbox.toml.")
-def install_command(root_dir: str, binary: str | None, overwrite_config: bool) -> None:
+@click.option("--cluster", is_flag=True,
+              help="Run the cluster supervisor (synthbox start) instead of one serve.")
+def install_command(root_dir: str, binary: str | None, overwrite_config: bool,
+                    cluster: bool) -> None:
     """Install this binary as the synthbox systemd service, and start it."""
     from pathlib import Path
 
@@ -29,7 +32,7 @@ def install_command(root_dir: str, binary: str | None, overwrite_config: bool) -
     source = Path(binary) if binary else Path(sys.executable)
     root = Path(root_dir)
     try:
-        for line in install(root, source, overwrite_config):
+        for line in install(root, source, overwrite_config, cluster):
             click.echo(line)
     except InstallError as exc:
         raise BadInput(str(exc)) from None

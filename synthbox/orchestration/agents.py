@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -185,9 +184,9 @@ def command_line(config: dict[str, Any]) -> tuple[list[str], bool]:
 
 def python_agent_argv(entry_point: str) -> list[str]:
     """This program, asked to run one `synthbox.agents` entry point in a child process."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, "run-agent", entry_point]
-    return [sys.executable, "-m", "synthbox", "run-agent", entry_point]
+    from synthbox.paths import self_command
+
+    return self_command("run-agent", entry_point)
 
 
 def _child_environment(extra: dict[str, str]) -> dict[str, str]:

@@ -78,6 +78,8 @@ class Orchestration:
             raise
         if failed:
             error = (f"{len(failed)} of {len(agents)} agents failed: {', '.join(failed)}")
+            if self.job.cancelled.is_set():  # the job's own time ran out, not the agents'
+                error = f"timed out after {self.job.timeout:g} s"
             self._finish(run, "failed", {**result, "error": error}, error)
             raise AgentsFailed(error)
         self._finish(run, "succeeded", result, None)

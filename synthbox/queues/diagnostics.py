@@ -3,7 +3,9 @@
 - `noop`: does nothing;
 - `sleep` `{"seconds": s}`: waits s seconds, reporting 50% progress half-way (stops early
   when the job times out);
-- `fail` `{"times": n, "message": m}`: fails its first n attempts, then succeeds.
+- `fail` `{"times": n, "message": m}`: fails its first n attempts, then succeeds;
+- `hold` `{"megabytes": m, "seconds": s}`: holds m MB of memory for s seconds (to check
+  `max_memory_restart`).
 """
 
 from __future__ import annotations
@@ -43,9 +45,21 @@ def fail(job: JobContext) -> dict[str, Any]:
     return {"succeededOnAttempt": job.attempt}
 
 
+def hold(job: JobContext) -> dict[str, Any]:
+    data = job.data if isinstance(job.data, dict) else {}
+    megabytes, seconds = data.get("megabytes", 10), data.get("seconds", 1)
+    if isinstance(megabytes, bool) or not isinstance(megabytes, int) or not 0 < megabytes <= 4096:
+        raise JobOptionError("data.megabytes", "must be a whole number from 1 to 4096")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise JobOptionError("data.seconds", "must be a number of seconds, 0 or more")
+    block = b"x" * (megabytes * 1024 * 1024)  # written, so resident
+    job.sleep(seconds)
+    return {"held": len(block) >> 20}
+
+
 DIAGNOSTICS = QueueSpec(
     name="diagnostics",
-    handlers={"noop": noop, "sleep": sleep, "fail": fail},
+    handlers={"noop": noop, "sleep": sleep, "fail": fail, "hold": hold},
     concurrency=8,
     attempts=1,
     backoff_type="exponential",

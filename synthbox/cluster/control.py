@@ -1,0 +1,99 @@
+"""The supervisor's control socket: `<data-dir>/synthbox.sock`, mode 0600, one JSON
+request and one JSON answer per connection."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SOCKET_NAME = "synthbox.sock"
+
+
+class NoSupervisor(RuntimeError):
+    pass
+
+
+def socket_path(data_path: Path) -> Path:
+    return data_path / SOCKET_NAME
+
+
+class ControlServer:
+    def __init__(self, data_path: Path, handle: Callable[[dict[str, Any]], dict[str, Any]]):
+        self.path = socket_path(data_path)
+        self.handle = handle
+        if self.path.exists():
+            try:
+                request(data_path, {"command": "ping"}, timeout=2)
+            except NoSupervisor:
+                self.path.unlink()  # left by a supervisor that died
+            else:
+                raise RuntimeError(f"a supervisor already runs on {data_path}")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        previous = os.umask(0o177)
+        try:
+            self.sock.bind(str(self.path))
+        finally:
+            os.umask(previous)
+        os.chmod(self.path, 0o600)
+        self.sock.listen(16)
+        self.thread = threading.Thread(target=self._serve, name="control", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                answer = self.handle(json.loads(data or b"{}"))
+            except Exception as exc:  # a bad request is answered, not fatal
+                answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            try:
+                conn.sendall(json.dumps(answer).encode() + b"\n")
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def request(data_path: Path, message: dict[str, Any], timeout: float = 120.0
+            ) -> dict[str, Any]:
+    path = socket_path(data_path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise NoSupervisor(f"no supervisor runs on {data_path} (start one with "
+                               "`synthbox start -i N`)") from None
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    if not data:
+        raise NoSupervisor(f"the supervisor on {data_path} is stopping")
+    return json.loads(data)
