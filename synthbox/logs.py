@@ -13,9 +13,11 @@ import logging.handlers
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from synthbox.config import SETTINGS, Settings, masked
+from synthbox.secrets import ADMIN_TOKEN_FILE
 
 # what a LogRecord holds of its own; anything else on a record came from `extra=`
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message",
@@ -34,18 +36,28 @@ def event(name: str, **fields: Any) -> dict[str, Any]:
 
 
 class ScrubSecrets(logging.Filter):
-    def __init__(self, secrets: list[str]):
+    def __init__(self, secrets: list[str], secret_files: tuple[Path, ...] = ()):
         super().__init__()
         self.secrets = [s for s in secrets if s]
+        self.pending = list(secret_files)  # read once they exist (made at first start)
 
     def scrub(self, text: str) -> str:
+        for path in list(self.pending):
+            try:
+                self.secrets.append(path.read_text().strip())
+                self.pending.remove(path)
+            except OSError:
+                pass
         text = _TOKENS.sub("********", masked(text))
         for secret in self.secrets:
             text = text.replace(secret, "********")
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: the line says so, the caller goes on
+            message = f"{record.msg!r} (could not be formatted with its arguments)"
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         record.msg, record.args = self.scrub(message), None
@@ -54,6 +66,8 @@ class ScrubSecrets(logging.Filter):
         for name, value in _extras(record).items():
             if isinstance(value, str):
                 setattr(record, name, self.scrub(value))
+            elif isinstance(value, dict | list | tuple):
+                setattr(record, name, json.loads(self.scrub(json.dumps(value, default=str))))
         return True
 
 
@@ -82,7 +96,9 @@ def configure(settings: Settings) -> None:
         root.removeHandler(handler)
     formatter: logging.Formatter = (JsonFormatter() if settings.log_format == "json"
                                     else logging.Formatter(TEXT_FORMAT))
-    scrub = ScrubSecrets([settings.values[s.name] for s in SETTINGS if s.secret])
+    # the admin token has no telling prefix: masked by its value
+    scrub = ScrubSecrets([settings.values[s.name] for s in SETTINGS if s.secret],
+                         (settings.data_path / ADMIN_TOKEN_FILE,))
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if settings.log_file:
         handlers.append(logging.handlers.RotatingFileHandler(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from peewee import (
     BigAutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     CompositeKey,
@@ -107,13 +108,13 @@ class QueueMinute(BaseModel):
 
     queue = CharField(max_length=64)
     minute = IntegerField()  # Unix time // 60
-    completed = IntegerField(default=0)
-    failed = IntegerField(default=0)  # failed for good
+    completed = BigIntegerField(default=0)
+    failed = BigIntegerField(default=0)  # failed for good
     wait_ms = DoubleField(default=0)  # summed time from due to pickup
-    picked = IntegerField(default=0)
-    retried = IntegerField(default=0)  # failed attempts with attempts left
-    stalled = IntegerField(default=0)
-    rate_limited = IntegerField(default=0)  # claims the rate limit turned down
+    picked = BigIntegerField(default=0)
+    retried = BigIntegerField(default=0)  # failed attempts with attempts left
+    stalled = BigIntegerField(default=0)
+    rate_limited = BigIntegerField(default=0)  # claims the rate limit turned down
 
     class Meta:
         primary_key = CompositeKey("queue", "minute")  # minute 0: everything pruned
@@ -126,7 +127,7 @@ class JobHistogram(BaseModel):
     queue = CharField(max_length=64)
     metric = CharField(max_length=16)
     bucket = IntegerField()
-    n = IntegerField(default=0)
+    n = BigIntegerField(default=0)
     total = DoubleField(default=0)
 
     class Meta:

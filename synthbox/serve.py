@@ -135,13 +135,21 @@ def report_state(state_dir: Path, engine: Engine, stop: threading.Event) -> None
     """For the supervisor of `synthbox start`: every second, that this child is up, and
     how many jobs it has done (a child that stops writing is replaced)."""
     path = state_dir / f"{os.getpid()}.json"
+    supervisor = os.getppid()
     while not stop.is_set():
+        if os.getppid() != supervisor:  # the supervisor died (kill -9): no orphans
+            log.warning("the supervisor is gone; stopping", extra=event("stopping"))
+            stop.set()
+            return
         done = sum(h.runner.jobs_done for h in engine.queues.values() if h.runner)
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"pid": os.getpid(), "instance": engine.instance_id,
-                                         "ready": True, "jobsDone": done,
-                                         "at": time.time()}))
-        temporary.replace(path)
+        try:
+            temporary.write_text(json.dumps({"pid": os.getpid(),
+                                             "instance": engine.instance_id, "ready": True,
+                                             "jobsDone": done, "at": time.time()}))
+            temporary.replace(path)
+        except OSError as exc:  # a full disk: said, and tried again
+            log.warning("could not write the state file for the supervisor: %s", exc)
         stop.wait(1.0)
 
 

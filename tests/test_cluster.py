@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -171,6 +172,7 @@ def test_two_instances_serve_and_status_lists_them(clusters):
     assert lines[1].split()[:4] == ["id", "pid", "state", "uptime"]
     assert {int(line.split()[1]) for line in lines[2:]} == pids
     assert all(line.split()[2] == "online" for line in lines[2:])
+    assert stat.S_IMODE((cluster.data_dir / "synthbox.sock").stat().st_mode) == 0o600
     monit = run_cli("monit", "--once", env={"SYNTHBOX_DATA_DIR": str(cluster.data_dir)})
     assert monit.returncode == 0 and str(min(pids)) in monit.stdout
     children = [row["pid"] for row in rows]
@@ -366,3 +368,12 @@ def test_the_service_can_run_the_supervisor(tmp_path):
     assert result.returncode == 0, result.stderr  # under --root, systemctl is not called
     unit = (tmp_path / "root" / "etc/systemd/system/synthbox.service").read_text()
     assert "synthbox start --config /etc/synthbox/synthbox.toml" in unit
+
+
+def test_children_stop_when_their_supervisor_is_killed(clusters):
+    cluster = clusters(2)
+    children = [row["pid"] for row in cluster.online(2)]
+    cluster.process.kill()  # kill -9 of the supervisor
+    cluster.process.wait(10)
+    wait_for(lambda: not any(alive(pid) for pid in children), 20,
+             message="no orphan keeps serving")

@@ -104,6 +104,19 @@ def test_two_instances_sharing_redis_report_the_same_figures(serve_factory, redi
     two.stop()
 
 
+def test_metrics_through_a_proxy_need_a_token(serve_factory):
+    serve = serve_factory({"SYNTHBOX_TRUST_PROXY": "true"})
+    request = urllib.request.Request(f"http://127.0.0.1:{serve.port}/metrics",
+                                     headers={"X-Forwarded-For": "203.0.113.9"})
+    try:
+        urllib.request.urlopen(request, timeout=10)
+        raise AssertionError("answered a proxied scrape without a token")
+    except urllib.error.HTTPError as error:
+        assert error.code == 403
+    assert scrape(serve)[0] == 403, "with trust_proxy, a local-looking client may be anyone"
+    serve.stop()
+
+
 def test_metrics_need_the_token_when_one_is_set(serve_factory):
     remember_secret("metrics-scrape-token-77")
     serve = serve_factory({"SYNTHBOX_METRICS_TOKEN": "metrics-scrape-token-77"})
@@ -190,9 +203,15 @@ def test_alert_rules_through_the_api(serve_factory):
                         ({"name": "x", "kind": "waiting", "webhook": "ftp://x"}, "webhook"),
                         ({"name": "x", "kind": "waiting", "emails": ["not mail"]},
                          "emails[0]"),
-                        ({"name": "Bad Name", "kind": "waiting"}, "name")):
+                        ({"name": "Bad Name", "kind": "waiting"}, "name"),
+                        ({"name": "x", "kind": "waiting", "webhook": "http://[x]/"}, "webhook"),
+                        ({"name": "x", "kind": "instance_silent", "threshold": 300},
+                         "threshold")):
         status, reply = serve.request("POST", "/api/v1/admin/alerts", body)
         assert status == 400 and reply["error"]["field"] == field, reply
+    status, reply = serve.request("POST", "/api/v1/admin/alerts",
+                                  raw=b'{"name": "x", "kind": "waiting", "threshold": NaN}')
+    assert status == 400 and reply["error"]["field"] == "threshold"
     assert serve.request("PATCH", "/api/v1/admin/alerts/from-file",
                          {"threshold": 1})[0] == 409
     status, changed = serve.request("PATCH", "/api/v1/admin/alerts/backlog",

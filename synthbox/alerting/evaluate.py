@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,16 +39,22 @@ class AlertEvaluator:
     def check_all(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         for rule in AlertRule.select().where(AlertRule.enabled):
-            value = self.measure(rule, now)
-            firing = value > (0 if rule.kind == "instance_silent" else rule.threshold)
-            if firing == rule.firing:
-                if value != rule.value:
-                    AlertRule.update(value=value).where(AlertRule.id == rule.id).execute()
-                continue
-            won = AlertRule.update(firing=firing, value=value, changed_at=now).where(
-                (AlertRule.id == rule.id) & (AlertRule.firing == rule.firing)).execute()
-            if won:
-                self.announce(rule, firing, value, now)
+            try:
+                self._check(rule, now)
+            except Exception:  # one broken rule does not silence the others
+                log.exception("alert rule %s could not be checked", rule.name)
+
+    def _check(self, rule: AlertRule, now: float) -> None:
+        value = self.measure(rule, now)
+        firing = value > (0 if rule.kind == "instance_silent" else rule.threshold)
+        if firing == rule.firing:
+            if value != rule.value:
+                AlertRule.update(value=value).where(AlertRule.id == rule.id).execute()
+            return
+        won = AlertRule.update(firing=firing, value=value, changed_at=now).where(
+            (AlertRule.id == rule.id) & (AlertRule.firing == rule.firing)).execute()
+        if won:
+            self.announce(rule, firing, value, now)
 
     def measure(self, rule: AlertRule, now: float) -> float:
         engine = self.engine
@@ -79,20 +86,27 @@ class AlertEvaluator:
                    "value": value, "threshold": rule.threshold, "message": message,
                    "at": int(now * 1000)}
         deliveries = []
-        if rule.webhook:
-            deliveries.append(self._post(rule.webhook, payload))
         emails = json.loads(rule.emails)
         if emails and self.send_email is not None:
-            try:
+            try:  # durable: the email queue delivers it
                 sent = self.send_email({"to": emails, "subject": f"[SynthBox] {message}",
                                         "text": json.dumps(payload, indent=2)})
                 deliveries.append(f"email {sent['id']} queued")
             except Exception as exc:  # no mail_from, a bad address: said in the history
                 deliveries.append(f"email not queued: {exc}")
-        AlertEvent.create(rule=rule.name, state=state, value=value, message=message,
-                          delivery="; ".join(deliveries), at=now)
+        record = AlertEvent.create(rule=rule.name, state=state, value=value, message=message,
+                                   delivery="; ".join(deliveries), at=now)
         (log.warning if firing else log.info)(
             message, extra=event(f"alert {state}", alert=rule.name, queue=rule.queue))
+        if rule.webhook:  # off the maintenance loop: a slow receiver delays nothing
+            threading.Thread(target=self._deliver, args=(record.id, rule.webhook, payload,
+                                                         deliveries), daemon=True).start()
+
+    def _deliver(self, event_id: int, url: str, payload: dict[str, Any],
+                 deliveries: list[str]) -> None:
+        answer = self._post(url, payload)
+        AlertEvent.update(delivery="; ".join([answer, *deliveries])).where(
+            AlertEvent.id == event_id).execute()
 
     @staticmethod
     def _post(url: str, payload: dict[str, Any]) -> str:

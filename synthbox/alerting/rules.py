@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from typing import Any
@@ -68,14 +69,24 @@ def check(payload: Any, queues: list[str], prefix: str = "",
     for key in ("threshold", "window"):
         if key in payload:
             number = payload[key]
-            if isinstance(number, bool) or not isinstance(number, int | float) or number < 0 \
+            if isinstance(number, bool) or not isinstance(number, int | float) \
+                    or not math.isfinite(number) or number < 0 \
                     or (key == "window" and not 1 <= number <= 7 * 86400):
                 raise InputError(prefix + key, "must be a number, 0 or more" if key ==
                                  "threshold" else "must be 1 to 604800 seconds")
             fields[key] = float(number)
+    if fields.get("kind") == "instance_silent" and fields.get("threshold", 60) > 240:
+        raise InputError(prefix + "threshold", "must be at most 240 seconds for "
+                                               "instance_silent (silent instances are "
+                                               "forgotten after 300 s)")
     if "webhook" in payload:
         url = payload["webhook"]
-        parts = urlsplit(url) if isinstance(url, str) else None
+        try:
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is not None:
+                parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            parts = None
         if url is not None and (parts is None or parts.scheme not in ("http", "https")
                                 or not parts.hostname):
             raise InputError(prefix + "webhook", "must be an http:// or https:// URL")
@@ -143,14 +154,21 @@ def sync_config(rules: list[Any], queues: list[str]) -> None:
     the file go. Their state (firing or not) is kept across restarts."""
     checked = [check(rule, queues, f"alerts[{i}].") for i, rule in enumerate(rules)]
     names = [rule["name"] for rule in checked]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise InputError(f"alerts[{i}].name", f"{name!r} names two rules")
     with AlertRule._meta.database.atomic():
         AlertRule.delete().where((AlertRule.source == "config")
                                  & AlertRule.name.not_in(names or [""])).execute()
         for fields in checked:
-            fields.setdefault("threshold", KINDS[fields["kind"]][1])
-            existing = AlertRule.get_or_none(AlertRule.name == fields["name"])
-            if existing is None:
-                AlertRule.create(**fields, source="config", created_at=time.time())
-            else:
-                AlertRule.update(**fields, source="config").where(
-                    AlertRule.id == existing.id).execute()
+            # every field, so one removed from the file goes back to its default
+            full = {"queue": None, "window": 60.0, "webhook": None, "emails": "[]",
+                    "enabled": True, "threshold": KINDS[fields["kind"]][1], **fields}
+            updated = AlertRule.update(**full, source="config").where(
+                AlertRule.name == full["name"]).execute()
+            if not updated:
+                try:
+                    with AlertRule._meta.database.atomic():
+                        AlertRule.create(**full, source="config", created_at=time.time())
+                except IntegrityError:
+                    pass  # another instance starting at the same moment made it

@@ -37,6 +37,10 @@ class ControlServer:
         previous = os.umask(0o177)
         try:
             self.sock.bind(str(self.path))
+        except OSError as exc:
+            self.sock.close()
+            raise RuntimeError(f"cannot make the control socket {self.path} ({exc.strerror}); "
+                               "a shorter data_dir path helps") from None
         finally:
             os.umask(previous)
         os.chmod(self.path, 0o600)
@@ -84,7 +88,7 @@ def request(data_path: Path, message: dict[str, Any], timeout: float = 120.0
         sock.settimeout(timeout)
         try:
             sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionRefusedError, OSError):
             raise NoSupervisor(f"no supervisor runs on {data_path} (start one with "
                                "`synthbox start -i N`)") from None
         sock.sendall(json.dumps(message).encode() + b"\n")

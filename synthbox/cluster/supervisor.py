@@ -34,6 +34,7 @@ class Slot:
         self.restarts = 0
         self.unstable = 0  # crashes at start in a row
         self.restart_at = 0.0
+        self.replace_after = 0.0  # a failed replacement is not tried again at once
 
 
 class Supervisor:
@@ -66,6 +67,7 @@ class Supervisor:
                                              else str(value))
         if self.settings.config_file:
             env["SYNTHBOX_CONFIG"] = str(self.settings.config_file)
+        env["SYNTHBOX_LOG_FILE"] = ""  # their output is captured into instance logs
         env.update(self.options.env)
         return env
 
@@ -120,8 +122,11 @@ class Supervisor:
 
     # -- commands -------------------------------------------------------------------------
 
-    def scale(self, target: int, reason: str = "command") -> int:
+    def scale(self, target: int | str, reason: str = "command") -> int:
+        """To `target` instances, or by it when it is "+N" or "-N"."""
         with self.lock:
+            if isinstance(target, str):
+                target = len(self.slots) + int(target)
             target = max(1, min(target, 64))
             while len(self.slots) < target:
                 self._add_slot()
@@ -173,11 +178,9 @@ class Supervisor:
                     "autoscale": self.options.autoscale is not None}
         if command == "scale":
             value = str(message.get("instances", ""))
-            with self.lock:
-                current = len(self.slots)
-            target = (current + int(value) if value[:1] in "+-" and value[1:].isdigit()
-                      else instance_count(value))
-            return {"ok": True, "instances": self.scale(target)}
+            relative = value[:1] in "+-" and value[1:].isascii() and value[1:].isdigit()
+            return {"ok": True,
+                    "instances": self.scale(value if relative else instance_count(value))}
         if command == "reload":
             return self.reload()
         if command == "restart":
@@ -232,18 +235,20 @@ class Supervisor:
         if age is not None and age > self.options.heartbeat_timeout:
             log.error("instance %d: pid %d silent for %.0f s; replacing it", slot.number,
                       child.pid, age)
-            child.kill()
-            child.wait(5)
+            child.terminate()
+            if not child.wait(5):
+                child.kill()
+                child.wait(5)
             child.forget()
             slot.child, slot.state = self._spawn(slot), "starting"
             slot.restarts += 1
             return
         limit = self.options.max_memory_restart
-        if limit:
+        if limit and time.time() >= slot.replace_after:
             _, memory = child.usage()
-            if memory > limit:
-                self._replace(slot, f"memory {memory >> 20} MB over max_memory_restart "
-                                    f"{limit >> 20} MB")
+            if memory > limit and not self._replace(
+                    slot, f"memory {memory >> 20} MB over max_memory_restart {limit >> 20} MB"):
+                slot.replace_after = time.time() + 60
 
     # -- running --------------------------------------------------------------------------
 
@@ -275,9 +280,12 @@ class Supervisor:
         start_watchdog(self.stopping, lambda: any(s.state == "online" for s in self.slots))
         try:
             while not self.stopping.wait(0.25):
-                self.check()
-                if self._scaler is not None:
-                    self._scaler.tick()
+                try:
+                    self.check()
+                    if self._scaler is not None:
+                        self._scaler.tick()
+                except Exception:  # a database blip, a full disk: log, go on
+                    log.exception("supervisor check failed; trying again")
         finally:
             self.shutdown()
             control.close()

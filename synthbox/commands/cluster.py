@@ -175,9 +175,10 @@ def logs_command(follow: bool, lines: int, instance: int | None, **options: Any)
     merged = []
     for path in files:
         tag = path.stem.removeprefix("instance-")
-        for line in path.read_text(errors="replace").splitlines()[-max(lines, 0):]:
+        for line in (path.read_text(errors="replace").splitlines()[-lines:] if lines > 0
+                     else []):
             merged.append((line[:23], tag, line))
-    for _, tag, line in sorted(merged, key=lambda m: m[0])[-max(lines, 0):]:
+    for _, tag, line in (sorted(merged, key=lambda m: m[0])[-lines:] if lines > 0 else []):
         click.echo(f"[{tag}] {line}")
     if not follow:
         return

@@ -21,12 +21,12 @@ def render(engine: Any) -> str:
     backends = engine.backends()
     lines = [f"SynthBox top  {time.strftime('%H:%M:%S')}   records: {backends['records']}",
              f"transport: {backends['transport']}", ""]
-    header = f"{'queue':<16}" + "".join(f"{s:>11}" for s in STATES) + f"{'done/min':>10}" \
-        f"{'failed/min':>11}"
+    header = f"{'queue':<16}" + "".join(f"{s:>11}" for s in STATES) + f"{'done 2m':>10}" \
+        f"{'failed 2m':>11}"
     lines += [header, "-" * len(header)]
     for queue in figures["queues"]:
         stats = queue["stats"]
-        # the last full minute and this one
+        # the last full minute and this one ("2m")
         recent = [r for r in engine.store.minutes(int(time.time() // 60) - 1)
                   if r[0] == queue["name"]]
         done, failed = sum(r[2] for r in recent), sum(r[3] for r in recent)

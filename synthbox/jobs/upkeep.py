@@ -128,7 +128,10 @@ class Upkeep:
             if now >= next_retention:
                 next_retention = now + RETENTION_EVERY
                 self.forget_silent_instances()
-                self.store.forget_minutes(int(time.time() // 60) - MINUTES_KEPT)
+                try:
+                    self.store.forget_minutes(int(time.time() // 60) - MINUTES_KEPT)
+                except Exception:
+                    log.exception("could not fold old per-minute counts")
 
     def recover_stalled(self, runner: QueueRunner) -> None:
         spec = runner.spec

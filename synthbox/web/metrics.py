@@ -1,5 +1,5 @@
 """GET /metrics: Prometheus text. With `metrics_token` set, a Bearer token must match it
-(401 otherwise); without one, only loopback clients are answered."""
+(401 otherwise); without one, only loopback clients that come through no proxy."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def metrics() -> Any:
             return Response("metrics: send 'Authorization: Bearer <metrics_token>'\n", 401,
                             {"WWW-Authenticate": 'Bearer realm="metrics"'},
                             mimetype="text/plain")
-    elif not _loopback(request.remote_addr):
-        return Response("metrics: set metrics_token to scrape from another host\n", 403,
-                        mimetype="text/plain")
+    elif (engine.settings.trust_proxy or "X-Forwarded-For" in request.headers
+          or "Forwarded" in request.headers or not _loopback(request.remote_addr)):
+        # behind a proxy every client may look like loopback: only a token will do
+        return Response("metrics: set metrics_token to scrape from another host or "
+                        "through a proxy\n", 403, mimetype="text/plain")
     return Response(render(engine), mimetype="text/plain; version=0.0.4")
