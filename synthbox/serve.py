@@ -131,6 +131,22 @@ def alert_evaluator(engine: Engine) -> Any:
     return AlertEvaluator(engine, EmailService(engine).send)
 
 
+def drain_http(server: Any, timeout: float = 10.0) -> None:
+    """Stop accepting connections (in cluster mode the other instances keep the shared
+    port open), then let the requests already accepted finish before going on."""
+    from waitress import wasyncore
+    from waitress.channel import HTTPChannel
+
+    def busy(channel: Any) -> bool:  # an idle keep-alive connection holds nothing up
+        return isinstance(channel, HTTPChannel) and bool(
+            channel.requests or channel.request is not None or channel.total_outbufs_len)
+
+    wasyncore.dispatcher.close(server)  # the listener only; the loop and its trigger go on
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(busy(c) for c in list(server._map.values())):
+        time.sleep(0.05)
+
+
 def report_state(state_dir: Path, engine: Engine, stop: threading.Event) -> None:
     """For the supervisor of `synthbox start`: every second, that this child is up, and
     how many jobs it has done (a child that stops writing is replaced)."""
@@ -235,6 +251,8 @@ def serve(settings: Settings) -> int:
     while not stop.wait(1.0):
         pass
     notify("STOPPING=1")
+    if server is not None:
+        drain_http(server)
     engine.stop()
     if server is not None:
         server.close()
