@@ -7,13 +7,13 @@ import math
 import re
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from peewee import IntegrityError
 
 from synthbox.accounts.paging import page_by_id
 from synthbox.alerting.models import AlertEvent, AlertRule
 from synthbox.errors import Conflict, InputError, NotFound
+from synthbox.inputs import http_url
 from synthbox.mail.addresses import address
 
 # kind: (what the value is, default threshold, whether `window` applies)
@@ -81,16 +81,7 @@ def check(payload: Any, queues: list[str], prefix: str = "",
                                                "forgotten after 300 s)")
     if "webhook" in payload:
         url = payload["webhook"]
-        try:
-            parts = urlsplit(url) if isinstance(url, str) else None
-            if parts is not None:
-                parts.port  # noqa: B018 - raises ValueError for a bad port
-        except ValueError:
-            parts = None
-        if url is not None and (parts is None or parts.scheme not in ("http", "https")
-                                or not parts.hostname):
-            raise InputError(prefix + "webhook", "must be an http:// or https:// URL")
-        fields["webhook"] = url
+        fields["webhook"] = None if url is None else http_url(url, prefix + "webhook")
     if "emails" in payload:
         emails = payload["emails"] or []
         if not isinstance(emails, list) or len(emails) > 20:

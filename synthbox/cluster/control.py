@@ -59,13 +59,7 @@ class ControlServer:
     def _answer(self, conn: socket.socket) -> None:
         with conn:
             try:
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                answer = self.handle(json.loads(data or b"{}"))
+                answer = self.handle(json.loads(_read_line(conn) or b"{}"))
             except Exception as exc:  # a bad request is answered, not fatal
                 answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             try:
@@ -92,12 +86,18 @@ def request(data_path: Path, message: dict[str, Any], timeout: float = 120.0
             raise NoSupervisor(f"no supervisor runs on {data_path} (start one with "
                                "`synthbox start -i N`)") from None
         sock.sendall(json.dumps(message).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = _read_line(sock)
     if not data:
         raise NoSupervisor(f"the supervisor on {data_path} is stopping")
     return json.loads(data)
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    """One message: bytes up to a newline, or to the end of the connection."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data

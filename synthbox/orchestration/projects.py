@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from peewee import IntegrityError
 
 from synthbox.errors import Conflict, InputError, NotFound
+from synthbox.inputs import http_url
 from synthbox.jobs.service import JOB_ID
 from synthbox.orchestration import checks
 from synthbox.orchestration.agents import ENTRY_POINT_GROUP
@@ -220,15 +221,7 @@ def check_config(kind: str, raw: Any) -> dict[str, Any]:
     config = checks.json_object(raw, "config")
     if kind == "http":
         checks.known_fields(config, ("url", "headers"), "config.")
-        url = config.get("url")
-        try:
-            parts = urlsplit(url) if isinstance(url, str) else None
-            if parts is not None:
-                parts.port  # noqa: B018 - raises ValueError for a bad port
-        except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InputError("config.url", "must be an http:// or https:// URL")
+        url = http_url(config.get("url"), "config.url")
         return {"url": url, "headers": checks.string_map(config.get("headers"),
                                                          "config.headers")}
     if kind == "command":
