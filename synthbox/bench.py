@@ -2,7 +2,8 @@
 
 Figures: enqueue jobs/s (one `add()` at a time), drain jobs/s (a pre-filled queue to
 empty), pickup latency p50/p99 (enqueue to claim, at 100 jobs/s with workers idle),
-and the process's peak RSS. Records always go to a temporary SQLite file; the Redis
+and the process's peak RSS. Records go to a temporary SQLite file (or, with
+`--records-url`, a PostgreSQL database you give it); the Redis
 transport uses REDIS_URL (or 127.0.0.1:6379) under keys of its own, so a bench never
 touches a running deployment's jobs.
 """
@@ -35,11 +36,12 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
-def measure(settings: Settings, backend: str, jobs: int, progress: bool = False) -> dict[str, Any]:
+def measure(settings: Settings, backend: str, jobs: int, progress: bool = False,
+            records_url: str = "") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="synthbox-bench-") as tmp:
         values = dict(settings.values)
         values["data_dir"] = tmp
-        values["database_url"] = ""
+        values["database_url"] = records_url
         values["queues"] = {"diagnostics": {"concurrency": 8}}
         if backend == "redis":
             values["redis_url"] = settings.redis_url or "redis://127.0.0.1:6379/0"
@@ -105,12 +107,14 @@ def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[st
     }
 
 
-def run_bench(settings: Settings, backend: str, jobs: int, as_json: bool) -> int:
+def run_bench(settings: Settings, backend: str, jobs: int, as_json: bool,
+              records_url: str = "") -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("huey").setLevel(logging.ERROR)
-    figures = measure(settings, backend, jobs, progress=sys.stderr.isatty() and not as_json)
+    figures = measure(settings, backend, jobs, progress=sys.stderr.isatty() and not as_json,
+                      records_url=records_url)
     if as_json:
         click.echo(json.dumps(figures))
     else:

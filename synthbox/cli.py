@@ -214,14 +214,18 @@ def doctor(**options: Any) -> None:
               show_default=True, help="The queue transport to measure.")
 @click.option("--jobs", "job_count", type=click.IntRange(1, 10_000_000), default=20000,
               show_default=True, help="How many no-op jobs to enqueue and drain.")
+@click.option("--records-url", default="",
+              help="Records in this PostgreSQL database instead of a temporary SQLite file "
+                   "(give it a throwaway database: the bench's jobs stay there).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @settings_options
-def bench(backend: str, job_count: int, as_json: bool, **options: Any) -> None:
+def bench(backend: str, job_count: int, records_url: str, as_json: bool,
+          **options: Any) -> None:
     """Measure enqueue and drain rates, pickup latency and memory with the real engine."""
     from synthbox.bench import run_bench
 
     settings = resolve_settings(options)
-    sys.exit(run_bench(settings, backend, job_count, as_json))
+    sys.exit(run_bench(settings, backend, job_count, as_json, records_url))
 
 
 for group in (accounts.users_group, accounts.tokens_group, mail.email_group,
