@@ -188,6 +188,9 @@ def test_sigterm_leaves_no_job_active(serve_factory, tmp_path):
     status, reply = server.request("POST", "/api/v1/queues/diagnostics/jobs/bulk", {"jobs": jobs})
     assert status == 201
     wait_for(lambda: counts(data).get("active", 0) == 3, message="three active jobs")
+    # running, not only claimed (a job claimed but not started is handed back unstalled)
+    wait_for(lambda: Records(data).query("SELECT COUNT(*) FROM job_log")[0][0] == 3,
+             message="three jobs running their handler")
     started = time.monotonic()
     server.signal(signal.SIGTERM)
     assert server.process.wait(15) == 0
