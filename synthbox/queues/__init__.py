@@ -9,7 +9,7 @@ from synthbox.queues.diagnostics import DIAGNOSTICS
 
 def register_builtin_queues(registry: QueueRegistry, settings: Settings) -> None:
     from synthbox.mail.service import email_queue_spec
-    from synthbox.orchestration.queue import orchestration_queue_spec
+    from synthbox.orchestration.definition import orchestration_queue_spec
 
     registry.register(DIAGNOSTICS)
     registry.register(email_queue_spec(settings))
