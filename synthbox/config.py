@@ -132,9 +132,12 @@ def _parse_log_level(raw: Any) -> str:
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 
 
+MASK = "********"  # what is shown in place of a secret
+
+
 def masked(value: Any) -> str:
-    """A setting's value as it may be shown: passwords inside URLs replaced by ********."""
-    return _URL_PASSWORD.sub(r"\1********@", str(value))
+    """A setting's value as it may be shown: passwords inside URLs replaced by MASK."""
+    return _URL_PASSWORD.sub(rf"\1{MASK}@", str(value))
 
 
 @dataclass(frozen=True)

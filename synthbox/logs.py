@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synthbox.config import SETTINGS, Settings, masked
+from synthbox.config import MASK, SETTINGS, Settings, masked
 from synthbox.secrets import ADMIN_TOKEN_FILE
 
 # what a LogRecord holds of its own; anything else on a record came from `extra=`
@@ -48,9 +48,9 @@ class ScrubSecrets(logging.Filter):
                 self.pending.remove(path)
             except OSError:
                 pass
-        text = _TOKENS.sub("********", masked(text))
+        text = _TOKENS.sub(MASK, masked(text))
         for secret in self.secrets:
-            text = text.replace(secret, "********")
+            text = text.replace(secret, MASK)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -105,5 +105,4 @@ def render(engine: Engine) -> bytes:
 
 def describe(engine: Engine) -> dict[str, Any]:
     """The figures `synthbox top` shows (the same sources as the metrics)."""
-    return {"queues": engine.overview(), "totals": engine.store.totals(),
-            "instances": engine.instances(), "history": engine.history(10, 1)}
+    return {"queues": engine.overview(), "instances": engine.instances()}

@@ -33,7 +33,8 @@ _ROW = "(?, ?, ?, 'waiting', ?, ?, 0, ?, ?, ?, ?, 0, 0, ?, ?)"
 _INSERT_CHUNK = 500
 
 
-def _ms(seconds: float | None) -> int | None:
+def milliseconds(seconds: float | None) -> int | None:
+    """Unix seconds as the API's milliseconds (None stays None)."""
     return None if seconds is None else int(round(seconds * 1000))
 
 
@@ -48,13 +49,13 @@ def job_dict(row: Sequence[Any], now: float | None = None) -> dict[str, Any]:
         "id": str(job_id), "queue": queue, "name": name, "data": json.loads(data),
         "state": state, "priority": priority, "attemptsMade": attempts_made,
         "attempts": attempts_max,
-        "backoff": {"type": backoff_type, "delay": _ms(backoff_delay)},
-        "timeout": _ms(timeout), "jobId": job_key, "stalledCount": stalled_count,
+        "backoff": {"type": backoff_type, "delay": milliseconds(backoff_delay)},
+        "timeout": milliseconds(timeout), "jobId": job_key, "stalledCount": stalled_count,
         "progress": progress,
         "returnvalue": None if result is None else json.loads(result),
         "failedReason": failed_reason,
-        "timestamp": _ms(created_at), "runAt": _ms(run_at),
-        "processedOn": _ms(started_at), "finishedOn": _ms(finished_at),
+        "timestamp": milliseconds(created_at), "runAt": milliseconds(run_at),
+        "processedOn": milliseconds(started_at), "finishedOn": milliseconds(finished_at),
     }
 
 
@@ -211,7 +212,7 @@ class QueueService:
         attempts = self.store.execute(
             "SELECT attempt, started_at, finished_at, error, traceback FROM job_attempt "
             "WHERE job_id=? ORDER BY id", (int(job["id"]),)).fetchall()
-        job["errors"] = [{"attempt": a, "startedOn": _ms(s), "finishedOn": _ms(f),
+        job["errors"] = [{"attempt": a, "startedOn": milliseconds(s), "finishedOn": milliseconds(f),
                           "error": e, "stacktrace": t} for a, s, f, e, t in attempts]
         job["stacktrace"] = [t for *_, t in attempts if t]
         job["logs"] = [line for (line,) in self.store.execute(

@@ -92,9 +92,9 @@ def run_agent(call: AgentCall) -> AgentOutcome:
         if call.kind == "http":
             return _run_http(call)
         if call.kind == "command":
-            return _run_command(call, *command_line(call.config))
+            return _run_command(call, command_line(call.config))
         if call.kind == "python":
-            return _run_command(call, python_agent_argv(call.config["entryPoint"]), False)
+            return _run_command(call, python_agent_argv(call.config["entryPoint"]))
         if call.kind == "repo-scan":
             from synthbox.orchestration.reposcan import scan_repository
 
@@ -174,12 +174,12 @@ def _run_http(call: AgentCall) -> AgentOutcome:
 
 # -- command and python -------------------------------------------------------------------
 
-def command_line(config: dict[str, Any]) -> tuple[list[str], bool]:
-    """(argv, shell) for a `command` agent: a list of arguments, or one shell line when
+def command_line(config: dict[str, Any]) -> list[str]:
+    """A `command` agent's argv: its list of arguments, or its one shell line when
     `shell` is true."""
     if config.get("shell"):
-        return ["/bin/sh", "-c", config["command"]], True
-    return list(config["command"]), False
+        return ["/bin/sh", "-c", config["command"]]
+    return list(config["command"])
 
 
 def python_agent_argv(entry_point: str) -> list[str]:
@@ -277,8 +277,7 @@ def _feed(process: subprocess.Popen[bytes], data: bytes) -> None:
             pass
 
 
-def _run_command(call: AgentCall, argv: list[str], shell: bool) -> AgentOutcome:
-    del shell  # the shell, when asked for, is already argv[0]
+def _run_command(call: AgentCall, argv: list[str]) -> AgentOutcome:
     try:
         code, out, err = run_process(call, argv, json.dumps(call.context).encode(),
                                      _child_environment(call.config.get("env", {})),

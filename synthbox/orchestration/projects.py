@@ -12,9 +12,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from peewee import IntegrityError
 
+from synthbox.config import MASK
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.inputs import http_url
-from synthbox.jobs.service import JOB_ID
+from synthbox.jobs.service import JOB_ID, milliseconds
 from synthbox.orchestration import checks
 from synthbox.orchestration.agents import ENTRY_POINT_GROUP
 from synthbox.orchestration.models import (
@@ -30,7 +31,6 @@ from synthbox.orchestration.models import (
     Task,
 )
 
-MASK = "********"  # header and environment values are never shown again
 PROJECT_FIELDS = ("slug", "name", "repository", "settings")
 AGENT_FIELDS = ("slug", "name", "kind", "config", "enabled", "timeout")
 DEFAULT_AGENT_TIMEOUT = 300.0
@@ -52,15 +52,11 @@ def shown_url(url: str | None) -> str | None:
                        parts.fragment))
 
 
-def _ms(value: float | None) -> int | None:
-    return None if value is None else int(value * 1000)
-
-
 def project_dict(project: Project) -> dict[str, Any]:
     return {"id": str(project.id), "slug": project.slug, "name": project.name,
             "repository": shown_url(project.repository),
             "settings": json.loads(project.settings),
-            "createdAt": _ms(project.created_at)}
+            "createdAt": milliseconds(project.created_at)}
 
 
 def agent_dict(agent: Agent) -> dict[str, Any]:
@@ -72,7 +68,7 @@ def agent_dict(agent: Agent) -> dict[str, Any]:
         config["url"] = shown_url(config["url"])
     return {"id": str(agent.id), "slug": agent.slug, "name": agent.name, "kind": agent.kind,
             "config": config, "enabled": agent.enabled, "timeout": agent.timeout,
-            "createdAt": _ms(agent.created_at)}
+            "createdAt": milliseconds(agent.created_at)}
 
 
 def find_project(ref: str | int) -> Project:

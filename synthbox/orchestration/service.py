@@ -12,7 +12,13 @@ import time
 from typing import Any
 
 from synthbox.errors import InputError, NotFound
-from synthbox.jobs.service import HIGH_PRIORITY, JOB_ID, QueueService, SeedQueueMethods
+from synthbox.jobs.service import (
+    HIGH_PRIORITY,
+    JOB_ID,
+    QueueService,
+    SeedQueueMethods,
+    milliseconds,
+)
 from synthbox.orchestration import checks
 from synthbox.orchestration.models import (
     JOB_TYPES,
@@ -24,7 +30,7 @@ from synthbox.orchestration.models import (
     Suggestion,
     Task,
 )
-from synthbox.orchestration.projects import _ms, find_project
+from synthbox.orchestration.projects import find_project
 
 ORCHESTRATION_QUEUE = "orchestration"
 ORCHESTRATE = "orchestrate"  # the job name
@@ -67,20 +73,20 @@ def run_dict(run: Run) -> dict[str, Any]:
             "triggeredBy": run.triggered_by, "jobType": run.job_type,
             "agentSlug": run.agent_slug, "userId": run.user_id, "state": run.state,
             "result": None if run.result is None else json.loads(run.result),
-            "error": run.error, "createdAt": _ms(run.created_at),
-            "startedAt": _ms(run.started_at), "finishedAt": _ms(run.finished_at)}
+            "error": run.error, "createdAt": milliseconds(run.created_at),
+            "startedAt": milliseconds(run.started_at), "finishedAt": milliseconds(run.finished_at)}
 
 
 def agent_run_dict(row: AgentRun) -> dict[str, Any]:
     return {"id": str(row.id), "attempt": row.attempt, "agentSlug": row.agent_slug,
             "kind": row.kind, "status": row.status, "durationMs": row.duration_ms,
-            "output": row.output, "error": row.error, "startedAt": _ms(row.started_at)}
+            "output": row.output, "error": row.error, "startedAt": milliseconds(row.started_at)}
 
 
 def item_dict(row: Task | Suggestion) -> dict[str, Any]:
     return {"id": str(row.id), "runId": str(row.run_id), "agentSlug": row.agent_slug,
             "title": row.title, "detail": json.loads(row.detail),
-            "createdAt": _ms(row.created_at)}
+            "createdAt": milliseconds(row.created_at)}
 
 
 class OrchestrationService(SeedQueueMethods):

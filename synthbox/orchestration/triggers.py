@@ -32,10 +32,10 @@ from croniter import CroniterBadDateError, croniter
 from peewee import IntegrityError
 
 from synthbox.errors import InputError, NotAllowed, NotFound
-from synthbox.jobs.service import JOB_ID
+from synthbox.jobs.service import JOB_ID, milliseconds
 from synthbox.orchestration import checks
 from synthbox.orchestration.models import Hook, HookDelivery, Project, Schedule
-from synthbox.orchestration.projects import _ms, find_project
+from synthbox.orchestration.projects import find_project
 from synthbox.orchestration.service import OrchestrationService, check_request
 
 log = logging.getLogger("synthbox.orchestration")
@@ -91,7 +91,8 @@ def schedule_dict(schedule: Schedule) -> dict[str, Any]:
     return {"id": str(schedule.id), "cron": schedule.cron, "timezone": schedule.timezone,
             "jobType": schedule.job_type, "agentSlug": schedule.agent_slug,
             "context": json.loads(schedule.context), "enabled": schedule.enabled,
-            "nextRunAt": _ms(schedule.next_run_at), "lastRunAt": _ms(schedule.last_run_at)}
+            "nextRunAt": milliseconds(schedule.next_run_at),
+            "lastRunAt": milliseconds(schedule.last_run_at)}
 
 
 def list_schedules(project_ref: str) -> list[dict[str, Any]]:
@@ -159,7 +160,7 @@ def fire_due_schedules(service: OrchestrationService, now: float | None = None) 
                 continue  # another instance fired this due time
             context = json.loads(schedule.context)
             if late:
-                context = {**context, "catchUp": True, "dueAt": _ms(schedule.next_run_at)}
+                context = {**context, "catchUp": True, "dueAt": milliseconds(schedule.next_run_at)}
             request = {"jobType": schedule.job_type, "context": context}
             if schedule.agent_slug:
                 request["agentSlug"] = schedule.agent_slug
@@ -186,7 +187,8 @@ def hook_dict(hook: Hook, project: Project, secret: str | None = None) -> dict[s
     shown = {"id": str(hook.id), "slug": hook.slug, "jobType": hook.job_type,
              "agentSlug": hook.agent_slug, "enabled": hook.enabled,
              "path": f"/api/v1/hooks/{project.slug}/{hook.slug}",
-             "createdAt": _ms(hook.created_at), "lastDeliveryAt": _ms(hook.last_delivery_at)}
+             "createdAt": milliseconds(hook.created_at),
+             "lastDeliveryAt": milliseconds(hook.last_delivery_at)}
     if secret is not None:
         shown["secret"] = secret  # once, at creation
     return shown

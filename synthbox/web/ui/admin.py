@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, flash, g, request, url_for
 
 from synthbox.accounts import audit, tokens, users
 from synthbox.accounts.principal import SCOPES
-from synthbox.config import SETTINGS, masked
+from synthbox.config import MASK, SETTINGS, masked
 from synthbox.errors import InputError, NotFound
 from synthbox.jobs.service import JOB_ID
 from synthbox.jobs.spec import NOT_OPTIONS
@@ -100,7 +100,7 @@ def audit_page() -> Any:
 def settings_page() -> Any:
     engine = current_app.config["SYNTHBOX_ENGINE"]
     settings = engine.settings
-    rows = [{"name": s.name, "value": ("********" if s.secret and settings.values[s.name]
+    rows = [{"name": s.name, "value": (MASK if s.secret and settings.values[s.name]
                                         else masked(settings.values[s.name])),
              "source": settings.sources.get(s.name, "default"), "help": s.help}
             for s in SETTINGS]
