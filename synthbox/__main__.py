@@ -1,6 +1,6 @@
 """`python -m synthbox`, and the PyInstaller entry point."""
 
-from synthbox.cli import main
+from synthbox.launch import main
 
 if __name__ == "__main__":
     main()

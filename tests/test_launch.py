@@ -1,0 +1,60 @@
+"""The entry point loads only the drivers a process can use (idle RSS, issue 10)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from synthbox.launch import may_use_postgres
+
+
+def mapped_files(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.parametrize(("argv", "env", "config", "expected"), [
+    ([], {}, None, False),
+    (["serve"], {"SYNTHBOX_PORT": "8080", "PATH": "/usr/lib/postgresql/15/bin"}, None, False),
+    (["serve", "--database-url", "postgresql://db/jobs"], {}, None, True),
+    (["serve"], {"DATABASE_URL": "postgres://db/jobs"}, None, True),
+    (["serve"], {"SYNTHBOX_DATABASE_URL": "postgresql://db/jobs"}, None, True),
+    (["serve", "--config", "{config}"], {}, 'database_url = "postgresql://db/jobs"\n', True),
+    (["serve", "--config={config}"], {}, 'database_url = "postgresql://db/jobs"\n', True),
+    (["serve"], {"SYNTHBOX_CONFIG": "{config}"}, 'database_url = "postgresql://x/y"\n', True),
+    (["serve", "--config", "{config}"], {}, 'port = 9000\n', False),
+    (["serve", "--config", "{config}/missing.toml"], {}, None, False),
+])
+def test_the_pg_driver_loads_only_when_the_settings_can_name_it(
+        tmp_path, monkeypatch, argv, env, config, expected):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "synthbox.toml"
+    if config is not None:
+        path.write_text(config)
+    argv = [arg.replace("{config}", str(path)) for arg in argv]
+    env = {k: v.replace("{config}", str(path)) for k, v in env.items()}
+    assert may_use_postgres(argv, env) is expected
+
+
+def test_an_unreadable_config_loads_the_driver_to_be_safe(tmp_path):
+    folder = tmp_path / "synthbox.toml"
+    folder.mkdir()
+    assert may_use_postgres(["--config", str(folder)], {}) is True
+
+
+def test_a_sqlite_serve_maps_neither_libpq_nor_the_rsa_code_and_still_answers(
+        serve_factory, tmp_path):
+    server = serve_factory()
+    maps = mapped_files(server.process.pid)
+    assert "libpq" not in maps
+    assert "cryptography" not in maps  # PyJWT's RSA/EC backend (a Rust extension)
+    status, reply = server.request("GET", "/api/v1/queues")
+    assert status == 200, reply
+
+
+def test_a_pg_serve_loads_its_driver(serve_factory, tmp_path, pg_url):
+    server = serve_factory({"SYNTHBOX_DATABASE_URL": pg_url})
+    assert "libpq" in mapped_files(server.process.pid)
+    status, reply = server.request("POST", "/api/v1/queues/diagnostics/jobs",
+                                   {"name": "noop"})
+    assert status == 201, reply
