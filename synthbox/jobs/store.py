@@ -350,7 +350,7 @@ class JobStore:
                 (queue, status, older_than, batch)).fetchall()]
         else:
             ids = [r[0] for r in self.execute(
-                "SELECT id FROM job WHERE queue=? AND status=? "
+                "SELECT id FROM job WHERE queue=? AND status=? AND finished_at IS NOT NULL "
                 "ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?",
                 (queue, status, batch, keep_newest)).fetchall()]
         if ids:
