@@ -122,6 +122,13 @@ def _parse_log_format(raw: Any) -> str:
     return value
 
 
+def _parse_redis_prefix(raw: Any) -> str:
+    value = str(raw).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise ValueError("must be 1 to 64 letters, digits or _ . : -")
+    return value
+
+
 def _parse_log_level(raw: Any) -> str:
     level = str(raw).strip().lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -169,6 +176,9 @@ SETTINGS: tuple[Setting, ...] = (
             env=("REDIS_SENTINEL_NAME", "SYNTHBOX_REDIS_SENTINEL_NAME")),
     Setting("redis_cluster_mode", False, "REDIS_URL lists Redis Cluster nodes.", _parse_bool,
             env=("REDIS_CLUSTER_MODE", "SYNTHBOX_REDIS_CLUSTER_MODE")),
+    Setting("redis_prefix", "synthbox", "Prefix of SynthBox's Redis keys. Instances with "
+            "the same prefix share the queues; deployments sharing one Redis need different "
+            "ones.", _parse_redis_prefix),
     Setting("database_url", "", "Job records database. Empty: SQLite `synthbox.db` in the "
             "data directory; `postgresql://...` for PostgreSQL.",
             env=("DATABASE_URL", "SYNTHBOX_DATABASE_URL"), flag="--database-url"),

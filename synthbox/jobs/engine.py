@@ -51,8 +51,10 @@ def default_registry(settings: Settings) -> QueueRegistry:
 
 class Engine:
     def __init__(self, settings: Settings, registry: QueueRegistry | None = None,
-                 namespace: str = "synthbox"):
-        """`namespace` prefixes the broker's keys: instances cooperate only within one."""
+                 namespace: str | None = None):
+        """`namespace` (default: the redis_prefix setting) prefixes the broker's keys:
+        instances cooperate only within one."""
+        namespace = namespace or settings.redis_prefix
         self.settings = settings
         self.data_path = settings.data_path
         self.registry = registry or default_registry(settings)
