@@ -9,7 +9,6 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from synthbox.metrics import render
 
 bp = Blueprint("metrics", __name__)
 
@@ -37,4 +36,6 @@ def metrics() -> Any:
         # behind a proxy every client may look like loopback: only a token will do
         return Response("metrics: set metrics_token to scrape from another host or "
                         "through a proxy\n", 403, mimetype="text/plain")
+    from synthbox.metrics import render  # prometheus_client loads at the first scrape
+
     return Response(render(engine), mimetype="text/plain; version=0.0.4")
