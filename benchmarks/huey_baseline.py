@@ -27,6 +27,13 @@ LATENCY_RATE = 100
 LATENCY_JOBS = 200
 
 
+class ThreadConsumer(Consumer):
+    """Huey's consumer in a thread of this process: signals stay with the main thread."""
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
 def measure(backend: str, jobs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="huey-bench-") as tmp:
         if backend == "redis":
@@ -50,7 +57,7 @@ def measure(backend: str, jobs: int) -> dict[str, Any]:
             noop(i, 0.0)
         enqueue = jobs / (time.perf_counter() - started)
 
-        consumer = Consumer(huey, workers=8, worker_type="thread", periodic=False,
+        consumer = ThreadConsumer(huey, workers=8, worker_type="thread", periodic=False,
                             initial_delay=0.001, max_delay=0.01, check_worker_health=False)
         thread = threading.Thread(target=consumer.run, daemon=True)
         started = time.perf_counter()

@@ -1,6 +1,7 @@
 """`synthbox bench`: enqueue and drain no-op jobs with the real engine, and measure.
 
-Figures: enqueue jobs/s (one `add()` at a time), drain jobs/s (a pre-filled queue to
+Figures: enqueue jobs/s (half the jobs one `add()` at a time, half through
+`add_bulk()` 1,000 at a time), drain jobs/s (a pre-filled queue to
 empty), pickup latency p50/p99 (enqueue to claim, at 100 jobs/s with workers idle),
 and the process's peak RSS. Records go to a temporary SQLite file (or, with
 `--records-url`, a PostgreSQL database you give it); the Redis
@@ -26,6 +27,7 @@ from synthbox.jobs.engine import Engine
 
 LATENCY_RATE = 100  # jobs/s
 LATENCY_JOBS = 200
+BULK_SIZE = 1000  # jobs per add_bulk() call
 
 
 def _percentile(values: list[float], pct: float) -> float:
@@ -59,14 +61,20 @@ def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[st
     service = engine.service("diagnostics")
     handle = engine.queues["diagnostics"]
 
+    single = jobs // 2
     started = time.perf_counter()
     with click.progressbar(length=jobs, label="enqueue", file=sys.stderr,
                            hidden=not progress) as bar:
-        for i in range(jobs):
+        for i in range(single):
             service.add("noop")
             if i % 500 == 0:
                 bar.update(500)
-    enqueue_seconds = time.perf_counter() - started
+        single_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        for start in range(single, jobs, BULK_SIZE):
+            service.add_bulk([{"name": "noop"}] * min(BULK_SIZE, jobs - start))
+            bar.update(BULK_SIZE)
+        bulk_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
     engine.start_workers(["diagnostics"])
@@ -99,7 +107,8 @@ def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[st
         "backend": backend,
         "records": engine.backends()["records"].split(" (")[0],
         "jobs": jobs,
-        "enqueue_per_s": round(jobs / enqueue_seconds),
+        "enqueue_per_s": round(single / single_seconds) if single else None,
+        "enqueue_bulk_per_s": round((jobs - single) / bulk_seconds),
         "drain_per_s": round(jobs / drain_seconds),
         "pickup_p50_ms": round(statistics.median(pickups), 2) if pickups else None,
         "pickup_p99_ms": round(_percentile(pickups, 99), 2) if pickups else None,
@@ -108,21 +117,53 @@ def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[st
 
 
 def run_bench(settings: Settings, backend: str, jobs: int, as_json: bool,
-              records_url: str = "") -> int:
+              records_url: str = "", served: bool = False, instances: int = 1) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("huey").setLevel(logging.ERROR)
-    figures = measure(settings, backend, jobs, progress=sys.stderr.isatty() and not as_json,
-                      records_url=records_url)
+    if served:
+        from synthbox.bench_served import measure_served
+
+        figures = measure_served(backend, jobs, instances, settings.redis_url, records_url)
+    else:
+        figures = measure(settings, backend, jobs,
+                          progress=sys.stderr.isatty() and not as_json, records_url=records_url)
     if as_json:
         click.echo(json.dumps(figures))
+    elif served:
+        _print_served(figures)
     else:
-        click.echo(f"backend {figures['backend']}, records {figures['records']}, "
-                   f"{figures['jobs']} no-op jobs")
-        click.echo(f"  enqueue   {figures['enqueue_per_s']:>10,} jobs/s (one add() at a time)")
-        click.echo(f"  drain     {figures['drain_per_s']:>10,} jobs/s (8 workers)")
-        click.echo(f"  pickup    p50 {figures['pickup_p50_ms']} ms, p99 "
-                   f"{figures['pickup_p99_ms']} ms (at {LATENCY_RATE} jobs/s)")
-        click.echo(f"  peak RSS  {figures['peak_rss_mb']} MB")
+        _print_engine(figures)
     return 0
+
+
+def _print_engine(figures: dict[str, Any]) -> None:
+    click.echo(f"backend {figures['backend']}, records {figures['records']}, "
+               f"{figures['jobs']} no-op jobs")
+    click.echo(f"  enqueue   {figures['enqueue_per_s']:>10,} jobs/s (one add() at a time)")
+    click.echo(f"  bulk      {figures['enqueue_bulk_per_s']:>10,} jobs/s "
+               f"(add_bulk(), {BULK_SIZE:,} at a time)")
+    click.echo(f"  drain     {figures['drain_per_s']:>10,} jobs/s (8 workers)")
+    click.echo(f"  pickup    p50 {figures['pickup_p50_ms']} ms, p99 "
+               f"{figures['pickup_p99_ms']} ms (at {LATENCY_RATE} jobs/s)")
+    click.echo(f"  peak RSS  {figures['peak_rss_mb']} MB")
+
+
+def _print_served(figures: dict[str, Any]) -> None:
+    from synthbox.bench_served import BULK_SIZE as HTTP_BULK
+    from synthbox.bench_served import CLIENTS
+
+    click.echo(f"synthbox serve x{figures['instances']}, backend {figures['backend']}, "
+               f"records {figures['records']}, {figures['jobs']} no-op jobs over HTTP")
+    click.echo(f"  HTTP enqueue {figures['http_single_per_s']:>9,} jobs/s "
+               f"(one per request, {CLIENTS} connections)")
+    click.echo(f"  HTTP bulk    {figures['http_bulk_per_s']:>9,} jobs/s "
+               f"({HTTP_BULK:,} per request)")
+    click.echo(f"  drain        {figures['drain_per_s']:>9,} jobs/s")
+    click.echo(f"  pickup       p50 {figures['pickup_p50_ms']} ms, p99 "
+               f"{figures['pickup_p99_ms']} ms (at {LATENCY_RATE} jobs/s)")
+    click.echo(f"  RSS          idle {figures['idle_rss_mb']} MB, loaded "
+               f"{figures['loaded_rss_mb']} MB per instance"
+               + (f"; supervisor {figures['supervisor_rss_mb']} MB"
+                  if figures["supervisor_rss_mb"] else ""))

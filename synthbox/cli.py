@@ -217,15 +217,24 @@ def doctor(**options: Any) -> None:
 @click.option("--records-url", default="",
               help="Records in this PostgreSQL database instead of a temporary SQLite file "
                    "(give it a throwaway database: the bench's jobs stay there).")
+@click.option("--served", is_flag=True,
+              help="Measure a real `synthbox serve` over HTTP (enqueue, bulk, drain, pickup, "
+                   "idle and loaded RSS) instead of the engine in this process.")
+@click.option("--instances", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="With --served: more than 1 runs cluster mode (`synthbox start -i N`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @settings_options
-def bench(backend: str, job_count: int, records_url: str, as_json: bool,
-          **options: Any) -> None:
+def bench(backend: str, job_count: int, records_url: str, served: bool, instances: int,
+          as_json: bool, **options: Any) -> None:
     """Measure enqueue and drain rates, pickup latency and memory with the real engine."""
     from synthbox.bench import run_bench
 
+    if instances > 1 and not served:
+        raise BadInput("instances: more than 1 needs --served (cluster mode is measured "
+                       "over HTTP)")
     settings = resolve_settings(options)
-    sys.exit(run_bench(settings, backend, job_count, as_json, records_url))
+    sys.exit(run_bench(settings, backend, job_count, as_json, records_url, served,
+                       instances))
 
 
 for group in (accounts.users_group, accounts.tokens_group, mail.email_group,

@@ -8,24 +8,69 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PG_ADMIN_DSN, run_cli
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def run(*args: str) -> str:
+def run(*args: str, timeout: float = 300) -> str:
     result = subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=timeout)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
-def test_compare_prints_medians_and_ratios(backend, redis_url, monkeypatch):
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    out = run(str(BENCHMARKS / "compare.py"), backend, "300", "1")
+def table(out: str, heading: str) -> dict[str, list[str]]:
+    """The rows of the Markdown table after `heading`: label -> cells."""
     lines = out.splitlines()
-    assert lines[0] == f"300 no-op jobs on {backend}, median of 1 rounds"
-    drain = next(line for line in lines if line.startswith("drain_per_s")).split()
-    assert float(drain[1].replace(",", "")) > 0 and float(drain[2].replace(",", "")) > 0
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    rows: dict[str, list[str]] = {}
+    for line in lines[start + 1:]:
+        if line.startswith("###") or (rows and not line.startswith("|")):
+            break
+        if line.startswith("|") and not line.startswith("| ---"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def number(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+@pytest.mark.timeout(900)
+def test_compare_measures_every_backend_served_and_in_cluster_mode(redis_url, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("SYNTHBOX_BENCH_PG", PG_ADMIN_DSN)
+    out = run(str(BENCHMARKS / "compare.py"), "--backends", "sqlite,redis,redis+pg",
+              "--jobs", "300", "--rounds", "1", "--instances", "1,2", timeout=850)
+    for backend in ("sqlite", "redis", "redis+pg"):
+        engine = table(out, f"### {backend}: 300 no-op jobs, median of 1 rounds")
+        ours, huey, ratio = engine["drain, 8 workers (jobs/s)"]
+        assert number(ours) > 0 and number(huey) > 0
+        assert number(ratio) == pytest.approx(number(ours) / number(huey), rel=0.02)
+        assert number(engine["enqueue, add_bulk() of 1,000 (jobs/s)"][0]) > 0
+        served = table(out, f"`synthbox serve` over HTTP ({backend})")
+        assert served["figure"] == ["1 instance", "2 instances"]
+        for label in ("HTTP enqueue, one job per request (jobs/s)",
+                      "HTTP bulk enqueue, 1,000 per request (jobs/s)", "drain (jobs/s)",
+                      "pickup p99 at 100 jobs/s (ms)", "idle RSS per instance (MB)",
+                      "loaded (peak) RSS per instance (MB)"):
+            assert all(number(cell) > 0 for cell in served[label]), (backend, label)
+
+
+def test_compare_names_an_unknown_backend():
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "compare.py"), "--backends",
+                             "mongo"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--backends: 'mongo' is not one of sqlite, redis, redis+pg" in result.stderr
+
+
+def test_bench_instances_need_served():
+    result = run_cli("bench", "--instances", "2")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: instances: more than 1 needs --served (cluster mode is measured over HTTP)"]
 
 
 def test_pages_at_scale_times_every_page():

@@ -9,7 +9,6 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-
 bp = Blueprint("metrics", __name__)
 
 
