@@ -1,5 +1,5 @@
-"""Server time of the dashboard, the queue page, the stats API and /metrics with many job
-records.
+"""Server time of the dashboard, the queue page, the stats and list APIs (the seed's admin
+endpoint included) and /metrics with many job records.
 
 Fills a fresh SQLite records database (or DATABASE_URL's) with N jobs spread over the
 queues and states, signs in through the real sign-in form, then times each page through
@@ -38,11 +38,14 @@ def fill(engine: Engine, count: int) -> None:
                      now - 20, finished))
     sql = ("INSERT INTO job (queue, name, data, status, priority, run_at, attempts_made, "
            "attempts_max, backoff_type, backoff_delay, stalled_count, failed_reason, "
-           "created_at, finished_at, progress) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)")
+           "created_at, finished_at, progress) VALUES ")
+    row = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)"
     for start in range(0, count, 50_000):
         with engine.db.atomic():
-            engine.store.db.cursor().executemany(engine.store._sql(sql),
-                                                 rows[start:start + 50_000])
+            for first in range(start, min(start + 50_000, count), 500):
+                chunk = rows[first:min(first + 500, count)]
+                engine.store.execute(sql + ",".join([row] * len(chunk)),
+                                     [value for values in chunk for value in values])
 
 
 def main() -> None:
@@ -56,7 +59,7 @@ def main() -> None:
         fill(engine, count)
         fold(engine.db)  # what upkeep does every second
         if engine.store.postgres:  # what autovacuum does soon after a bulk load
-            engine.db.execute_sql("VACUUM ANALYZE job")
+            engine.db.execute_sql("VACUUM ANALYZE job, job_count_delta")
         print(f"{count:,} job records written in {time.perf_counter() - started:.1f} s "
               f"({engine.backends()['records']})")
         users.create_user("bench", "a bench password 1", "admin")
@@ -71,9 +74,21 @@ def main() -> None:
                             ("queue page, failed", "/queues/diagnostics?state=failed"),
                             ("queue page, search", "/queues/diagnostics?search=boom+77"),
                             ("/metrics", "/metrics"),
-                            ("stats API", "/api/v1/queues")):
+                            ("stats API", "/api/v1/queues"),
+                            ("queue stats API", "/api/v1/queues/diagnostics/stats"),
+                            ("admin queue API", "/api/v1/admin/diagnostics/queue"),
+                            ("admin list API", "/api/v1/admin/queues/diagnostics/jobs"),
+                            ("admin list, failed",
+                             "/api/v1/admin/queues/diagnostics/jobs?state=failed"),
+                            ("admin list, page 2", "/api/v1/admin/queues/diagnostics/jobs"
+                                                   "?state=completed&cursor={cursor}"),
+                            ("jobs list API",
+                             "/api/v1/queues/diagnostics/jobs?state=completed")):
             spent = []
             headers = {"Authorization": f"Bearer {api_token}"} if path.startswith("/api") else {}
+            if "{cursor}" in path:  # the second page: where the first one ended
+                first = client.get(path.split("&cursor")[0], headers=headers).get_json()
+                path = path.format(cursor=first["data"]["nextCursor"])
             for _ in range(requests):
                 began = time.perf_counter()
                 answer = client.get(path, headers=headers)

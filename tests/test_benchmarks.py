@@ -77,4 +77,6 @@ def test_pages_at_scale_times_every_page():
     out = run(str(BENCHMARKS / "pages_at_scale.py"), "3000", "2")
     labels = [line.split("  ")[0].strip() for line in out.splitlines()[1:]]
     assert labels == ["dashboard", "dashboard live", "queue page", "queue page, failed",
-                      "queue page, search", "/metrics", "stats API"]
+                      "queue page, search", "/metrics", "stats API", "queue stats API",
+                      "admin queue API", "admin list API", "admin list, failed",
+                      "admin list, page 2", "jobs list API"]
