@@ -375,3 +375,32 @@ def test_stats_come_from_kept_counts_and_match_the_jobs(make_engine):
     assert service.remove(delayed[0]["id"])
     assert stats() == truth() == {"waiting": 0, "active": 0, "completed": 256, "failed": 15,
                                   "delayed": 4}
+
+
+def test_sqlite_writers_of_one_process_take_turns_and_a_rollback_lets_go(tmp_path):
+    """The in-process writer lock: 8 threads of write transactions all commit, and a
+    transaction that failed does not keep the others out."""
+    import threading
+
+    from synthbox.db import SqliteRecords
+
+    db = SqliteRecords(str(tmp_path / "turns.db"), timeout=5, lock_type="IMMEDIATE",
+                       pragmas=(("journal_mode", "wal"),))
+    db.execute_sql("CREATE TABLE t (n INTEGER)")
+    with pytest.raises(ZeroDivisionError), db.atomic():
+        db.execute_sql("INSERT INTO t VALUES (-1)")
+        1 / 0  # noqa: B018
+
+    def write() -> None:
+        for i in range(100):
+            with db.atomic():
+                db.execute_sql("INSERT INTO t VALUES (?)", (i,))
+        db.close()
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert db.execute_sql("SELECT COUNT(*), MIN(n) FROM t").fetchone() == (800, 0)

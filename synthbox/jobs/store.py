@@ -124,7 +124,7 @@ class JobStore:
         with self.db.atomic():
             rows = self.db.execute_sql(self._claim_sql, self._claim_params(
                 queue, limit, owner, lease, now)).fetchall()
-            return self._claimed(queue, rows, now)
+        return self._claimed(queue, rows, now)
 
     @staticmethod
     def _claim_params(queue: str, limit: int, owner: str, lease: float,
@@ -176,14 +176,19 @@ class JobStore:
         """
         if not completed and not failures:
             return
+        # Everything that needs no database is done before the write lock is taken: on
+        # SQLite one writer at a time is the drain's bottleneck.
+        counted = [failure for failure in failures if failure.counts]
+        tallies = _tally(completed, counted)
+        rows = [(result, finished, job.id, owner, job.started_at)
+                for job, result, finished in completed]
         with self.db.atomic():
             cursor = self.db.cursor()
+            all_completed = len(completed)
             if completed and self.postgres:
                 completed = self._complete_in_one(owner, completed)
             elif completed:
-                cursor.executemany(self._complete_sql, [
-                    (result, finished, job.id, owner, job.started_at)
-                    for job, result, finished in completed])
+                cursor.executemany(self._complete_sql, rows)
                 if cursor.rowcount != len(completed):  # some claims went stale meanwhile
                     completed = self._recorded(completed)
             recorded = []
@@ -206,7 +211,9 @@ class JobStore:
                     recorded.append(failure)
             # only outcomes this call recorded count (a stale claim changed nothing), in
             # key order, so concurrent transactions lock the counter rows in one order
-            minutes, histogram = _tally(completed, recorded)
+            if len(completed) != all_completed or len(recorded) != len(counted):
+                tallies = _tally(completed, recorded)
+            minutes, histogram = tallies
             cursor.executemany(self._minute_sql, minutes)
             cursor.executemany(self._histogram_sql, histogram)
 
