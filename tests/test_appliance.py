@@ -279,3 +279,12 @@ def test_install_needs_a_binary_when_run_from_source(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "Error: --binary: needed when not run from the built binary (packaging/build.sh "
         "builds dist/synthbox)"]
+
+
+def test_startup_benchmark_times_the_binary(binary):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "startup.py"),
+                             str(binary), "1"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("cold start to /healthz: median ")
+    assert lines[2].startswith("idle RSS: server median ") and "launcher" in lines[2]

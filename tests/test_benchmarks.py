@@ -80,3 +80,18 @@ def test_pages_at_scale_times_every_page():
                       "queue page, search", "/metrics", "stats API", "queue stats API",
                       "admin queue API", "admin list API", "admin list, failed",
                       "admin list, page 2", "jobs list API"]
+
+
+def test_profile_drain_shows_where_the_workers_spend_their_time():
+    out = run(str(BENCHMARKS / "profile_drain.py"), "sqlite", "2000")
+    assert "## drain (worker threads):" in out and "## enqueue (add and add_bulk):" in out
+    drain = out.split("## drain (worker threads):")[1].split("## enqueue")[0]
+    assert "QueueRunner.drain (synthbox/jobs/runner.py)" in drain
+    assert "JobStore.claim (synthbox/jobs/store.py)" in drain
+
+
+def test_email_send_and_login_timing_run():
+    out = run(str(BENCHMARKS / "email_send.py"), "20")
+    assert out.startswith("20 emails: recorded and queued ") and "sent" in out, out
+    out = run(str(BENCHMARKS / "login_timing.py"), "3")
+    assert "known name: median" in out and "unknown name: median" in out, out
