@@ -1,17 +1,18 @@
 """The process entry point (`synthbox`, `python -m synthbox`, the binary).
 
 Two things happen before anything else is imported, both to keep an idle instance small
-(issue 10: at most 60 MB):
+(the target: at most 60 MB):
 
 glibc gives each thread that allocates its own malloc arena, and an instance runs about
 30 threads (HTTP, workers, upkeep); two arenas serve them as well under the GIL and
 save about 2 MB, the same setting Sidekiq's deployments make with MALLOC_ARENA_MAX=2.
 
 peewee imports psycopg2 as soon as it is imported, when psycopg2 is installed, and
-psycopg2 maps libpq with its own OpenSSL: about 9 MB in every process. A SynthBox whose
+psycopg2 maps libpq with its own OpenSSL: 5 to 9 MB in every process. A SynthBox whose
 records are in SQLite never uses it, so unless PostgreSQL is named somewhere the
 settings could come from (the command line, the environment, the config file), the
-driver is hidden from peewee before anything imports it. When in doubt it is loaded.
+driver is hidden from peewee while peewee is imported, and only then (an agent's own
+code may still import it). When in doubt it is loaded.
 """
 
 from __future__ import annotations
@@ -19,20 +20,19 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
-from synthbox.config import SETTINGS
+from synthbox.config import SETTINGS, SettingsError, find_config_file
 
 POSTGRES_DRIVERS = ("psycopg2", "psycopg")
 
 
-def config_file_named(argv: Sequence[str], env: Mapping[str, str]) -> Path:
+def config_file_named(argv: Sequence[str]) -> str | None:
     for i, arg in enumerate(argv):
         if arg == "--config" and i + 1 < len(argv):
-            return Path(argv[i + 1])
+            return argv[i + 1]
         if arg.startswith("--config="):
-            return Path(arg.partition("=")[2])
-    return Path(env.get("SYNTHBOX_CONFIG") or "synthbox.toml")
+            return arg.partition("=")[2]
+    return None
 
 
 def may_use_postgres(argv: Sequence[str], env: Mapping[str, str]) -> bool:
@@ -40,11 +40,12 @@ def may_use_postgres(argv: Sequence[str], env: Mapping[str, str]) -> bool:
     named = [value for var, value in env.items() if var in read]
     if any("postgres" in text.lower() for text in [*argv, *named]):
         return True
-    config = config_file_named(argv, env)
     try:
-        return "postgres" in config.read_text(errors="replace").lower()
-    except FileNotFoundError:
-        return False
+        config = find_config_file(config_file_named(argv), env)
+    except SettingsError:
+        return False  # the command will say the file is missing
+    try:
+        return config is not None and "postgres" in config.read_text(errors="replace").lower()
     except OSError:
         return True
 
@@ -53,8 +54,9 @@ M_ARENA_MAX = -8  # glibc's mallopt() parameter number
 
 
 def limit_malloc_arenas(count: int = 2) -> None:
-    """Cap glibc's malloc arenas unless MALLOC_ARENA_MAX already says how many."""
-    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
+    """Cap glibc's malloc arenas unless the environment already says how many."""
+    if (not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ
+            or "arena_max" in os.environ.get("GLIBC_TUNABLES", "")):
         return
     try:
         import ctypes
@@ -67,8 +69,16 @@ def limit_malloc_arenas(count: int = 2) -> None:
 def main() -> None:
     limit_malloc_arenas()
     if not may_use_postgres(sys.argv[1:], os.environ):
-        for name in POSTGRES_DRIVERS:
-            sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+        hidden = [name for name in POSTGRES_DRIVERS if name not in sys.modules]
+        for name in hidden:
+            sys.modules[name] = None  # type: ignore[assignment]
+        try:
+            # each looks for the drivers once, when imported
+            import peewee  # noqa: F401
+            import playhouse.db_url  # noqa: F401
+        finally:
+            for name in hidden:
+                del sys.modules[name]
     from synthbox.cli import main as cli_main
 
     cli_main()

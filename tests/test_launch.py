@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,10 +39,17 @@ def test_the_pg_driver_loads_only_when_the_settings_can_name_it(
     assert may_use_postgres(argv, env) is expected
 
 
-def test_an_unreadable_config_loads_the_driver_to_be_safe(tmp_path):
-    folder = tmp_path / "synthbox.toml"
-    folder.mkdir()
-    assert may_use_postgres(["--config", str(folder)], {}) is True
+def test_the_driver_stays_importable_for_code_of_its_own(tmp_path):
+    """Hidden from peewee only: a python agent (`synthbox run-agent`) may use PostgreSQL
+    for its own work."""
+    script = ("import sys\nsys.argv = ['synthbox', 'version']\nfrom synthbox import launch\n"
+              "try:\n    launch.main()\nexcept SystemExit:\n    pass\n"
+              "import peewee, psycopg2\nprint(peewee.psycopg2 is None, psycopg2.__name__)\n")
+    env = {k: v for k, v in os.environ.items() if "postgres" not in v.lower()}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "True psycopg2"
 
 
 def test_a_sqlite_serve_maps_neither_libpq_nor_the_rsa_code_and_still_answers(
