@@ -76,7 +76,7 @@ def adopt_bootstrap_token(data_path: Path) -> None:
 
 
 def authenticate_token(value: str) -> Principal | None:
-    """The caller a token stands for. Every API request asks, so this is one prepared
+    """The caller a token stands for. Every API request asks, so this is one plain
     SELECT (building it with the ORM took longer than the job insert it guards)."""
     db = ApiToken._meta.database
     row = db.execute_sql(_BY_HASH.replace("?", db.param), (_digest(value),)).fetchone()

@@ -126,8 +126,7 @@ class QueueService:
 
     def _insert_keyed(self, row: tuple[Any, ...]) -> int:
         inserted = self.store.execute(
-            _INSERT + _ROW + " ON CONFLICT (queue, job_key) WHERE job_key IS NOT NULL "
-            "DO NOTHING RETURNING id",
+            _INSERT + _ROW + " ON CONFLICT (queue, job_key) DO NOTHING RETURNING id",
             row).fetchall()
         if inserted:
             return int(inserted[0][0])

@@ -18,7 +18,7 @@ from peewee import Database, PostgresqlDatabase
 PRIORITIES = range(11)  # 0, the default, to 10, the highest
 # The claim index is (queue, status, priority, run_at): the oldest due job is the first
 # entry of one of the priorities, so ask each (one index seek apiece) rather than read
-# every waiting job (40 ms -> under 1 ms with a million records on PostgreSQL).
+# every waiting job (41 ms -> 15 ms for three queues, a million records, PostgreSQL).
 _OLDEST_DUE = "SELECT MIN(first) FROM (" + " UNION ALL ".join(
     f"SELECT (SELECT MIN(run_at) FROM job WHERE queue=? AND status='waiting' "
     f"AND priority={priority} AND run_at<=?) AS first" for priority in PRIORITIES
