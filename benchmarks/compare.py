@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -44,11 +45,20 @@ SERVED_ROWS = (("http_single_per_s", "HTTP enqueue, one job per request (jobs/s)
                ("loaded_rss_mb", "loaded (peak) RSS per instance (MB)"))
 
 
-def run(command: list[str]) -> dict:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def run_json(command: list[str]) -> dict:
+    """Run a bench in its own process group; its JSON line. Past 30 minutes the whole
+    group is killed, servers it started included."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=1800)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise SystemExit(f"{' '.join(command)} took more than 30 minutes") from None
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 @contextmanager
@@ -76,13 +86,13 @@ def one_round(backend: str, jobs: int, instances: list[int]) -> dict[str, dict]:
     figures = {}
     with throwaway_database(backend == "redis+pg") as records:
         extra = ["--records-url", records] if records else []
-        figures["engine"] = run(bench + extra)
-    figures["huey"] = run([sys.executable, str(HERE / "huey_baseline.py"), transport,
+        figures["engine"] = run_json(bench + extra)
+    figures["huey"] = run_json([sys.executable, str(HERE / "huey_baseline.py"), transport,
                            str(jobs), "--json"])
     for count in instances:
         with throwaway_database(backend == "redis+pg") as records:
             extra = ["--records-url", records] if records else []
-            figures[f"served{count}"] = run(bench + extra + ["--served", "--instances",
+            figures[f"served{count}"] = run_json(bench + extra + ["--served", "--instances",
                                                              str(count)])
     return figures
 
@@ -92,7 +102,7 @@ def median(rounds: list[dict[str, dict]], part: str, figure: str) -> float | Non
     return statistics.median(values) if values else None
 
 
-def show(value: float | None) -> str:
+def cell(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
@@ -107,7 +117,7 @@ def report(backend: str, jobs: int, rounds: list[dict[str, dict]],
         ours = median(rounds, "engine", figure)
         theirs = median(rounds, "huey", figure) if compared else None
         ratio = f"{ours / theirs:.2f}" if ours and theirs else ""
-        print(f"| {label} | {show(ours)} | {show(theirs)} | {ratio} |")
+        print(f"| {label} | {cell(ours)} | {cell(theirs)} | {ratio} |")
     if not instances:
         return
     print(f"\n`synthbox serve` over HTTP ({backend})\n")
@@ -115,7 +125,7 @@ def report(backend: str, jobs: int, rounds: list[dict[str, dict]],
                                       for n in instances) + " |")
     print("| --- |" + " --- |" * len(instances))
     for figure, label in SERVED_ROWS:
-        print(f"| {label} | " + " | ".join(show(median(rounds, f"served{n}", figure))
+        print(f"| {label} | " + " | ".join(cell(median(rounds, f"served{n}", figure))
                                            for n in instances) + " |")
 
 

@@ -30,7 +30,7 @@ LATENCY_JOBS = 200
 BULK_SIZE = 1000  # jobs per add_bulk() call
 
 
-def _percentile(values: list[float], pct: float) -> float:
+def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return 0.0
@@ -111,7 +111,7 @@ def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[st
         "enqueue_bulk_per_s": round((jobs - single) / bulk_seconds),
         "drain_per_s": round(jobs / drain_seconds),
         "pickup_p50_ms": round(statistics.median(pickups), 2) if pickups else None,
-        "pickup_p99_ms": round(_percentile(pickups, 99), 2) if pickups else None,
+        "pickup_p99_ms": round(percentile(pickups, 99), 2) if pickups else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 

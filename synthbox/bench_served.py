@@ -29,13 +29,13 @@ from typing import Any
 
 import psutil
 
+from synthbox.bench import LATENCY_JOBS, LATENCY_RATE, percentile
 from synthbox.paths import self_command
 
 QUEUE = "diagnostics"
 CLIENTS = 4
 BULK_SIZE = 1000
-LATENCY_RATE = 100  # jobs/s
-LATENCY_JOBS = 200
+DRAIN_DEADLINE = 600.0  # seconds: a drain that takes longer is a failure, not a figure
 
 
 def _free_port() -> int:
@@ -52,12 +52,7 @@ def _rss_mb(pid: int, field: str) -> float:
     return 0.0
 
 
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
-
-
-class Served:
+class BenchServer:
     """A running `synthbox serve` or cluster, and an HTTP client for its API."""
 
     def __init__(self, data_dir: Path, instances: int, redis_url: str, records_url: str):
@@ -67,17 +62,29 @@ class Served:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHBOX_")
                and k not in ("REDIS_URL", "DATABASE_URL", "REDIS_SENTINEL_NAME",
                              "REDIS_CLUSTER_MODE")}
+        # Nothing of the caller's deployment: no config file (an empty one, and the
+        # temporary directory as the working directory), the records named explicitly.
+        config = data_dir / "bench.toml"
+        config.write_text("")
         env.update({"SYNTHBOX_DATA_DIR": str(data_dir), "SYNTHBOX_PORT": str(self.port),
-                    "SYNTHBOX_REDIS_URL": redis_url, "SYNTHBOX_DATABASE_URL": records_url,
+                    "SYNTHBOX_CONFIG": str(config),
+                    "SYNTHBOX_DATABASE_URL": records_url or f"sqlite:///{data_dir}/synthbox.db",
                     "SYNTHBOX_REDIS_PREFIX": f"synthbox-bench-{os.getpid()}",
                     "SYNTHBOX_LOG_LEVEL": "warning"})
+        if redis_url:
+            env["SYNTHBOX_REDIS_URL"] = redis_url
         args = ["serve"] if instances == 1 else ["start", "-i", str(instances)]
         self._local = threading.local()  # one keep-alive connection per client thread
         self.log = (data_dir / "bench-serve.log").open("ab")
-        self.process = subprocess.Popen(self_command(*args), env=env, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
-        self._wait_until_serving()
-        self.token = (data_dir / "admin-token").read_text().strip()
+        self.process = subprocess.Popen(self_command(*args), env=env, cwd=data_dir,
+                                        stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        try:
+            self._wait_until_serving()
+            self.token = (data_dir / "admin-token").read_text().strip()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_until_serving(self) -> None:
         deadline = time.monotonic() + 60
@@ -128,8 +135,8 @@ class Served:
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        except subprocess.TimeoutExpired:  # the whole group: a cluster's instances too
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
         self.log.close()
 
@@ -188,14 +195,14 @@ def measure_served(backend: str, jobs: int, instances: int = 1, redis_url: str =
     else:
         redis_url = ""
     with tempfile.TemporaryDirectory(prefix="synthbox-bench-served-") as tmp:
-        served = Served(Path(tmp), instances, redis_url, records_url)
+        served = BenchServer(Path(tmp), instances, redis_url, records_url)
         try:
             return _measure(served, backend, jobs, records_url)
         finally:
             served.stop()
 
 
-def _measure(served: Served, backend: str, jobs: int, records_url: str) -> dict[str, Any]:
+def _measure(served: BenchServer, backend: str, jobs: int, records_url: str) -> dict[str, Any]:
     time.sleep(3)  # start-up settles: the first upkeep sweep, the first cron check
     pids = served.instance_pids()
     idle = [_rss_mb(pid, "VmRSS") for pid in pids]
@@ -217,7 +224,10 @@ def _measure(served: Served, backend: str, jobs: int, records_url: str) -> dict[
 
     started = time.perf_counter()
     served.request("POST", f"/api/v1/admin/queues/{QUEUE}/resume")
+    deadline = time.monotonic() + DRAIN_DEADLINE
     while served.request("GET", f"/api/v1/queues/{QUEUE}/stats")["data"]["completed"] < total:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the drain did not finish within {DRAIN_DEADLINE:.0f} s")
         time.sleep(0.005)
     drain_seconds = time.perf_counter() - started
 
@@ -242,7 +252,7 @@ def _measure(served: Served, backend: str, jobs: int, records_url: str) -> dict[
         "http_bulk_per_s": round(batches * len(batch["jobs"]) / bulk_seconds),
         "drain_per_s": round(total / drain_seconds),
         "pickup_p50_ms": round(statistics.median(pickups), 2) if pickups else None,
-        "pickup_p99_ms": round(_percentile(pickups, 99), 2) if pickups else None,
+        "pickup_p99_ms": round(percentile(pickups, 99), 2) if pickups else None,
         "idle_rss_mb": max(idle), "loaded_rss_mb": max(loaded),
         "supervisor_rss_mb": (_rss_mb(served.process.pid, "VmRSS")
                               if served.instances > 1 else None),
