@@ -22,6 +22,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from synthbox.config import SETTINGS, SettingsError, find_config_file
+from synthbox.imports import without
 
 POSTGRES_DRIVERS = ("psycopg2", "psycopg")
 
@@ -69,16 +70,9 @@ def limit_malloc_arenas(count: int = 2) -> None:
 def main() -> None:
     limit_malloc_arenas()
     if not may_use_postgres(sys.argv[1:], os.environ):
-        hidden = [name for name in POSTGRES_DRIVERS if name not in sys.modules]
-        for name in hidden:
-            sys.modules[name] = None  # type: ignore[assignment]
-        try:
-            # each looks for the drivers once, when imported
+        with without(*POSTGRES_DRIVERS):  # each looks for them once, when imported
             import peewee  # noqa: F401
             import playhouse.db_url  # noqa: F401
-        finally:
-            for name in hidden:
-                del sys.modules[name]
     from synthbox.cli import main as cli_main
 
     cli_main()

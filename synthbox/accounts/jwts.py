@@ -8,7 +8,6 @@ or disabling the user ends every token issued before it.
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from synthbox.accounts.models import IssuedToken, User
 from synthbox.accounts.principal import Principal, for_user
 from synthbox.errors import NotAllowed
+from synthbox.imports import without
 from synthbox.secrets import read_or_create_secret
 
 ISSUER = "synthbox"
@@ -33,15 +33,8 @@ def _import_pyjwt_without_cryptography() -> ModuleType:
     """PyJWT loads the `cryptography` package, when it is installed, for the RSA and EC
     algorithms: about 8 MB in every process. SynthBox pins HS256, which PyJWT signs with
     the standard library's hmac, so it imports PyJWT with that optional backend hidden."""
-    hidden = [name for name in ("cryptography.exceptions", "cryptography.hazmat")
-              if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]
-    try:
+    with without("cryptography.exceptions", "cryptography.hazmat"):
         import jwt
-    finally:
-        for name in hidden:
-            del sys.modules[name]
     return jwt
 
 
