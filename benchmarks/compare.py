@@ -42,6 +42,7 @@ SERVED_ROWS = (("http_single_per_s", "HTTP enqueue, one job per request (jobs/s)
                ("pickup_p50_ms", "pickup p50 at 100 jobs/s (ms)"),
                ("pickup_p99_ms", "pickup p99 at 100 jobs/s (ms)"),
                ("idle_rss_mb", "idle RSS per instance (MB)"),
+               ("signed_in_rss_mb", "RSS after 3 sign-ins (MB)"),
                ("loaded_rss_mb", "loaded (peak) RSS per instance (MB)"))
 
 

@@ -163,7 +163,8 @@ def _print_served(figures: dict[str, Any]) -> None:
     click.echo(f"  drain        {figures['drain_per_s']:>9,} jobs/s")
     click.echo(f"  pickup       p50 {figures['pickup_p50_ms']} ms, p99 "
                f"{figures['pickup_p99_ms']} ms (at {LATENCY_RATE} jobs/s)")
-    click.echo(f"  RSS          idle {figures['idle_rss_mb']} MB, loaded "
+    click.echo(f"  RSS          idle {figures['idle_rss_mb']} MB, after 3 sign-ins "
+               f"{figures['signed_in_rss_mb']} MB, loaded "
                f"{figures['loaded_rss_mb']} MB per instance"
                + (f"; supervisor {figures['supervisor_rss_mb']} MB"
                   if figures["supervisor_rss_mb"] else ""))

@@ -3,7 +3,7 @@
 Starts `synthbox serve`, or `synthbox start -i N` (cluster mode), in a temporary data
 directory on a free port, with Redis keys under a prefix of its own, and measures:
 
-- idle RSS of each instance, once start-up has settled;
+- idle RSS of each instance, once start-up has settled, and again after 3 sign-ins;
 - HTTP enqueue, one job per request and 1,000 per bulk request, from 4 keep-alive
   connections, while the queue is paused so nothing else competes;
 - drain: the queue resumed, until the stats API counts every job completed;
@@ -35,6 +35,7 @@ from synthbox.paths import self_command
 QUEUE = "diagnostics"
 CLIENTS = 4
 BULK_SIZE = 1000
+SIGN_INS = 3  # an admin or two looking in: argon2id's memory must not stay behind
 DRAIN_DEADLINE = 600.0  # seconds: a drain that takes longer is a failure, not a figure
 
 
@@ -73,6 +74,7 @@ class BenchServer:
                     "SYNTHBOX_LOG_LEVEL": "warning"})
         if redis_url:
             env["SYNTHBOX_REDIS_URL"] = redis_url
+        self.env = env
         args = ["serve"] if instances == 1 else ["start", "-i", str(instances)]
         self._local = threading.local()  # one keep-alive connection per client thread
         self.log = (data_dir / "bench-serve.log").open("ab")
@@ -100,6 +102,17 @@ class BenchServer:
                     pass
             time.sleep(0.1)
         raise RuntimeError("synthbox did not start serving within 60 s")
+
+    def sign_in(self, times: int) -> None:
+        """A user made with `synthbox users create`, signed in `times` over the API (each
+        sign-in runs argon2id with 19 MiB)."""
+        password = "a bench password 1"
+        subprocess.run(self_command("users", "create", "bench", "--role", "admin"),
+                       input=password + "\n", env=self.env, cwd=self.data_dir, text=True,
+                       capture_output=True, check=True, timeout=60)
+        for _ in range(times):
+            self.request("POST", "/api/v1/auth/login", {"name": "bench", "password": password},
+                         auth=False)
 
     def instance_pids(self) -> list[int]:
         if self.instances == 1:
@@ -206,6 +219,8 @@ def _measure(served: BenchServer, backend: str, jobs: int, records_url: str) -> 
     time.sleep(3)  # start-up settles: the first upkeep sweep, the first cron check
     pids = served.instance_pids()
     idle = [_rss_mb(pid, "VmRSS") for pid in pids]
+    served.sign_in(SIGN_INS)
+    signed_in = [_rss_mb(pid, "VmRSS") for pid in pids]
     served.request("POST", f"/api/v1/admin/queues/{QUEUE}/pause")
 
     single_jobs = max(1, jobs // 10)
@@ -253,7 +268,8 @@ def _measure(served: BenchServer, backend: str, jobs: int, records_url: str) -> 
         "drain_per_s": round(total / drain_seconds),
         "pickup_p50_ms": round(statistics.median(pickups), 2) if pickups else None,
         "pickup_p99_ms": round(percentile(pickups, 99), 2) if pickups else None,
-        "idle_rss_mb": max(idle), "loaded_rss_mb": max(loaded),
+        "idle_rss_mb": max(idle), "signed_in_rss_mb": max(signed_in),
+        "loaded_rss_mb": max(loaded),
         "supervisor_rss_mb": (_rss_mb(served.process.pid, "VmRSS")
                               if served.instances > 1 else None),
     }

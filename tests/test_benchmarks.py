@@ -55,6 +55,7 @@ def test_compare_measures_every_backend_served_and_in_cluster_mode(redis_url, mo
         for label in ("HTTP enqueue, one job per request (jobs/s)",
                       "HTTP bulk enqueue, 1,000 per request (jobs/s)", "drain (jobs/s)",
                       "pickup p99 at 100 jobs/s (ms)", "idle RSS per instance (MB)",
+                      "RSS after 3 sign-ins (MB)",
                       "loaded (peak) RSS per instance (MB)"):
             assert all(number(cell) > 0 for cell in served[label]), (backend, label)
 
