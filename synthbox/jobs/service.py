@@ -117,12 +117,13 @@ class QueueService:
             for i, row in enumerate(rows):
                 if row[-1] is not None:
                     ids[i] = self._insert_keyed(row)
-        if announce:
-            self.announce([row[4] for row in rows], now)
         keyed = [job_id for job_id, row in zip(ids, rows, strict=True) if row[-1] is not None]
         existing = {int(job["id"]): job for job in self.get_jobs(keyed)} if keyed else {}
-        return [existing.get(job_id) or job_dict(_new_job_row(job_id, row), now)
-                for job_id, row in zip(ids, rows, strict=True)]
+        added = [existing.get(job_id) or job_dict(_new_job_row(job_id, row), now)
+                 for job_id, row in zip(ids, rows, strict=True)]
+        if announce:  # last, so the woken worker does not wait for this thread's work
+            self.announce([row[4] for row in rows], now)
+        return added
 
     def _insert_keyed(self, row: tuple[Any, ...]) -> int:
         inserted = self.store.execute(
