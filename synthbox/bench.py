@@ -61,7 +61,7 @@ def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[st
     service = engine.service("diagnostics")
     handle = engine.queues["diagnostics"]
 
-    single = jobs // 2
+    single = max(1, jobs // 2)
     started = time.perf_counter()
     with click.progressbar(length=jobs, label="enqueue", file=sys.stderr,
                            hidden=not progress) as bar:
@@ -107,8 +107,8 @@ def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[st
         "backend": backend,
         "records": engine.backends()["records"].split(" (")[0],
         "jobs": jobs,
-        "enqueue_per_s": round(single / single_seconds) if single else None,
-        "enqueue_bulk_per_s": round((jobs - single) / bulk_seconds),
+        "enqueue_per_s": round(single / single_seconds),
+        "enqueue_bulk_per_s": round((jobs - single) / bulk_seconds) if jobs > single else 0,
         "drain_per_s": round(jobs / drain_seconds),
         "pickup_p50_ms": round(statistics.median(pickups), 2) if pickups else None,
         "pickup_p99_ms": round(percentile(pickups, 99), 2) if pickups else None,

@@ -96,3 +96,9 @@ def test_email_send_and_login_timing_run():
     assert out.startswith("20 emails: recorded and queued ") and "sent" in out, out
     out = run(str(BENCHMARKS / "login_timing.py"), "3")
     assert "known name: median" in out and "unknown name: median" in out, out
+
+
+def test_bench_of_one_job_prints_every_figure():
+    result = run_cli("bench", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert "enqueue" in result.stdout and "peak RSS" in result.stdout
