@@ -12,7 +12,7 @@ from synthbox.errors import InputError, NotFound
 from synthbox.jobs.engine import Engine
 from synthbox.web import actions
 from synthbox.web.api import milliseconds_to_seconds, validated
-from synthbox.web.auth import authenticate_api_request, caller, client_address, needs
+from synthbox.web.auth import authenticate_api_request, caller, client_address, needs, record
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, query_int
 
@@ -24,10 +24,6 @@ SEED_STATS = ("waiting", "active", "completed", "failed", "delayed", "total")
 
 def engine() -> Engine:
     return current_app.config["SYNTHBOX_ENGINE"]
-
-
-def record(action: str, target: str, detail: str = "") -> None:
-    audit.record(caller().name, action, target, detail, client_address())
 
 
 # -- the seed's endpoints -------------------------------------------------------------------

@@ -6,9 +6,8 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
-from synthbox.accounts import audit
 from synthbox.alerting import rules
-from synthbox.web.auth import authenticate_api_request, caller, client_address, needs
+from synthbox.web.auth import authenticate_api_request, needs, record
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, query_int
 
@@ -18,10 +17,6 @@ bp.before_request(authenticate_api_request)
 
 def queues() -> list[str]:
     return list(current_app.config["SYNTHBOX_ENGINE"].queues)
-
-
-def record(action: str, name: str) -> None:
-    audit.record(caller().name, action, f"alert:{name}", "", client_address())
 
 
 @bp.get("")
@@ -34,7 +29,7 @@ def list_rules() -> Any:
 @needs("admin")
 def create_rule() -> Any:
     made = rules.create_rule(json_body(), queues())
-    record("alert.create", made["name"])
+    record("alert.create", f"alert:{made['name']}")
     return ok(made, 201)
 
 
@@ -42,7 +37,7 @@ def create_rule() -> Any:
 @needs("admin")
 def update_rule(name: str) -> Any:
     changed = rules.update_rule(name, json_body(), queues())
-    record("alert.update", name)
+    record("alert.update", f"alert:{name}")
     return ok(changed)
 
 
@@ -50,7 +45,7 @@ def update_rule(name: str) -> Any:
 @needs("admin")
 def delete_rule(name: str) -> Any:
     rules.delete_rule(name)
-    record("alert.delete", name)
+    record("alert.delete", f"alert:{name}")
     return ok({"deleted": True})
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, request
 
-from synthbox.accounts import users
+from synthbox.accounts import audit, users
 from synthbox.accounts.jwts import TokenIssuer, looks_like_jwt
 from synthbox.accounts.principal import Principal
 from synthbox.accounts.tokens import authenticate_token
@@ -56,6 +56,11 @@ def caller() -> Principal:
     if principal is None:
         raise NotAllowed("authorization: a Bearer token is required", 401)
     return principal
+
+
+def record(action: str, target: str, detail: str = "") -> None:
+    """The audit log's line for what the API caller just did."""
+    audit.record(caller().name, action, target, detail, client_address())
 
 
 def needs(permission: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

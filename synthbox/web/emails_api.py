@@ -6,11 +6,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from synthbox.accounts import audit
 from synthbox.errors import InputError
 from synthbox.mail import templates
 from synthbox.mail.service import EmailService
-from synthbox.web.auth import authenticate_api_request, caller, client_address, needs
+from synthbox.web.auth import authenticate_api_request, caller, needs, record
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, query_int
 
@@ -59,7 +58,7 @@ def save_template(name: str) -> Any:
     payload = json_body()
     saved = templates.save_template(name, payload.get("subject"), payload.get("text"),
                                     payload.get("html"))
-    audit.record(caller().name, "email.template", f"template:{name}", "", client_address())
+    record("email.template", f"template:{name}")
     return ok(saved)
 
 
@@ -67,8 +66,7 @@ def save_template(name: str) -> Any:
 @needs("operate")
 def delete_template(name: str) -> Any:
     templates.delete_template(name)
-    audit.record(caller().name, "email.template-delete", f"template:{name}", "",
-                 client_address())
+    record("email.template-delete", f"template:{name}")
     return ok({"deleted": True})
 
 
@@ -82,5 +80,5 @@ def get_email(email_id: str) -> Any:
 @needs("operate")
 def resend(email_id: str) -> Any:
     result = emails().resend(email_id)
-    audit.record(caller().name, "email.resend", f"email:{email_id}", "", client_address())
+    record("email.resend", f"email:{email_id}")
     return ok(result)

@@ -10,11 +10,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from synthbox.accounts import audit
 from synthbox.orchestration import projects, triggers
 from synthbox.orchestration.models import Suggestion, Task
 from synthbox.orchestration.service import OrchestrationService
-from synthbox.web.auth import authenticate_api_request, caller, client_address, needs
+from synthbox.web.auth import authenticate_api_request, caller, needs, record
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, query_int
 
@@ -25,10 +24,6 @@ hooks_bp = Blueprint("hooks_api", __name__, url_prefix="/api/v1/hooks")
 
 def orchestration() -> OrchestrationService:
     return current_app.config["SYNTHBOX_ORCHESTRATION"]
-
-
-def record(action: str, target: str) -> None:
-    audit.record(caller().name, action, target, "", client_address())
 
 
 def _page_args() -> tuple[int, int | None]:

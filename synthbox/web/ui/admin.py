@@ -13,13 +13,9 @@ from synthbox.config import MASK, SETTINGS, masked
 from synthbox.errors import InputError, NotFound
 from synthbox.jobs.service import JOB_ID
 from synthbox.jobs.spec import NOT_OPTIONS
-from synthbox.web.ui.base import action, back, page, ui_page
+from synthbox.web.ui.base import action, actor, back, page, ui_page
 
 bp = Blueprint("ui_admin", __name__)
-
-
-def actor() -> tuple[str, str]:
-    return g.user.name, request.remote_addr or ""
 
 
 @bp.get("/users")

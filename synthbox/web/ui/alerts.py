@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, request, url_for
+from flask import Blueprint, current_app, flash, request, url_for
 
-from synthbox.accounts import audit
 from synthbox.alerting import rules
 from synthbox.errors import InputError
-from synthbox.web.ui.base import action, back, page, ui_page
+from synthbox.web.ui.base import action, back, page, record, ui_page
 
 bp = Blueprint("ui_alerts", __name__)
 
@@ -50,8 +49,7 @@ def create_alert() -> Any:
     if emails:
         payload["emails"] = emails
     made = rules.create_rule(payload, list(current_app.config["SYNTHBOX_ENGINE"].queues))
-    audit.record(g.user.name, "alert.create", f"alert:{made['name']}", "",
-                 request.remote_addr or "")
+    record("alert.create", f"alert:{made['name']}")
     flash(f"Alert rule {made['name']} added.", "ok")
     return back(url_for("ui_alerts.alerts_page"))
 
@@ -61,6 +59,6 @@ def create_alert() -> Any:
 @action
 def delete_alert(name: str) -> Any:
     rules.delete_rule(name)
-    audit.record(g.user.name, "alert.delete", f"alert:{name}", "", request.remote_addr or "")
+    record("alert.delete", f"alert:{name}")
     flash(f"Alert rule {name} removed.", "ok")
     return back(url_for("ui_alerts.alerts_page"))

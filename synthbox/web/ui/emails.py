@@ -7,13 +7,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, request, url_for
 
-from synthbox.accounts import audit
 from synthbox.errors import InputError
 from synthbox.jobs.service import JOB_ID
 from synthbox.mail import templates
 from synthbox.mail.models import EMAIL_STATES
 from synthbox.mail.service import EmailService
-from synthbox.web.ui.base import action, back, page, ui_page
+from synthbox.web.ui.base import action, back, page, record, ui_page
 
 bp = Blueprint("ui_emails", __name__)
 
@@ -25,10 +24,6 @@ BODY_CSP = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src dat
 
 def emails() -> EmailService:
     return current_app.config["SYNTHBOX_EMAILS"]
-
-
-def record(what: str, target: str) -> None:
-    audit.record(g.user.name, what, target, "", request.remote_addr or "")
 
 
 @bp.get("/emails")

@@ -7,22 +7,17 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, request, url_for
 
-from synthbox.accounts import audit
 from synthbox.errors import InputError
 from synthbox.orchestration import projects, triggers
 from synthbox.orchestration.models import AGENT_KINDS, JOB_TYPES, Suggestion, Task
 from synthbox.orchestration.service import OrchestrationService
-from synthbox.web.ui.base import action, back, form_json, page, pretty, ui_page
+from synthbox.web.ui.base import action, back, form_json, page, pretty, record, ui_page
 
 bp = Blueprint("ui_projects", __name__)
 
 
 def orchestration() -> OrchestrationService:
     return current_app.config["SYNTHBOX_ORCHESTRATION"]
-
-
-def record(what: str, target: str) -> None:
-    audit.record(g.user.name, what, target, "", request.remote_addr or "")
 
 
 def _fields(*names: str) -> dict[str, Any]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, jsonify, request, url_for
+from flask import Blueprint, current_app, flash, jsonify, request, url_for
 
 from synthbox.errors import InputError
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.service import JOB_ID
 from synthbox.models import STATES
 from synthbox.web import actions
-from synthbox.web.ui.base import action, back, form_json, page, pretty, ui_page
+from synthbox.web.ui.base import action, actor, back, form_json, page, pretty, ui_page
 from synthbox.web.ui.charts import bars
 
 bp = Blueprint("ui_queues", __name__)
@@ -21,10 +21,6 @@ PAGE_SIZE = 50
 
 def engine() -> Engine:
     return current_app.config["SYNTHBOX_ENGINE"]
-
-
-def actor() -> tuple[str, str]:
-    return g.user.name, request.remote_addr or ""
 
 
 # -- dashboard ------------------------------------------------------------------------------
