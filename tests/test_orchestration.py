@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from synthbox.jobs.errors import JobTimeout
 from synthbox.orchestration import projects, triggers
+from synthbox.orchestration.agents import AgentProcesses
 from synthbox.services import get_orchestration_queue_service
 from tests.conftest import Serve, remember_secret, run_cli, wait_for
 from tests.receiver import Receiver
@@ -193,6 +196,29 @@ def test_stopping_serve_ends_running_agents_and_hands_their_job_back(serve_facto
     status, job = call(again, "GET", f"/admin/jobs/{run['jobId']}")
     assert status == 200 and job["data"]["state"] == "waiting", "handed back, not lost"
     again.stop()
+
+
+def test_a_job_timeout_landing_while_an_agent_is_reaped_leaves_no_zombie():
+    """The runner raises JobTimeout in the job's thread at whatever instruction it is on.
+    Here it lands exactly in the wait that reaps a killed agent (a trace hook raises it
+    there); the child is still reaped and the JobTimeout still reaches the job."""
+    processes = AgentProcesses()
+    process = processes.start(["sleep", "30"])
+    raised = []
+
+    def raise_in_first_wait(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == "wait" and not raised:
+            raised.append(frame.f_code.co_filename)
+            raise JobTimeout()
+
+    sys.settrace(raise_in_first_wait)
+    try:
+        with pytest.raises(JobTimeout):
+            processes.end(process)
+    finally:
+        sys.settrace(None)
+    assert raised and raised[0] == subprocess.__file__
+    assert process.returncode == -signal.SIGKILL
 
 
 def test_an_agent_past_its_own_timeout_is_stopped_and_the_others_run(engine_builder):

@@ -9,6 +9,7 @@ stopped, so nothing an agent started outlives it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from synthbox.config import SETTINGS
+from synthbox.jobs.errors import JobTimeout
 from synthbox.orchestration.outbound import Network, OutboundRefused, post_json
 
 OUTPUT_CAP = 64 * 1024  # characters of output kept with an agent run
@@ -292,8 +294,16 @@ def _run_command(call: AgentCall, argv: list[str]) -> AgentOutcome:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    process.wait()
+    """Kill the child's process group and reap the child. The runner raises JobTimeout in
+    this thread at whatever instruction it is on when the job's time runs out; one that
+    lands here waits until the child is reaped, or it would be left a zombie."""
+    timed_out: JobTimeout | None = None
+    while process.returncode is None:
+        try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except JobTimeout as exc:
+            timed_out = exc
+    if timed_out is not None:
+        raise timed_out
