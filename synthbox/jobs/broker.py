@@ -224,6 +224,9 @@ class Doorbell:
 
     Producers that add one job at a time are coalesced: at most one broker message per
     `window` seconds or per `burst` rings, and the last ring of a window is never lost.
+    A ring held back goes out when the window since the last message ends, not a whole
+    window after the ring (that pushed each later message back too, and a steady 100
+    jobs/s could wait 6 ms each).
     """
 
     def __init__(self, queue: str, huey: Huey, waker: Waker, window: float = 0.005,
@@ -319,7 +322,10 @@ class Doorbell:
                         self._flusher = None
                         return
             self._flush_wanted.clear()
-            time.sleep(self.window)
+            with self._lock:
+                wait = self._last + self.window - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             with self._lock:
                 if not self._pending:
                     continue
