@@ -24,7 +24,7 @@ from huey import RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
 LATENCY_RATE = 100
-LATENCY_JOBS = 200
+LATENCY_JOBS = 1000  # the same samples as synthbox.bench.latency_jobs()
 
 
 class ThreadConsumer(Consumer):
@@ -66,13 +66,14 @@ def measure(backend: str, jobs: int) -> dict[str, Any]:
             time.sleep(0.002)
         drain = jobs / (time.perf_counter() - started)
 
+        samples = min(LATENCY_JOBS, max(20, jobs // 20))
         next_at = time.perf_counter()
-        for i in range(LATENCY_JOBS):
+        for i in range(samples):
             next_at += 1 / LATENCY_RATE
             noop(jobs + i, time.time())
             time.sleep(max(0.0, next_at - time.perf_counter()))
         deadline = time.monotonic() + 30
-        while len(picked) < LATENCY_JOBS and time.monotonic() < deadline:
+        while len(picked) < samples and time.monotonic() < deadline:
             time.sleep(0.01)
         consumer.stop(graceful=False)
         huey.flush()

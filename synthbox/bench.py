@@ -2,7 +2,8 @@
 
 Figures: enqueue jobs/s (half the jobs one `add()` at a time, half through
 `add_bulk()` 1,000 at a time), drain jobs/s (a pre-filled queue to
-empty), pickup latency p50/p99 (enqueue to claim, at 100 jobs/s with workers idle),
+empty), pickup latency p50/p99 (enqueue to claim, 1,000 jobs at 100 jobs/s with workers
+idle),
 and the process's peak RSS. Records go to a temporary SQLite file (or, with
 `--records-url`, a PostgreSQL database you give it); the Redis
 transport uses REDIS_URL (or 127.0.0.1:6379) under keys of its own, so a bench never
@@ -26,8 +27,14 @@ from synthbox.config import Settings
 from synthbox.jobs.engine import Engine
 
 LATENCY_RATE = 100  # jobs/s
-LATENCY_JOBS = 200
+LATENCY_JOBS = 1000  # samples of pickup latency: the p99 is the 10th slowest, not one outlier
 BULK_SIZE = 1000  # jobs per add_bulk() call
+
+
+def latency_jobs(jobs: int) -> int:
+    """How many jobs the pickup phase sends: LATENCY_JOBS for a full run, fewer for a
+    smoke run of a few hundred jobs."""
+    return min(LATENCY_JOBS, max(20, jobs // 20))
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -90,13 +97,14 @@ def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[st
     drain_seconds = time.perf_counter() - started
 
     ids = []
+    samples = latency_jobs(jobs)
     next_at = time.perf_counter()
-    for _ in range(LATENCY_JOBS):
+    for _ in range(samples):
         next_at += 1 / LATENCY_RATE
         ids.append(int(service.add("noop")["id"]))
         time.sleep(max(0.0, next_at - time.perf_counter()))
     deadline = time.monotonic() + 30
-    while runner.jobs_done < jobs + LATENCY_JOBS and time.monotonic() < deadline:
+    while runner.jobs_done < jobs + samples and time.monotonic() < deadline:
         time.sleep(0.01)
     marks = ",".join("?" * len(ids))
     pickups = [(started_at - created_at) * 1000 for created_at, started_at in

@@ -29,7 +29,7 @@ from typing import Any
 
 import psutil
 
-from synthbox.bench import LATENCY_JOBS, LATENCY_RATE, percentile
+from synthbox.bench import LATENCY_RATE, latency_jobs, percentile
 from synthbox.paths import self_command
 
 QUEUE = "diagnostics"
@@ -247,15 +247,16 @@ def _measure(served: BenchServer, backend: str, jobs: int, records_url: str) -> 
     drain_seconds = time.perf_counter() - started
 
     ids = []
+    samples = latency_jobs(total)
     next_at = time.perf_counter()
-    for _ in range(LATENCY_JOBS):
+    for _ in range(samples):
         next_at += 1 / LATENCY_RATE
         ids.append(int(served.request("POST", f"/api/v1/queues/{QUEUE}/jobs",
                                       {"name": "noop"})["data"]["id"]))
         time.sleep(max(0.0, next_at - time.perf_counter()))
     deadline = time.monotonic() + 30
     while (served.request("GET", f"/api/v1/queues/{QUEUE}/stats")["data"]["completed"]
-           < total + LATENCY_JOBS and time.monotonic() < deadline):
+           < total + samples and time.monotonic() < deadline):
         time.sleep(0.05)
     pickups = _pickups(served.data_dir, records_url, ids)
     loaded = [_rss_mb(pid, "VmHWM") for pid in pids]
