@@ -190,6 +190,30 @@ def test_retention_by_age(make_engine):
     assert service.get_job(ids[2]) is None
 
 
+def test_retention_deletes_in_small_batches_and_says_when_it_is_behind(make_engine,
+                                                                       monkeypatch):
+    """A pass stops at its cap (so one pass never holds the writer long) and says more is
+    left; the next pass, a second later in the upkeep loop, goes on from there."""
+    from synthbox.jobs import upkeep
+
+    monkeypatch.setattr(upkeep, "RETENTION_BATCH", 5)
+    monkeypatch.setattr(upkeep, "RETENTION_BATCHES_PER_PASS", 2)
+    engine = make_engine({"diagnostics": {"keep_completed_count": 3}}, workers=False)
+    service = engine.service("diagnostics")
+    ids = [int(j["id"]) for j in service.add_bulk([{"name": "noop"}] * 25)]
+    engine.store.execute("UPDATE job SET status='completed', finished_at=?+id",
+                         (time.time() - 100,))
+    engine.start_workers()
+    runner = engine.queues["diagnostics"].runner
+    kept = lambda: sorted(int(r[0]) for r in engine.store.execute(  # noqa: E731
+        "SELECT id FROM job").fetchall())
+    assert engine.upkeep.apply_retention(runner) is True
+    assert len(kept()) == 15  # 2 batches of 5
+    assert engine.upkeep.apply_retention(runner) is True
+    assert engine.upkeep.apply_retention(runner) is False  # 2 deleted, then none left
+    assert kept() == ids[-3:]
+
+
 def test_progress_and_log_reach_the_record(make_engine):
     engine = make_engine()
     service = engine.service("diagnostics")
@@ -404,3 +428,55 @@ def test_sqlite_writers_of_one_process_take_turns_and_a_rollback_lets_go(tmp_pat
         thread.join(30)
     assert not any(thread.is_alive() for thread in threads)
     assert db.execute_sql("SELECT COUNT(*), MIN(n) FROM t").fetchone() == (800, 0)
+
+
+def test_sqlite_wal_is_checkpointed_in_the_background_then_the_thread_rests(tmp_path,
+                                                                           monkeypatch):
+    """Commits never checkpoint (no 4-6 ms stall in whichever commit crossed 1,000
+    pages): a thread of the database's own folds the WAL into the file, and ends once
+    no commit has come for a while."""
+    import threading
+
+    from synthbox import db as records
+
+    monkeypatch.setattr(records, "CHECKPOINTER_IDLE", 0.5)
+    db = records.SqliteRecords(str(tmp_path / "wal.db"), timeout=5, lock_type="IMMEDIATE",
+                               pragmas=records.SQLITE_PRAGMAS)
+    db.execute_sql("CREATE TABLE t (s TEXT)")
+    main_file = tmp_path / "wal.db"
+    before = main_file.stat().st_size
+    for _ in range(20):
+        with db.atomic():
+            db.execute_sql("INSERT INTO t VALUES (?)", ("x" * 100_000,))
+    assert db.execute_sql("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    wait_for(lambda: main_file.stat().st_size > before + 1_500_000, 10,
+             message="the rows reach the database file without a checkpoint by hand")
+    wait_for(lambda: not any(t.name == "sqlite-checkpoint" and t.is_alive()
+                             for t in threading.enumerate()), 10,
+             message="the checkpoint thread ends when commits stop")
+    with db.atomic():
+        db.execute_sql("INSERT INTO t VALUES ('again')")
+    assert any(t.name == "sqlite-checkpoint" for t in threading.enumerate())
+    db.close()
+
+
+def test_a_held_back_ring_goes_out_when_the_window_since_the_last_message_ends(tmp_path):
+    """One broker message per window at most; a ring held back is sent when the window
+    since the last message ends, not a whole window after itself (which pushed every
+    later message back too: a steady 100 jobs/s waited 6 ms each)."""
+    from synthbox.jobs.broker import Doorbell, build_huey
+    from synthbox.jobs.waker import Waker
+
+    huey = build_huey("bell", None, tmp_path)
+    bell = Doorbell("bell", huey, Waker(), window=1.0)
+    first = time.monotonic()
+    bell.ring()
+    assert huey.storage.queue_size() == 1, "the first ring goes out at once"
+    time.sleep(0.6)
+    for _ in range(50):
+        bell.ring()
+    assert huey.storage.queue_size() == 1, "held back, all 50 in one message"
+    wait_for(lambda: huey.storage.queue_size() == 2, 5, interval=0.01)
+    assert 0.95 <= time.monotonic() - first < 1.45  # held until 1.0 s, not 1.6 s
+    time.sleep(1.2)
+    assert huey.storage.queue_size() == 2
