@@ -8,12 +8,13 @@ glibc gives each thread that allocates its own malloc arena, and an instance run
 save about 1 MB, the setting Sidekiq's deployments make with MALLOC_ARENA_MAX=2. And
 big blocks are always given back when freed (see tune_malloc).
 
-peewee imports psycopg2 as soon as it is imported, when psycopg2 is installed, and
-psycopg2 maps libpq with its own OpenSSL: 5 to 9 MB in every process. A SynthBox whose
-records are in SQLite never uses it, so unless PostgreSQL is named somewhere the
-settings could come from (the command line, the environment, the config file), the
-driver is hidden from peewee while peewee is imported, and only then (an agent's own
-code may still import it). When in doubt it is loaded.
+Drivers: peewee imports psycopg2 as soon as it is imported, when psycopg2 is installed,
+and psycopg2 maps libpq with its own OpenSSL: 5 to 9 MB in every process. Huey imports
+redis the same way, and redis-py 8 brings asyncio and ssl along: 15 MB. A SynthBox whose
+records are in SQLite never uses psycopg2, one without Redis never uses redis; unless
+the settings could name it (the command line, the environment, the config file), each
+is hidden from its importer while that is imported, and only then (an agent's own code
+may still import it). When in doubt it is loaded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from synthbox.config import SETTINGS, SettingsError, find_config_file
 from synthbox.imports import without
 
 POSTGRES_DRIVERS = ("psycopg2", "psycopg")
+REDIS_DRIVERS = ("redis",)
 
 
 def config_file_named(argv: Sequence[str]) -> str | None:
@@ -37,17 +39,19 @@ def config_file_named(argv: Sequence[str]) -> str | None:
     return None
 
 
-def may_use_postgres(argv: Sequence[str], env: Mapping[str, str]) -> bool:
+def settings_may_name(word: str, argv: Sequence[str], env: Mapping[str, str]) -> bool:
+    """Whether `word` ("postgres", "redis") is in the command line, a setting's
+    environment variable or the config file: where a database or Redis URL could be."""
     read = {var for setting in SETTINGS for var in setting.env_names}
     named = [value for var, value in env.items() if var in read]
-    if any("postgres" in text.lower() for text in [*argv, *named]):
+    if any(word in text.lower() for text in [*argv, *named]):
         return True
     try:
         config = find_config_file(config_file_named(argv), env)
     except SettingsError:
         return False  # the command will say the file is missing
     try:
-        return config is not None and "postgres" in config.read_text(errors="replace").lower()
+        return config is not None and word in config.read_text(errors="replace").lower()
     except OSError:
         return True
 
@@ -78,10 +82,13 @@ def tune_malloc() -> None:
 
 def main() -> None:
     tune_malloc()
-    if not may_use_postgres(sys.argv[1:], os.environ):
-        with without(*POSTGRES_DRIVERS):  # each looks for them once, when imported
-            import peewee  # noqa: F401
-            import playhouse.db_url  # noqa: F401
+    unused = [*([] if settings_may_name("postgres", sys.argv[1:], os.environ)
+                else POSTGRES_DRIVERS),
+              *([] if settings_may_name("redis", sys.argv[1:], os.environ) else REDIS_DRIVERS)]
+    with without(*unused):  # each importer looks for them once, when imported
+        import huey  # noqa: F401
+        import peewee  # noqa: F401
+        import playhouse.db_url  # noqa: F401
     from synthbox.cli import main as cli_main
 
     cli_main()

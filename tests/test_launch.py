@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from synthbox.launch import may_use_postgres
+from synthbox.launch import settings_may_name
 
 
 def mapped_files(pid: int) -> str:
@@ -36,7 +36,44 @@ def test_the_pg_driver_loads_only_when_the_settings_can_name_it(
         path.write_text(config)
     argv = [arg.replace("{config}", str(path)) for arg in argv]
     env = {k: v.replace("{config}", str(path)) for k, v in env.items()}
-    assert may_use_postgres(argv, env) is expected
+    assert settings_may_name("postgres", argv, env) is expected
+
+
+@pytest.mark.parametrize(("argv", "env", "config", "expected"), [
+    (["serve"], {"PATH": "/usr/bin"}, None, False),
+    (["serve", "--redis-url", "redis://r:6379/0"], {}, None, True),
+    (["serve"], {"REDIS_URL": "rediss://r:6380/0"}, None, True),
+    (["bench", "--backend", "redis"], {}, None, True),
+    (["serve", "--config", "{config}"], {}, 'redis_url = "redis://r:6379/0"\n', True),
+    (["serve", "--config", "{config}"], {}, 'port = 9000\n', False),
+])
+def test_the_queue_driver_loads_only_when_the_settings_can_name_it(
+        tmp_path, monkeypatch, argv, env, config, expected):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "synthbox.toml"
+    if config is not None:
+        path.write_text(config)
+    argv = [arg.replace("{config}", str(path)) for arg in argv]
+    assert settings_may_name("redis", argv, env) is expected
+
+
+def test_redis_hidden_from_huey_still_works_when_a_redis_is_used_after_all(tmp_path):
+    """No setting named Redis, so Huey was imported without redis; a Redis client built
+    afterwards still gets Huey's storage the names it catches redis errors by."""
+    script = (
+        "import sys\nsys.argv = ['synthbox', 'version']\nfrom synthbox import launch\n"
+        "try:\n    launch.main()\nexcept SystemExit:\n    pass\n"
+        "import huey.storage\nprint('redis' in sys.modules, huey.storage.TimeoutError)\n"
+        "from pathlib import Path\nfrom synthbox.jobs.broker import build_huey, connect_redis\n"
+        "client = connect_redis('redis://127.0.0.1:6379/0')\n"
+        "bell = build_huey('launch-test', client, Path('.'), namespace='launch-test')\n"
+        "bell.storage.read_timeout = 0.1\nprint(bell.storage.dequeue(),"
+        " huey.storage.TimeoutError.__module__)\n")
+    env = {k: v for k, v in os.environ.items() if "redis" not in v.lower()}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["False None", "None redis.exceptions"]
 
 
 def test_the_driver_stays_importable_for_code_of_its_own(tmp_path):

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import redis
 from huey import Huey
 from huey.registry import Message
 from huey.serializer import Serializer
@@ -122,6 +121,7 @@ def connect_redis(url: str, sentinel_name: str = "", cluster: bool = False) -> A
     """A Redis client for REDIS_URL: plain, Sentinel (with a master name) or Cluster."""
     if not url.startswith(("redis://", "rediss://")):
         raise SettingsError("redis_url: must start with redis:// or rediss://")
+    _give_huey_redis()
     hosts, options = _hosts(url)
     if cluster:
         from redis.cluster import ClusterNode, RedisCluster
@@ -140,7 +140,23 @@ def connect_redis(url: str, sentinel_name: str = "", cluster: bool = False) -> A
         asked = {**CONNECT, "retry": Retry(NoBackoff(), 0)}
         sentinel = Sentinel(hosts, sentinel_kwargs=asked, **CONNECT)
         return sentinel.master_for(sentinel_name, **options, **CONNECT)
-    return redis.Redis.from_url(url, **CONNECT)
+    from redis import Redis
+
+    return Redis.from_url(url, **CONNECT)
+
+
+def _give_huey_redis() -> None:
+    """launch.main hides redis from Huey when no setting names Redis. Should one be used
+    all the same, Huey's storage gets here the names it would have imported from redis
+    (its dequeue catches redis's TimeoutError by that name)."""
+    import huey.storage
+
+    if huey.storage.Redis is None:
+        import redis
+
+        huey.storage.ConnectionPool, huey.storage.Redis = redis.ConnectionPool, redis.Redis
+        huey.storage.ConnectionError = redis.exceptions.ConnectionError
+        huey.storage.TimeoutError = redis.exceptions.TimeoutError
 
 
 def warn_if_exposed(url: str) -> None:

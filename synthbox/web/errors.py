@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -40,10 +41,12 @@ def ok(data: Any, status: int = 200) -> Any:
 def _is_unavailable(exc: Exception) -> bool:
     """Errors that mean a backend cannot be reached right now (answered 503, not 500)."""
     import peewee
-    import redis
 
-    return isinstance(exc, peewee.OperationalError | peewee.InterfaceError |
-                      redis.exceptions.ConnectionError | redis.exceptions.TimeoutError)
+    if isinstance(exc, peewee.OperationalError | peewee.InterfaceError):
+        return True
+    redis = sys.modules.get("redis")  # loaded only when a Redis is configured
+    return redis is not None and isinstance(
+        exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError)
 
 
 def init_app(app: Flask) -> None:
