@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from peewee import Database, PostgresqlDatabase, SqliteDatabase
-from playhouse.db_url import connect
 
 from synthbox.config import SettingsError
 from synthbox.models import MODELS, SchemaVersion, database
@@ -117,7 +117,7 @@ def open_database(url: str, data_path: Path) -> Database:
         if not url.startswith(("postgres://", "postgresql://")):
             raise SettingsError(
                 "database_url: must start with postgresql:// (or be empty for SQLite)")
-        db = connect(url)
+        db: Database = _postgres(url)
     else:
         path = url.split("///", 1)[1] if url.startswith("sqlite") else str(
             data_path / "synthbox.db")
@@ -126,6 +126,23 @@ def open_database(url: str, data_path: Path) -> Database:
         db = SqliteRecords(path, pragmas=SQLITE_PRAGMAS, timeout=10, lock_type="IMMEDIATE")
     database.initialize(db)
     return db
+
+
+def _postgres(url: str) -> PostgresqlDatabase:
+    """`postgresql://user:password@host:port/name?option=value` (the options go to libpq
+    as they are). Read as playhouse.db_url reads it, without importing playhouse's every
+    other backend (0.6 MB)."""
+    parts = urlsplit(url)
+    name = parts.path[1:]
+    if not name:
+        raise SettingsError("database_url: names no database (postgresql://host/name)")
+    params: dict[str, Any] = {key: value for key, value in
+                              parse_qsl(parts.query, keep_blank_values=True)}
+    for key, value in (("user", parts.username), ("password", parts.password),
+                       ("host", parts.hostname), ("port", parts.port)):
+        if value:
+            params[key] = value
+    return PostgresqlDatabase(name, **params)
 
 
 def describe(db: Database) -> str:

@@ -88,7 +88,6 @@ def main() -> None:
     with without(*unused):  # each importer looks for them once, when imported
         import huey  # noqa: F401
         import peewee  # noqa: F401
-        import playhouse.db_url  # noqa: F401
     from synthbox.cli import main as cli_main
 
     cli_main()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from synthbox.config import SETTINGS, SettingsError, load_settings
+from tests.conftest import run_cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -136,3 +137,25 @@ def test_readme_opens_with_the_two_commands():
     assert blocks[1] == "python3 -m pip install -e '.[test]' && python3 -m pytest"
     ci = (README.parent / ".ci" / "run").read_text()
     assert blocks[1].split("&& ")[1] in ci
+
+
+def test_a_postgres_url_is_read_into_connection_parameters(tmp_path):
+    from synthbox.db import open_database
+
+    db = open_database("postgresql://jobs:s3cret@db.example:6543/records?sslmode=require"
+                       "&connect_timeout=5", tmp_path)
+    assert db.database == "records"
+    assert db.connect_params == {"user": "jobs", "password": "s3cret", "host": "db.example",
+                                 "port": 6543, "sslmode": "require", "connect_timeout": "5"}
+
+
+def test_a_postgres_url_without_a_database_name_is_refused(tmp_path):
+    from synthbox.db import open_database
+
+    with pytest.raises(SettingsError, match=r"^database_url: names no database"):
+        open_database("postgresql://db.example:5432", tmp_path)
+    result = run_cli("doctor", "--database-url", "postgresql://db.example/",
+                     "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "Error: database_url: names no database")
