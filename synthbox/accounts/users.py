@@ -10,8 +10,8 @@ from synthbox.accounts import audit
 from synthbox.accounts.models import ROLES, IssuedToken, LoginFailure, User, WebSession
 from synthbox.accounts.paging import page_by_id
 from synthbox.accounts.passwords import (
-    DUMMY_HASH,
     MIN_LENGTH,
+    dummy_hash,
     hash_password,
     needs_rehash,
     verify_password,
@@ -106,7 +106,7 @@ def authenticate(name: str, password: str, address: str = "") -> User:
             LoginFailure.delete().where(LoginFailure.id.in_(attempt)).execute()
             raise Throttled("too many failed sign-ins; try again later", wait)
     user = User.get_or_none(User.name == name) if isinstance(name, str) else None
-    stored = user.password_hash if user is not None else DUMMY_HASH
+    stored = user.password_hash if user is not None else dummy_hash()
     good = verify_password(stored, password if isinstance(password, str) else "")
     if user is None or not good or user.disabled:  # the attempt stays counted
         LoginFailure.delete().where(LoginFailure.at < now - FAILURE_WINDOW).execute()
