@@ -311,6 +311,8 @@ class JobStore:
 
         Only held jobs: a claim abandoned after an error is left to expire and stall back.
         """
+        if not any(ids for _, ids in held.values()):
+            return 0  # no write transaction: on SQLite it would keep the writers out
         now = time.time()
         renewed = 0
         with self.db.atomic():
