@@ -2,6 +2,8 @@
 dashboard or a scrape costs the same with a million jobs as with ten.
 
 SQLite: row triggers keep `job_count` exact (one writer at a time, nothing to contend).
+The claim and finish statements of a drain count their own batch instead (`ByBatch`):
+the row trigger's two statements per job were a fifth of a drain's time.
 PostgreSQL: statement triggers append one row per (queue, state) changed to
 `job_count_delta`, insert-only so concurrent transactions never wait on a counter or
 deadlock; the maintenance loop folds the deltas into `job_count`, and readers add both.
@@ -19,18 +21,22 @@ CREATE TABLE IF NOT EXISTS job_count_delta (
   queue VARCHAR(64) NOT NULL, status VARCHAR(16) NOT NULL, n BIGINT NOT NULL);
 """
 
-SQLITE_TRIGGERS = """
+# A row here (only ever inside a write transaction) tells the update trigger that the
+# statement running counts its own changes.
+SQLITE_BATCH_TABLE = "CREATE TABLE IF NOT EXISTS job_count_by_batch (running INTEGER)"
+SQLITE_UPDATE_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS job_count_update AFTER UPDATE OF status ON job
+WHEN OLD.status <> NEW.status AND NOT EXISTS (SELECT 1 FROM job_count_by_batch) BEGIN
+  UPDATE job_count SET n = n - 1 WHERE queue = OLD.queue AND status = OLD.status;
+  INSERT INTO job_count (queue, status, n) VALUES (NEW.queue, NEW.status, 1)
+  ON CONFLICT (queue, status) DO UPDATE SET n = n + 1; END;"""
+SQLITE_TRIGGERS = ("""
 CREATE TRIGGER IF NOT EXISTS job_count_insert AFTER INSERT ON job BEGIN
   INSERT INTO job_count (queue, status, n) VALUES (NEW.queue, NEW.status, 1)
   ON CONFLICT (queue, status) DO UPDATE SET n = n + 1; END;
-CREATE TRIGGER IF NOT EXISTS job_count_update AFTER UPDATE OF status ON job
-WHEN OLD.status <> NEW.status BEGIN
-  UPDATE job_count SET n = n - 1 WHERE queue = OLD.queue AND status = OLD.status;
-  INSERT INTO job_count (queue, status, n) VALUES (NEW.queue, NEW.status, 1)
-  ON CONFLICT (queue, status) DO UPDATE SET n = n + 1; END;
 CREATE TRIGGER IF NOT EXISTS job_count_delete AFTER DELETE ON job BEGIN
-  UPDATE job_count SET n = n - 1 WHERE queue = OLD.queue AND status = OLD.status; END;
-"""
+  UPDATE job_count SET n = n - 1 WHERE queue = OLD.queue AND status = OLD.status; END;"""
+                   + SQLITE_UPDATE_TRIGGER)
 
 POSTGRES_TRIGGERS = """
 CREATE OR REPLACE FUNCTION job_count_track() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -72,6 +78,9 @@ INSERT INTO job_count (queue, status, n)
 ON CONFLICT (queue, status) DO UPDATE SET n = job_count.n + EXCLUDED.n
 """
 
+ADD = ("INSERT INTO job_count (queue, status, n) VALUES (?, ?, ?) "
+       "ON CONFLICT (queue, status) DO UPDATE SET n = job_count.n + excluded.n")
+
 READ = ("SELECT status, SUM(n) FROM (SELECT status, n FROM job_count WHERE queue=? "
         "UNION ALL SELECT status, n FROM job_count_delta WHERE queue=?) counted GROUP BY 1")
 
@@ -86,6 +95,7 @@ def install(db: Database) -> None:
         db.execute_sql("LOCK TABLE job IN SHARE ROW EXCLUSIVE MODE")  # no change slips by
         db.execute_sql(POSTGRES_TRIGGERS)
     else:
+        db.execute_sql(SQLITE_BATCH_TABLE)
         for statement in SQLITE_TRIGGERS.split("END;"):
             if statement.strip():
                 db.execute_sql(statement + "END;")
@@ -100,3 +110,42 @@ def fold(db: Database) -> None:
     if isinstance(db, PostgresqlDatabase):
         with db.atomic():
             db.execute_sql(FOLD_POSTGRES)
+
+
+def count_by_batch(db: Database) -> None:
+    """Migration: the SQLite update trigger gives way to statements that count their own
+    batch (a database counted before keeps its counts)."""
+    if not isinstance(db, PostgresqlDatabase):
+        db.execute_sql(SQLITE_BATCH_TABLE)
+        db.execute_sql("DROP TRIGGER IF EXISTS job_count_update")
+        db.execute_sql(SQLITE_UPDATE_TRIGGER)
+
+
+class ByBatch:
+    """Inside a write transaction: status changes the caller reports with `move()` are
+    counted on leaving, one upsert per (queue, state), and on SQLite the row trigger
+    stands aside meanwhile. On PostgreSQL the statement triggers count already, and this
+    does nothing."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.sqlite = not isinstance(db, PostgresqlDatabase)
+        self.moves: dict[tuple[str, str], int] = {}
+
+    def __enter__(self) -> ByBatch:
+        if self.sqlite:
+            self.db.execute_sql("INSERT INTO job_count_by_batch VALUES (1)")
+        return self
+
+    def move(self, queue: str, old: str, new: str, n: int = 1) -> None:
+        if self.sqlite and n:
+            self.moves[(queue, old)] = self.moves.get((queue, old), 0) - n
+            self.moves[(queue, new)] = self.moves.get((queue, new), 0) + n
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if not self.sqlite or exc_type is not None:
+            return  # an exception rolls the transaction back, the row in the table too
+        self.db.execute_sql("DELETE FROM job_count_by_batch")
+        for (queue, status), n in sorted(self.moves.items()):
+            if n:
+                self.db.execute_sql(ADD, (queue, status, n))

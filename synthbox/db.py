@@ -225,12 +225,18 @@ def _partial_job_indexes(db: Database) -> None:
                    "WHERE finished_at IS NOT NULL")
 
 
+def _count_by_batch(db: Database) -> None:
+    from synthbox.counts import count_by_batch
+
+    count_by_batch(db)
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[Database], None]] = [_create_schema, _create_accounts, _create_mail,
                                                   _create_orchestration, _create_queue_minutes,
                                                   _count_jobs, _index_newest_first,
                                                   _create_alerts, _create_histograms,
-                                                  _partial_job_indexes]
+                                                  _partial_job_indexes, _count_by_batch]
 
 
 def migrate(db: Database) -> int:

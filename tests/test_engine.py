@@ -401,6 +401,80 @@ def test_stats_come_from_kept_counts_and_match_the_jobs(make_engine):
                                   "delayed": 4}
 
 
+def _kept_counts(engine):
+    from synthbox.counts import READ, fold
+
+    fold(engine.db)
+    rows = engine.store.execute(READ, ("diagnostics", "diagnostics")).fetchall()
+    return {status: int(n) for status, n in rows if n}
+
+
+def _row_counts(engine):
+    rows = engine.store.execute("SELECT status, COUNT(*) FROM job WHERE queue='diagnostics' "
+                                "GROUP BY status").fetchall()
+    return {status: int(n) for status, n in rows}
+
+
+def test_claims_and_finishes_count_their_own_batch_exactly(make_engine):
+    """Claim and finish count a batch's moves themselves (on SQLite the row trigger stands
+    aside for them): completions, retries, final failures, deferrals (RetryLater) and a
+    stale claim, which changes nothing, all leave the counts equal to the rows."""
+    from synthbox.jobs.store import Failure
+
+    engine = make_engine(workers=False)
+    store = engine.store
+    engine.service("diagnostics").add_bulk([{"name": "noop"}] * 12)
+    jobs = store.claim("diagnostics", 10, "me", 30)
+    assert len(jobs) == 10
+    assert _kept_counts(engine) == _row_counts(engine) == {"waiting": 2, "active": 10}
+    now = time.time()
+    stale = jobs[9]
+    store.execute("UPDATE job SET owner='someone else' WHERE id=?", (stale.id,))
+    store.finish("me", [(job, None, now) for job in jobs[:5]] + [(stale, None, now)], [
+        Failure(jobs[5], "again", None, now, now + 60),
+        Failure(jobs[6], "for good", None, now, None),
+        Failure(jobs[7], "later", None, now, now + 60, counts=False),
+    ])
+    assert _kept_counts(engine) == _row_counts(engine) == {
+        "waiting": 4, "active": 2, "completed": 5, "failed": 1}
+    # and a change by any other path still goes through the trigger
+    store.execute("UPDATE job SET status='waiting', owner=NULL WHERE id=?", (jobs[8].id,))
+    assert _kept_counts(engine) == _row_counts(engine)
+
+
+def test_an_older_database_keeps_its_counts_through_the_batch_counting_migration(tmp_path):
+    from synthbox import db as records
+
+    db = records.open_database("", tmp_path)
+    ten = records.MIGRATIONS[:10]
+    with db.atomic():
+        db.create_tables([records.SchemaVersion], safe=True)
+        for number, step in enumerate(ten, start=1):
+            step(db)
+            records.SchemaVersion.create(version=number, applied_at=time.time())
+    db.execute_sql("DROP TRIGGER job_count_update")  # as version 10 made it
+    db.execute_sql("DROP TABLE job_count_by_batch")
+    db.execute_sql(
+        "CREATE TRIGGER job_count_update AFTER UPDATE OF status ON job "
+        "WHEN OLD.status <> NEW.status BEGIN "
+        "UPDATE job_count SET n = n - 1 WHERE queue = OLD.queue AND status = OLD.status; "
+        "INSERT INTO job_count (queue, status, n) VALUES (NEW.queue, NEW.status, 1) "
+        "ON CONFLICT (queue, status) DO UPDATE SET n = n + 1; END;")
+    for status in ("waiting", "waiting", "active", "completed"):
+        db.execute_sql("INSERT INTO job (queue, name, data, status, priority, run_at, "
+                       "attempts_made, attempts_max, backoff_type, backoff_delay, "
+                       "stalled_count, progress, created_at) VALUES ('diagnostics', 'noop', "
+                       "'null', ?, 0, 0, 0, 1, 'fixed', 0, 0, 0, 0)", (status,))
+    assert records.migrate(db) == len(records.MIGRATIONS)
+    trigger = db.execute_sql("SELECT sql FROM sqlite_master WHERE name='job_count_update'"
+                             ).fetchone()[0]
+    assert "job_count_by_batch" in trigger
+    db.execute_sql("UPDATE job SET status='failed' WHERE status='active'")
+    rows = dict(db.execute_sql("SELECT status, n FROM job_count WHERE n<>0").fetchall())
+    assert rows == {"waiting": 2, "completed": 1, "failed": 1}
+    db.close()
+
+
 def test_sqlite_writers_of_one_process_take_turns_and_a_rollback_lets_go(tmp_path):
     """The in-process writer lock: 8 threads of write transactions all commit, and a
     transaction that failed does not keep the others out."""

@@ -15,6 +15,8 @@ from typing import Any
 
 from peewee import Database, PostgresqlDatabase
 
+from synthbox.counts import ByBatch
+
 PRIORITIES = range(11)  # 0, the default, to 10, the highest
 # The claim index is (queue, status, priority, run_at): the oldest due job is the first
 # entry of one of the priorities, so ask each (one index seek apiece) rather than read
@@ -93,9 +95,6 @@ class JobStore:
         mine = "WHERE id=? AND status='active' AND owner=? AND started_at=?"
         self._minute_sql = self._sql(MINUTE_UPSERT)
         self._histogram_sql = self._sql(HISTOGRAM_UPSERT)
-        self._complete_sql = self._sql(
-            "UPDATE job SET status='completed', result=?, finished_at=?, progress=100, "
-            f"lease_until=NULL, owner=NULL {mine}")
         self._retry_sql = self._sql(
             "UPDATE job SET status='waiting', run_at=?, failed_reason=?, lease_until=NULL, "
             f"owner=NULL {mine}")
@@ -121,9 +120,10 @@ class JobStore:
               now: float | None = None) -> list[ClaimedJob]:
         """Take up to `limit` due jobs of `queue`, highest priority first, FIFO within one."""
         now = time.time() if now is None else now
-        with self.db.atomic():
+        with self.db.atomic(), ByBatch(self.db) as counts:
             rows = self.db.execute_sql(self._claim_sql, self._claim_params(
                 queue, limit, owner, lease, now)).fetchall()
+            counts.move(queue, "waiting", "active", len(rows))
         return self._claimed(queue, rows, now)
 
     @staticmethod
@@ -180,23 +180,20 @@ class JobStore:
         # SQLite one writer at a time is the drain's bottleneck.
         counted = [failure for failure in failures if failure.counts]
         tallies = _tally(completed, counted)
-        rows = [(result, finished, job.id, owner, job.started_at)
-                for job, result, finished in completed]
-        with self.db.atomic():
+        with self.db.atomic(), ByBatch(self.db) as counts:
             cursor = self.db.cursor()
             all_completed = len(completed)
-            if completed and self.postgres:
+            if completed:
                 completed = self._complete_in_one(owner, completed)
-            elif completed:
-                cursor.executemany(self._complete_sql, rows)
-                if cursor.rowcount != len(completed):  # some claims went stale meanwhile
-                    completed = self._recorded(completed)
+            for job, _, _ in completed:
+                counts.move(job.queue, "active", "completed")
             recorded = []
             for failure in failures:
                 job = failure.job
                 if not failure.counts:
                     cursor.execute(self._defer_sql, (failure.retry_at, job.id, owner,
                                                      job.started_at))
+                    counts.move(job.queue, "active", "waiting", cursor.rowcount)
                     continue
                 cursor.execute(self._attempt_sql, (
                     job.id, job.attempts_made, job.started_at, failure.finished_at,
@@ -209,6 +206,8 @@ class JobStore:
                         failure.error, failure.finished_at, job.id, owner, job.started_at))
                 if cursor.rowcount:
                     recorded.append(failure)
+                    counts.move(job.queue, "active",
+                                "waiting" if failure.retry_at is not None else "failed")
             # only outcomes this call recorded count (a stale claim changed nothing), in
             # key order, so concurrent transactions lock the counter rows in one order
             if len(completed) != all_completed or len(recorded) != len(counted):
@@ -268,30 +267,23 @@ class JobStore:
     def _complete_in_one(self, owner: str,
                          completed: Sequence[tuple[ClaimedJob, str | None, float]]
                          ) -> list[tuple[ClaimedJob, str | None, float]]:
-        """PostgreSQL: a batch's completions as one UPDATE per 500 (one round trip, and
+        """A batch's completions as one UPDATE per 500 (on PostgreSQL one round trip and
         one firing of the count trigger); those this call wrote."""
+        row = ("(?::text, ?::float8, ?::bigint, ?::text, ?::float8)" if self.postgres
+               else "(?, ?, ?, ?, ?)")
         written: set[int] = set()
         for start in range(0, len(completed), 500):
             chunk = completed[start:start + 500]
-            rows = ",".join(["(?::text, ?::float8, ?::bigint, ?::text, ?::float8)"] * len(chunk))
             written.update(r[0] for r in self.execute(
+                f"WITH v(result, finished, id, owner, started) AS (VALUES "
+                f"{','.join([row] * len(chunk))}) "
                 "UPDATE job SET status='completed', result=v.result, finished_at=v.finished, "
-                "progress=100, lease_until=NULL, owner=NULL "
-                f"FROM (VALUES {rows}) AS v(result, finished, id, owner, started) "
+                "progress=100, lease_until=NULL, owner=NULL FROM v "
                 "WHERE job.id=v.id AND job.status='active' AND job.owner=v.owner "
                 "AND job.started_at=v.started RETURNING job.id",
                 [value for job, result, finished in chunk
                  for value in (result, finished, job.id, owner, job.started_at)]).fetchall())
         return [item for item in completed if item[0].id in written]
-
-    def _recorded(self, completed: Sequence[tuple[ClaimedJob, str | None, float]]
-                  ) -> list[tuple[ClaimedJob, str | None, float]]:
-        """Those of `completed` whose completion this transaction wrote."""
-        marks = ",".join("?" * len(completed))
-        finished = dict(self.execute(
-            f"SELECT id, finished_at FROM job WHERE status='completed' AND id IN ({marks})",
-            [job.id for job, _, _ in completed]).fetchall())
-        return [item for item in completed if finished.get(item[0].id) == item[2]]
 
     def release(self, owner: str, job_ids: Sequence[int]) -> int:
         """Hand claimed jobs that never started back to the queue, as if never claimed."""
