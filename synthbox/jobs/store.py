@@ -90,6 +90,9 @@ class JobStore:
         else:
             # One statement under SQLite's write lock: the subquery cannot race.
             self._claim_sql = f"{claim}WHERE id IN ({due}) {returning}"
+            # claim(): the due jobs first, so a claim that finds none writes nothing
+            self._due_sql = due
+            self._claim_ids_sql = f"{claim}WHERE id IN ({{marks}}) AND status='waiting' {returning}"
         # A claim is (owner, started_at): a run whose lease lapsed and whose job was claimed
         # again, even by this same instance, finds its claim gone and changes nothing.
         mine = "WHERE id=? AND status='active' AND owner=? AND started_at=?"
@@ -120,11 +123,27 @@ class JobStore:
               now: float | None = None) -> list[ClaimedJob]:
         """Take up to `limit` due jobs of `queue`, highest priority first, FIFO within one."""
         now = time.time() if now is None else now
-        with self.db.atomic(), ByBatch(self.db) as counts:
-            rows = self.db.execute_sql(self._claim_sql, self._claim_params(
-                queue, limit, owner, lease, now)).fetchall()
-            counts.move(queue, "waiting", "active", len(rows))
+        params = self._claim_params(queue, limit, owner, lease, now)
+        with self.db.atomic():
+            if self.postgres:
+                rows = self.db.execute_sql(self._claim_sql, params).fetchall()
+            else:
+                rows = self._claim_counted(queue, params)
         return self._claimed(queue, rows, now)
+
+    def _claim_counted(self, queue: str, params: dict[str, Any]) -> list[Sequence[Any]]:
+        """SQLite, under its write lock: read the due jobs, then claim them, counting the
+        batch here rather than per row in the trigger. Finding none writes nothing."""
+        ids = [row[0] for row in self.db.execute_sql(self._due_sql, params)]
+        if not ids:
+            return []
+        with ByBatch(self.db) as counts:
+            marks = {f"id{i}": job_id for i, job_id in enumerate(ids)}
+            rows: list[Sequence[Any]] = self.db.execute_sql(
+                self._claim_ids_sql.format(marks=",".join(f":{name}" for name in marks)),
+                {**params, **marks}).fetchall()
+            counts.move(queue, "waiting", "active", len(rows))
+        return rows
 
     @staticmethod
     def _claim_params(queue: str, limit: int, owner: str, lease: float,
