@@ -142,11 +142,12 @@ def test_readme_opens_with_the_two_commands():
 def test_a_postgres_url_is_read_into_connection_parameters(tmp_path):
     from synthbox.db import open_database
 
-    db = open_database("postgresql://jobs:s3cret@db.example:6543/records?sslmode=require"
-                       "&connect_timeout=5", tmp_path)
+    db = open_database("postgresql://jobs:s3cr%40t@db.example:6543/records?sslmode=require"
+                       "&connect_timeout=5&host=replica.example", tmp_path)
     assert db.database == "records"
-    assert db.connect_params == {"user": "jobs", "password": "s3cret", "host": "db.example",
-                                 "port": 6543, "sslmode": "require", "connect_timeout": "5"}
+    assert db.connect_params == {"user": "jobs", "password": "s3cr@t", "port": 6543,
+                                 "host": "replica.example",  # options come last
+                                 "sslmode": "require", "connect_timeout": 5}
 
 
 def test_a_postgres_url_without_a_database_name_is_refused(tmp_path):
@@ -154,6 +155,8 @@ def test_a_postgres_url_without_a_database_name_is_refused(tmp_path):
 
     with pytest.raises(SettingsError, match=r"^database_url: names no database"):
         open_database("postgresql://db.example:5432", tmp_path)
+    with pytest.raises(SettingsError, match=r"^database_url: the port must be a number"):
+        open_database("postgresql://db.example:port/records", tmp_path)
     result = run_cli("doctor", "--database-url", "postgresql://db.example/",
                      "--data-dir", str(tmp_path))
     assert result.returncode == 2
