@@ -51,9 +51,9 @@ class AgentProcesses:
 
     def end(self, process: subprocess.Popen[bytes]) -> None:
         """Kill its whole process group (whatever it left running too)."""
+        _kill_group(process)  # first: a JobTimeout may land anywhere after it
         with self._lock:
             self._running.discard(process)
-        _kill_group(process)
 
     def stop(self) -> None:
         with self._lock:
@@ -210,11 +210,13 @@ def run_process(call: AgentCall, argv: list[str], stdin: bytes | None, env: dict
     process = call.processes.start(argv, stdin=subprocess.PIPE if stdin is not None
                                    else subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, cwd=cwd, env=env)
-    assert process.stdout is not None and process.stderr is not None
-    out, err = _Capture(process.stdout), _Capture(process.stderr)
-    if stdin is not None:
-        threading.Thread(target=_feed, args=(process, stdin), daemon=True).start()
-    try:
+    captures: list[_Capture] = []
+    try:  # from here on, whatever is raised (a JobTimeout anywhere), the group is killed
+        assert process.stdout is not None and process.stderr is not None
+        out, err = _Capture(process.stdout), _Capture(process.stderr)
+        captures += (out, err)
+        if stdin is not None:
+            threading.Thread(target=_feed, args=(process, stdin), daemon=True).start()
         while True:
             remaining = call.deadline - time.monotonic()
             if remaining <= 0 or call.cancelled.is_set() or call.processes.stopping.is_set():
@@ -228,8 +230,8 @@ def run_process(call: AgentCall, argv: list[str], stdin: bytes | None, env: dict
                 continue
     finally:
         call.processes.end(process)  # also closes pipes its background children held
-        out.join()
-        err.join()
+        for capture in captures:
+            capture.join()
     if out.too_large or err.too_large:
         raise OutputTooLarge()
     return code, out.data(), err.data()
