@@ -105,8 +105,9 @@ def authenticate(name: str, password: str, address: str = "") -> User:
         if wait is not None:
             LoginFailure.delete().where(LoginFailure.id.in_(attempt)).execute()
             raise Throttled("too many failed sign-ins; try again later", wait)
+    dummy = dummy_hash()  # made at the first sign-in, whoever it is for: no time to tell
     user = User.get_or_none(User.name == name) if isinstance(name, str) else None
-    stored = user.password_hash if user is not None else dummy_hash()
+    stored = user.password_hash if user is not None else dummy
     good = verify_password(stored, password if isinstance(password, str) else "")
     if user is None or not good or user.disabled:  # the attempt stays counted
         LoginFailure.delete().where(LoginFailure.at < now - FAILURE_WINDOW).execute()

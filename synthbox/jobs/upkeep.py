@@ -27,7 +27,8 @@ from synthbox.models import COMPLETED, FAILED
 
 log = logging.getLogger("synthbox.upkeep")
 
-RETENTION_EVERY = 60.0  # or 1 s while a pass leaves work behind
+RETENTION_EVERY = 60.0
+RETENTION_CATCHING_UP = 1.0  # seconds to the next pass while one leaves work behind
 # Each batch holds SQLite's one write lock: 1,000 rows held it 5-17 ms, and a producer
 # adding a job waited that long. 200 rows take 1-2 ms, with a pause after each.
 RETENTION_BATCH = 200
@@ -130,7 +131,7 @@ class Upkeep:
                     except Exception:
                         log.exception("queue chore failed")
             if now >= next_retention:
-                next_retention = now + (1.0 if behind else RETENTION_EVERY)
+                next_retention = now + (RETENTION_CATCHING_UP if behind else RETENTION_EVERY)
                 self.forget_silent_instances()
                 try:
                     self.store.forget_minutes(int(time.time() // 60) - MINUTES_KEPT)
@@ -185,7 +186,7 @@ class Upkeep:
                     break
                 if self.stopped.wait(RETENTION_PAUSE):  # let waiting writers in
                     return False
-            else:
+            else:  # the pass's last batch was full: there may be more
                 behind = True
         if removed:
             log.info("retention: removed %d finished %s jobs", removed, spec.name)
