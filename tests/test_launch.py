@@ -16,45 +16,37 @@ def mapped_files(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
 
 
-@pytest.mark.parametrize(("argv", "env", "config", "expected"), [
-    ([], {}, None, False),
-    (["serve"], {"SYNTHBOX_PORT": "8080", "PATH": "/usr/lib/postgresql/15/bin"}, None, False),
-    (["serve", "--database-url", "postgresql://db/jobs"], {}, None, True),
-    (["serve"], {"DATABASE_URL": "postgres://db/jobs"}, None, True),
-    (["serve"], {"SYNTHBOX_DATABASE_URL": "postgresql://db/jobs"}, None, True),
-    (["serve", "--config", "{config}"], {}, 'database_url = "postgresql://db/jobs"\n', True),
-    (["serve", "--config={config}"], {}, 'database_url = "postgresql://db/jobs"\n', True),
-    (["serve"], {"SYNTHBOX_CONFIG": "{config}"}, 'database_url = "postgresql://x/y"\n', True),
-    (["serve", "--config", "{config}"], {}, 'port = 9000\n', False),
-    (["serve", "--config", "{config}/missing.toml"], {}, None, False),
+@pytest.mark.parametrize(("word", "argv", "env", "config", "expected"), [
+    ("postgres", [], {}, None, False),
+    ("postgres", ["serve"], {"SYNTHBOX_PORT": "8080", "PATH": "/usr/lib/postgresql/15/bin"},
+     None, False),
+    ("postgres", ["serve", "--database-url", "postgresql://db/jobs"], {}, None, True),
+    ("postgres", ["serve"], {"DATABASE_URL": "postgres://db/jobs"}, None, True),
+    ("postgres", ["serve"], {"SYNTHBOX_DATABASE_URL": "postgresql://db/jobs"}, None, True),
+    ("postgres", ["serve", "--config", "{config}"], {},
+     'database_url = "postgresql://db/jobs"\n', True),
+    ("postgres", ["serve", "--config={config}"], {},
+     'database_url = "postgresql://db/jobs"\n', True),
+    ("postgres", ["serve"], {"SYNTHBOX_CONFIG": "{config}"},
+     'database_url = "postgresql://x/y"\n', True),
+    ("postgres", ["serve", "--config", "{config}"], {}, 'port = 9000\n', False),
+    ("postgres", ["serve", "--config", "{config}/missing.toml"], {}, None, False),
+    ("redis", ["serve"], {"PATH": "/usr/bin"}, None, False),
+    ("redis", ["serve", "--redis-url", "redis://r:6379/0"], {}, None, True),
+    ("redis", ["serve"], {"REDIS_URL": "rediss://r:6380/0"}, None, True),
+    ("redis", ["bench", "--backend", "redis"], {}, None, True),
+    ("redis", ["serve", "--config", "{config}"], {}, 'redis_url = "redis://r:6379/0"\n', True),
+    ("redis", ["serve", "--config", "{config}"], {}, 'port = 9000\n', False),
 ])
-def test_the_pg_driver_loads_only_when_the_settings_can_name_it(
-        tmp_path, monkeypatch, argv, env, config, expected):
+def test_a_driver_loads_only_when_the_settings_can_name_it(
+        tmp_path, monkeypatch, word, argv, env, config, expected):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "synthbox.toml"
     if config is not None:
         path.write_text(config)
     argv = [arg.replace("{config}", str(path)) for arg in argv]
     env = {k: v.replace("{config}", str(path)) for k, v in env.items()}
-    assert settings_may_name("postgres", argv, env) is expected
-
-
-@pytest.mark.parametrize(("argv", "env", "config", "expected"), [
-    (["serve"], {"PATH": "/usr/bin"}, None, False),
-    (["serve", "--redis-url", "redis://r:6379/0"], {}, None, True),
-    (["serve"], {"REDIS_URL": "rediss://r:6380/0"}, None, True),
-    (["bench", "--backend", "redis"], {}, None, True),
-    (["serve", "--config", "{config}"], {}, 'redis_url = "redis://r:6379/0"\n', True),
-    (["serve", "--config", "{config}"], {}, 'port = 9000\n', False),
-])
-def test_the_queue_driver_loads_only_when_the_settings_can_name_it(
-        tmp_path, monkeypatch, argv, env, config, expected):
-    monkeypatch.chdir(tmp_path)
-    path = tmp_path / "synthbox.toml"
-    if config is not None:
-        path.write_text(config)
-    argv = [arg.replace("{config}", str(path)) for arg in argv]
-    assert settings_may_name("redis", argv, env) is expected
+    assert settings_may_name(word, argv, env) is expected
 
 
 def test_redis_hidden_from_huey_still_works_when_a_redis_is_used_after_all(tmp_path):
