@@ -50,6 +50,7 @@ class SqliteRecords(SqliteDatabase):
         self._writer = threading.Lock()
         self._holds_writer = threading.local()
         self._committed = threading.Event()
+        self._closing = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self._checkpointer_lock = threading.Lock()
 
@@ -90,6 +91,17 @@ class SqliteRecords(SqliteDatabase):
             self._holds_writer.held = False
             self._writer.release()
 
+    def close(self) -> bool:
+        """This thread's connection. Called from another thread than the checkpoint
+        thread's, that one ends first: nothing opens the files after an engine closes
+        (a test or a bench then deletes its directory)."""
+        checkpointer = self._checkpointer
+        if checkpointer is not None and checkpointer is not threading.current_thread():
+            self._closing.set()
+            checkpointer.join(10)
+            self._closing.clear()
+        return bool(super().close())
+
     def _checkpoint_loop(self) -> None:
         try:
             self._checkpoint_until_idle()
@@ -98,13 +110,12 @@ class SqliteRecords(SqliteDatabase):
                 self._checkpointer = None
             raise
         finally:
-            self.close()  # this thread's connection
+            super().close()  # this thread's connection
 
     def _checkpoint_until_idle(self) -> None:
         """Fold the WAL into the database file while commits come in; end when idle."""
         idle_since = time.monotonic()
-        while True:
-            time.sleep(CHECKPOINT_EVERY)
+        while not self._closing.wait(CHECKPOINT_EVERY):
             if self._committed.is_set():
                 self._committed.clear()
                 idle_since = time.monotonic()
@@ -118,6 +129,8 @@ class SqliteRecords(SqliteDatabase):
                         and time.monotonic() - idle_since >= CHECKPOINTER_IDLE):
                     self._checkpointer = None
                     return
+        with self._checkpointer_lock:
+            self._checkpointer = None
 
 
 def open_database(url: str, data_path: Path) -> Database:

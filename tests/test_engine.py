@@ -547,7 +547,8 @@ def test_sqlite_wal_is_checkpointed_in_the_background_then_the_thread_rests(tmp_
     with db.atomic():
         db.execute_sql("INSERT INTO t VALUES ('again')")
     assert any(t.name == "sqlite-checkpoint" for t in threading.enumerate())
-    db.close()
+    db.close()  # ends it too: nothing touches the files once the database is closed
+    assert not any(t.name == "sqlite-checkpoint" for t in threading.enumerate())
 
 
 def test_a_held_back_ring_goes_out_when_the_window_since_the_last_message_ends(tmp_path):
