@@ -1,10 +1,9 @@
 """`synthbox bench`: enqueue and drain no-op jobs with the real engine, and measure.
 
 Figures: enqueue jobs/s (half the jobs one `add()` at a time, half through
-`add_bulk()` 1,000 at a time), drain jobs/s (a pre-filled queue to
-empty), pickup latency p50/p99 (enqueue to claim, 1,000 jobs at 100 jobs/s with workers
-idle),
-and the process's peak RSS. Records go to a temporary SQLite file (or, with
+`add_bulk()` 1,000 at a time), drain jobs/s (a pre-filled queue to empty), pickup
+latency p50/p99 (enqueue to claim, 1,000 jobs at 100 jobs/s with workers idle), and
+the process's peak RSS. Records go to a temporary SQLite file (or, with
 `--records-url`, a PostgreSQL database you give it); the Redis
 transport uses REDIS_URL (or 127.0.0.1:6379) under keys of its own, so a bench never
 touches a running deployment's jobs.
