@@ -22,7 +22,7 @@ from prometheus_client.core import (
 )
 
 from synthbox.jobs.engine import Engine
-from synthbox.jobs.store import BUCKETS
+from synthbox.jobs.tallies import BUCKETS
 from synthbox.models import STATES
 
 INSTANCE_UP_WITHIN = 30.0  # seconds since its last heartbeat

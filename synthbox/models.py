@@ -122,7 +122,7 @@ class QueueMinute(BaseModel):
 
 class JobHistogram(BaseModel):
     """Run and wait times of finished attempts per queue: a count and a sum per bucket
-    (`metric` is "duration" or "wait"; `bucket` indexes synthbox.jobs.store.BUCKETS)."""
+    (`metric` is "duration" or "wait"; `bucket` indexes synthbox.jobs.tallies.BUCKETS)."""
 
     queue = CharField(max_length=64)
     metric = CharField(max_length=16)

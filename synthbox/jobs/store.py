@@ -6,7 +6,6 @@ job, so they are written once as parameterised SQL (DESIGN.md, "The hot path").
 
 from __future__ import annotations
 
-import bisect
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -16,6 +15,7 @@ from typing import Any
 from peewee import Database, PostgresqlDatabase
 
 from synthbox.counts import ByBatch
+from synthbox.jobs.tallies import HISTOGRAM_UPSERT, MINUTE_COLUMNS, MINUTE_UPSERT, tally
 
 PRIORITIES = range(11)  # 0, the default, to 10, the highest
 # The claim index is (queue, status, priority, run_at): the oldest due job is the first
@@ -25,21 +25,6 @@ _OLDEST_DUE = "SELECT MIN(first) FROM (" + " UNION ALL ".join(
     f"SELECT (SELECT MIN(run_at) FROM job WHERE queue=? AND status='waiting' "
     f"AND priority={priority} AND run_at<=?) AS first" for priority in PRIORITIES
 ) + ") AS firsts"
-MINUTE_COLUMNS = ("completed", "failed", "wait_ms", "picked", "retried", "stalled",
-                  "rate_limited")
-MINUTE_UPSERT = (  # what happened per queue and minute, added up
-    f"INSERT INTO queue_minute (queue, minute, {', '.join(MINUTE_COLUMNS)}) "
-    f"VALUES (?, ?, {', '.join('?' * len(MINUTE_COLUMNS))}) "
-    "ON CONFLICT (queue, minute) DO UPDATE SET "
-    + ", ".join(f"{c}=queue_minute.{c}+excluded.{c}" for c in MINUTE_COLUMNS))
-# upper bounds (seconds) of the run and wait time buckets; the last one is +Inf
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-           300.0, 600.0, float("inf"))
-HISTOGRAM_UPSERT = (
-    "INSERT INTO job_histogram (queue, metric, bucket, n, total) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (queue, metric, bucket) DO UPDATE SET n=job_histogram.n+excluded.n, "
-    "total=job_histogram.total+excluded.total")
-
 
 @dataclass(slots=True)
 class ClaimedJob:
@@ -198,7 +183,7 @@ class JobStore:
         # Everything that needs no database is done before the write lock is taken: on
         # SQLite one writer at a time is the drain's bottleneck.
         counted = [failure for failure in failures if failure.counts]
-        tallies = _tally(completed, counted)
+        tallies = tally(completed, counted)
         with self.db.atomic(), ByBatch(self.db) as counts:
             cursor = self.db.cursor()
             all_completed = len(completed)
@@ -230,7 +215,7 @@ class JobStore:
             # only outcomes this call recorded count (a stale claim changed nothing), in
             # key order, so concurrent transactions lock the counter rows in one order
             if len(completed) != all_completed or len(recorded) != len(counted):
-                tallies = _tally(completed, recorded)
+                tallies = tally(completed, recorded)
             minutes, histogram = tallies
             cursor.executemany(self._minute_sql, minutes)
             cursor.executemany(self._histogram_sql, histogram)
@@ -396,28 +381,3 @@ class JobStore:
                 self.execute(f"DELETE FROM job_attempt WHERE job_id IN ({marks})", deleted)
                 self.execute(f"DELETE FROM job_log WHERE job_id IN ({marks})", deleted)
         return len(deleted)
-
-
-def _tally(completed: Sequence[tuple[ClaimedJob, str | None, float]],
-           failures: Sequence[Failure]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Rows for queue_minute (each attempt's wait; each outcome) and job_histogram (each
-    attempt's run and wait time) for a batch of outcomes."""
-    minutes: dict[tuple[str, int], list[float]] = {}
-    histogram: dict[tuple[str, str, int], list[float]] = {}
-    outcomes = [(job, finished, 0) for job, _, finished in completed] + [
-        (f.job, f.finished_at, 1 if f.retry_at is None else 4) for f in failures if f.counts]
-    for job, finished, column in outcomes:
-        row = minutes.setdefault((job.queue, int(finished // 60)), [0.0] * 7)
-        row[column] += 1
-        wait = max(job.started_at - job.run_at, 0.0)
-        row[2] += wait * 1000
-        row[3] += 1
-        for metric, seconds in (("duration", max(finished - job.started_at, 0.0)),
-                                ("wait", wait)):
-            bucket = bisect.bisect_left(BUCKETS, seconds)
-            cell = histogram.setdefault((job.queue, metric, bucket), [0, 0.0])
-            cell[0] += 1
-            cell[1] += seconds
-    return ([(queue, minute, *(int(v) if i != 2 else v for i, v in enumerate(row)))
-             for (queue, minute), row in sorted(minutes.items())],
-            [(*key, int(n), total) for key, (n, total) in sorted(histogram.items())])
