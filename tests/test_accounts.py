@@ -603,3 +603,30 @@ def test_parallel_guesses_cannot_pass_the_limit(server):
         statuses = list(pool.map(guess, range(24)))
     assert statuses.count(401) <= 10, statuses
     assert statuses.count(401) + statuses.count(429) == 24
+
+
+def test_instances_starting_together_read_one_whole_secret(tmp_path):
+    """Cluster mode starts its instances at once, and each reads or creates the JWT,
+    session and admin-token secrets: none may read the file between its creation and its
+    content (an empty JWT key answered every sign-in with a 500)."""
+    import threading
+
+    from synthbox.secrets import read_or_create_secret
+
+    for round_ in range(200):
+        folder = tmp_path / str(round_)
+        folder.mkdir()
+        start = threading.Barrier(4)
+        values: list[str] = []
+
+        def read(folder=folder, start=start, values=values) -> None:
+            start.wait()
+            values.append(read_or_create_secret(folder, "secret")[0])
+
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(values)) == 1 and values[0], values
+        assert sorted(p.name for p in folder.iterdir()) == ["secret"]
