@@ -49,36 +49,37 @@ def test_a_driver_loads_only_when_the_settings_can_name_it(
     assert settings_may_name(word, argv, env) is expected
 
 
+def after_launch(tmp_path: Path, unnamed: str, code: str) -> list[str]:
+    """Standard output lines of `code`, run in a process whose entry point ran first
+    (`synthbox version`) with no setting naming `unnamed`."""
+    script = ("import sys\nsys.argv = ['synthbox', 'version']\nfrom synthbox import launch\n"
+              "try:\n    launch.main()\nexcept SystemExit:\n    pass\n" + code)
+    env = {k: v for k, v in os.environ.items() if unnamed not in v.lower()}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
 def test_redis_hidden_from_huey_still_works_when_a_redis_is_used_after_all(tmp_path):
     """No setting named Redis, so Huey was imported without redis; a Redis client built
     afterwards still gets Huey's storage the names it catches redis errors by."""
-    script = (
-        "import sys\nsys.argv = ['synthbox', 'version']\nfrom synthbox import launch\n"
-        "try:\n    launch.main()\nexcept SystemExit:\n    pass\n"
+    lines = after_launch(tmp_path, "redis", (
         "import huey.storage\nprint('redis' in sys.modules, huey.storage.TimeoutError)\n"
         "from pathlib import Path\nfrom synthbox.jobs.broker import build_huey, connect_redis\n"
         "client = connect_redis('redis://127.0.0.1:6379/0')\n"
         "bell = build_huey('launch-test', client, Path('.'), namespace='launch-test')\n"
         "bell.storage.read_timeout = 0.1\nprint(bell.storage.dequeue(),"
-        " huey.storage.TimeoutError.__module__)\n")
-    env = {k: v for k, v in os.environ.items() if "redis" not in v.lower()}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-2:] == ["False None", "None redis.exceptions"]
+        " huey.storage.TimeoutError.__module__)\n"))
+    assert lines[-2:] == ["False None", "None redis.exceptions"]
 
 
 def test_the_driver_stays_importable_for_code_of_its_own(tmp_path):
     """Hidden from peewee only: a python agent (`synthbox run-agent`) may use PostgreSQL
     for its own work."""
-    script = ("import sys\nsys.argv = ['synthbox', 'version']\nfrom synthbox import launch\n"
-              "try:\n    launch.main()\nexcept SystemExit:\n    pass\n"
-              "import peewee, psycopg2\nprint(peewee.psycopg2 is None, psycopg2.__name__)\n")
-    env = {k: v for k, v in os.environ.items() if "postgres" not in v.lower()}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "True psycopg2"
+    lines = after_launch(tmp_path, "postgres", (
+        "import peewee, psycopg2\nprint(peewee.psycopg2 is None, psycopg2.__name__)\n"))
+    assert lines[-1] == "True psycopg2"
 
 
 def test_a_sqlite_serve_maps_neither_libpq_nor_the_rsa_code_and_still_answers(
