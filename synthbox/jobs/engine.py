@@ -20,9 +20,10 @@ from typing import Any
 from synthbox.config import Settings, SettingsError
 from synthbox.db import describe, migrate, open_database
 from synthbox.jobs.broker import Doorbell, build_huey, connect_redis, warn_if_exposed
+from synthbox.jobs.consumer import EmbeddedConsumer
 from synthbox.jobs.errors import UnknownQueue
 from synthbox.jobs.ratelimit import RedisRateLimiter
-from synthbox.jobs.runner import EmbeddedConsumer, QueueRunner
+from synthbox.jobs.runner import QueueRunner
 from synthbox.jobs.service import QueueService
 from synthbox.jobs.spec import QueueRegistry
 from synthbox.jobs.store import JobStore
