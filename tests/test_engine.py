@@ -571,3 +571,49 @@ def test_a_held_back_ring_goes_out_when_the_window_since_the_last_message_ends(t
     assert 0.95 <= time.monotonic() - first < 1.45  # held until 1.0 s, not 1.6 s
     time.sleep(1.2)
     assert huey.storage.queue_size() == 2
+
+
+def test_a_busy_instance_leaves_the_doorbell_to_an_idle_one(redis_url, pg_url, tmp_path,
+                                                           engine_builder):
+    """Two instances on one Redis and one records database. An instance reads the broker
+    only while one of its workers waits: a job rung in by a busy instance stays rung in
+    the broker, and runs on the idle instance."""
+    shared = {"redis_url": redis_url, "database_url": pg_url}
+    queues = {"diagnostics": {"concurrency": 1}}
+    busy = engine_builder(shared, queues)
+    service = busy.service("diagnostics")
+    long_job = service.add("sleep", {"seconds": 6})["id"]
+    wait_for(lambda: service.get_job(long_job)["state"] == "active", 10, message="long job")
+    quick = service.add("noop")["id"]  # rung in by the busy instance
+    time.sleep(0.5)
+    assert busy.queues["diagnostics"].runner.doorbell.pending_in_broker() >= 1
+    assert service.get_job(quick)["state"] == "waiting"
+    engine_builder(shared, queues, data_dir=tmp_path / "idle")
+    wait_for(lambda: service.get_job(quick)["state"] == "completed", 10,
+             message="the idle instance answers the doorbell")
+    assert service.get_job(long_job)["state"] == "active"
+
+
+def test_a_job_added_here_does_not_wait_for_the_broker(redis_url, monkeypatch, engine_builder):
+    """A job added in this process goes to an idle worker here through the local bell;
+    with every read of the broker stalled, it still runs."""
+    import threading
+
+    from synthbox.jobs.broker import ClientRedisStorage
+
+    released = threading.Event()
+
+    def stalled_read(self):
+        released.wait(30)
+        return None
+
+    monkeypatch.setattr(ClientRedisStorage, "dequeue", stalled_read)
+    engine = engine_builder({"redis_url": redis_url})
+    service = engine.service("diagnostics")
+    try:
+        time.sleep(0.5)  # every reader is inside a stalled read
+        job = service.add("noop")["id"]
+        wait_for(lambda: service.get_job(job)["state"] == "completed", 10,
+                 message="picked up without the broker")
+    finally:
+        released.set()

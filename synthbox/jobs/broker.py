@@ -199,11 +199,15 @@ def _wake(*hint: Any) -> None:
 class LocalBell:
     """Rings between threads of this process: each ring wakes one idle worker and hands it
     the turn to drain (a shared Event could be cleared by one worker before another saw
-    it, leaving a ready worker asleep). Unclaimed turns are capped."""
+    it, leaving a ready worker asleep). Unclaimed turns are capped. It also knows whether
+    a worker is idle, so the broker is read only when someone here can answer."""
 
     def __init__(self, cap: int = 64):
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        self._idle = threading.Condition(lock)
         self._turns = 0
+        self._waiting = 0
         self._cap = cap
 
     def set(self) -> None:
@@ -223,16 +227,27 @@ class LocalBell:
         """Wait up to `timeout` for a turn; True if one was taken."""
         with self._cond:
             if not self._turns:
-                self._cond.wait(timeout)
+                self._waiting += 1
+                self._idle.notify()
+                try:
+                    self._cond.wait(timeout)
+                finally:
+                    self._waiting -= 1
             if self._turns:
                 self._turns -= 1
                 return True
             return False
 
+    def wait_for_idle(self, timeout: float) -> bool:
+        """Wait up to `timeout` until a worker waits with no turn handed to it yet."""
+        with self._cond:
+            return self._idle.wait_for(lambda: self._waiting > self._turns, timeout)
+
     def wake_all(self) -> None:
-        """Wake every waiting worker without a turn (they are stopping)."""
+        """Wake every waiting thread without a turn (they are stopping)."""
         with self._cond:
             self._cond.notify_all()
+            self._idle.notify_all()
 
 
 class Doorbell:

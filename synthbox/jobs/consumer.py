@@ -1,7 +1,8 @@
 """Huey's consumer embedded in the process: threads that read a queue's doorbell.
 
 A doorbell makes a worker thread drain the queue from the records database (see
-`runner.py`) until nothing is due.
+`runner.py`) until nothing is due. Rings from this process reach its idle workers
+through the local bell at once; the broker carries them to the other instances.
 """
 
 from __future__ import annotations
@@ -12,15 +13,33 @@ import threading
 import time
 from typing import Any
 
-from huey.consumer import Consumer, Scheduler, Worker
+from huey.consumer import BaseProcess, Consumer, Scheduler, Worker
 
 from synthbox.jobs.runner import QueueRunner
 
 log = logging.getLogger("synthbox.worker")
 
 
+def due_doorbell(huey: Any, data: bytes, queue: str) -> bool:
+    """True for a doorbell to answer now. A doorbell for later goes back to Huey's schedule;
+    a message that is not a doorbell is dropped with a warning."""
+    try:
+        task = huey.deserialize_task(data)
+    except Exception:
+        log.warning("queue %s: dropped a broker message that is not a doorbell", queue)
+        return False
+    if task.eta and task.eta > datetime.datetime.now(datetime.UTC).replace(tzinfo=None):
+        huey.add_schedule(task)
+        return False
+    return True
+
+
 class DoorbellWorker(Worker):
-    """A Huey worker whose only task is the doorbell: read it, then drain the queue."""
+    """A Huey worker whose only task is the doorbell: wait for it, then drain the queue.
+
+    On a blocking broker (Redis) the workers wait on the local bell alone and the
+    listener reads the broker for them; on SQLite each worker polls the broker between
+    waits on the local bell."""
 
     runner: QueueRunner
     delay: float
@@ -31,6 +50,10 @@ class DoorbellWorker(Worker):
     def loop(self, now: Any = None) -> None:
         runner = self.runner
         bell = runner.doorbell
+        if self.huey.storage.blocking:
+            if bell.local.wait(1.0):
+                runner.drain()
+            return
         try:
             data = self.huey.storage.dequeue()
         except Exception as exc:
@@ -42,19 +65,9 @@ class DoorbellWorker(Worker):
         if not bell.healthy:
             bell.mark_reachable(True)
         if data is not None:
-            try:
-                task = self.huey.deserialize_task(data)
-            except Exception:
-                log.warning("queue %s: dropped a broker message that is not a doorbell",
-                            runner.spec.name)
-                return
-            if task.eta and task.eta > datetime.datetime.now(datetime.UTC).replace(tzinfo=None):
-                self.huey.add_schedule(task)
-                return
-            runner.drain()
-        elif bell.local.take():
-            runner.drain()
-        elif not self.huey.storage.blocking and self.sleep():
+            if due_doorbell(self.huey, data, runner.spec.name):
+                runner.drain()
+        elif bell.local.take() or self.sleep():
             runner.drain()
 
     def sleep(self) -> bool:
@@ -65,6 +78,36 @@ class DoorbellWorker(Worker):
         rung = self.runner.doorbell.local.wait(self.delay)
         self.delay = self.default_delay if rung else self.delay * self.backoff
         return rung
+
+
+class DoorbellListener(BaseProcess):
+    """Reads a blocking broker (Redis) for the queue's workers and hands each doorbell to
+    an idle one as a turn on the local bell.
+
+    A job added in this process rings the local bell too, so a worker here starts on it
+    without the broker's round trip. The broker is read only while a worker waits with
+    no turn: a busy instance leaves the doorbells to the others."""
+
+    process_name = "Listener"
+    runner: QueueRunner
+
+    def loop(self, now: Any = None) -> None:
+        runner = self.runner
+        bell = runner.doorbell
+        if not bell.local.wait_for_idle(1.0):
+            return
+        try:
+            data = self.huey.storage.dequeue()
+        except Exception as exc:
+            # Graceful degradation: the broker is gone, the records database is enough.
+            bell.mark_reachable(False, exc)
+            bell.local.set()
+            self.stop_flag.wait(1.0)
+            return
+        if not bell.healthy:
+            bell.mark_reachable(True)
+        if data is not None and due_doorbell(self.huey, data, runner.spec.name):
+            bell.local.set()
 
 
 class QuietScheduler(Scheduler):
@@ -93,6 +136,15 @@ class EmbeddedConsumer(Consumer):
                          scheduler_interval=1, worker_type="thread",
                          check_worker_health=True, health_check_interval=5)
         self._monitor: threading.Thread | None = None
+        self._listener: threading.Thread | None = None
+        if self.huey.storage.blocking:
+            self._listener = self._create_listener()
+
+    def _create_listener(self) -> threading.Thread:
+        listener = DoorbellListener(self.huey, self.stop_flag)
+        listener.runner = self.runner
+        thread: threading.Thread = self._create_process(listener, "Listener")
+        return thread
 
     def _create_worker(self) -> DoorbellWorker:
         worker = super()._create_worker()
@@ -109,6 +161,8 @@ class EmbeddedConsumer(Consumer):
 
     def start_in_thread(self) -> None:
         self.start()
+        if self._listener is not None:
+            self._listener.start()
         self._monitor = threading.Thread(target=self._watch, daemon=True,
                                          name=f"consumer-{self.runner.spec.name}")
         self._monitor.start()
@@ -121,6 +175,11 @@ class EmbeddedConsumer(Consumer):
             if time.monotonic() - health_ts >= self._health_check_interval:
                 health_ts = time.monotonic()
                 self.check_worker_health()
+                if self._listener is not None and not self._listener.is_alive():
+                    log.warning("queue %s: the broker listener died, restarting",
+                                self.runner.spec.name)
+                    self._listener = self._create_listener()
+                    self._listener.start()
 
     def request_stop(self) -> None:
         """Stop reading doorbells and claiming jobs; running jobs go on."""
@@ -132,6 +191,8 @@ class EmbeddedConsumer(Consumer):
         """Stop, and wait until `deadline` for running jobs. True if idle."""
         self.request_stop()
         threads = [t for _, t in self.worker_threads] + [self.scheduler]
+        if self._listener is not None:
+            threads.append(self._listener)
         for thread in threads:
             thread.join(max(deadline - time.monotonic(), 0))
         return not any(t.is_alive() for t in threads)
