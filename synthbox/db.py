@@ -95,7 +95,8 @@ class SqliteRecords(SqliteDatabase):
         """This thread's connection. Called from another thread than the checkpoint
         thread's, that one ends first: nothing opens the files after an engine closes
         (a test or a bench then deletes its directory)."""
-        checkpointer = self._checkpointer
+        with self._checkpointer_lock:  # a commit may be starting it: wait until it has
+            checkpointer = self._checkpointer
         if checkpointer is not None and checkpointer is not threading.current_thread():
             self._closing.set()
             checkpointer.join(10)

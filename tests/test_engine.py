@@ -551,6 +551,42 @@ def test_sqlite_wal_is_checkpointed_in_the_background_then_the_thread_rests(tmp_
     assert not any(t.name == "sqlite-checkpoint" for t in threading.enumerate())
 
 
+def test_closing_while_a_commit_starts_the_checkpoint_thread_waits_for_it(tmp_path,
+                                                                          monkeypatch):
+    """close() in one thread while a commit in another is starting the checkpoint
+    thread: close waits for it to start, then ends it (it used to join a thread not yet
+    started, and raised)."""
+    import threading
+
+    from synthbox import db as records
+
+    db = records.SqliteRecords(str(tmp_path / "wal.db"), timeout=5, lock_type="IMMEDIATE",
+                               pragmas=records.SQLITE_PRAGMAS)
+    db.execute_sql("CREATE TABLE t (s TEXT)")
+    starting = threading.Event()
+    start = threading.Thread.start
+
+    def slow_start(thread):
+        if thread.name == "sqlite-checkpoint":
+            starting.set()
+            time.sleep(0.3)  # the window between creating the thread and starting it
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", slow_start)
+
+    def commit():
+        with db.atomic():
+            db.execute_sql("INSERT INTO t VALUES ('x')")
+
+    committer = threading.Thread(target=commit)
+    committer.start()
+    assert starting.wait(5)
+    db.close()
+    committer.join(5)
+    assert not any(t.name == "sqlite-checkpoint" and t.is_alive()
+                   for t in threading.enumerate())
+
+
 def test_a_held_back_ring_goes_out_when_the_window_since_the_last_message_ends(tmp_path):
     """One broker message per window at most; a ring held back is sent when the window
     since the last message ends, not a whole window after itself (which pushed every
