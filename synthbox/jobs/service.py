@@ -17,16 +17,15 @@ from typing import Any
 from synthbox.counts import READ as COUNTS
 from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.errors import JobOptionError
-from synthbox.jobs.spec import BACKOFF_TYPES, QueueSpec
+from synthbox.jobs.options import HIGH_PRIORITY, job_row, seconds, whole
+from synthbox.jobs.spec import QueueSpec
 from synthbox.jobs.store import PRIORITIES, JobStore
 from synthbox.models import ACTIVE, COMPLETED, DELAYED, FAILED, PAUSED, STATES, WAITING
 
-HIGH_PRIORITY = PRIORITIES[-1]
 # Naming every priority lets the claim index (queue, status, priority, run_at) seek the
 # delayed jobs of each one, instead of reading every waiting job (10 ms -> 0.2 ms a
 # queue with a million records on PostgreSQL, which has no skip scan).
 _EACH_PRIORITY = ",".join(str(p) for p in PRIORITIES)
-LATEST_RUN_AT = 253402300799.0  # 9999-12-31T23:59:59Z: later is a mistake, not a plan
 JOB_ID = re.compile(r"[0-9]{1,18}")
 _COLUMNS = ("id, queue, name, data, status, priority, run_at, attempts_made, attempts_max, "
             "backoff_type, backoff_delay, timeout, stalled_count, result, progress, "
@@ -65,7 +64,7 @@ def job_dict(row: Sequence[Any], now: float | None = None) -> dict[str, Any]:
 
 
 def _new_job_row(job_id: int, row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The stored row of a job just inserted from `row` (see QueueService._row)."""
+    """The stored row of a job just inserted from `row` (see options.job_row)."""
     (queue, name, data, priority, run_at, attempts, backoff_type, backoff_delay, timeout,
      created_at, key) = row
     return (job_id, queue, name, data, WAITING, priority, run_at, 0, attempts, backoff_type,
@@ -98,7 +97,7 @@ class QueueService:
         Inside a caller's transaction pass `announce=False` and call `announce()` with the
         jobs' run times after the commit, so no worker looks before they are visible."""
         now = time.time()
-        rows = [self._row(job, now, f"jobs[{i}]." if len(jobs) > 1 else "")
+        rows = [job_row(self.spec, job, now, f"jobs[{i}]." if len(jobs) > 1 else "")
                 for i, job in enumerate(jobs)]
         ids: list[int] = [0] * len(rows)
         # On PostgreSQL one job is one INSERT, atomic on its own, without the BEGIN and
@@ -143,57 +142,6 @@ class QueueService:
             self.doorbell.ring()
         for when in sorted({math.ceil(t * 100) / 100 for t in run_times if t > now})[:1000]:
             self.doorbell.ring_at(when, here=self.local_workers)
-
-    def _row(self, job: Mapping[str, Any], now: float, prefix: str) -> tuple[Any, ...]:
-        spec = self.spec
-        known = {"name", "data", "priority", "delay", "run_at", "attempts", "backoff",
-                 "timeout", "job_id"}
-        for key in job:
-            if key not in known:
-                raise JobOptionError(prefix + key,
-                                     f"unknown option; one of {', '.join(sorted(known))}")
-        name = job.get("name")
-        if not isinstance(name, str) or not name:
-            raise JobOptionError(prefix + "name", "must be a non-empty string")
-        if spec.handler_for(name) is None:
-            raise JobOptionError(prefix + "name", f"queue {spec.name} has no job named {name!r}; "
-                                 f"one of {', '.join(sorted(spec.handlers))}")
-        try:
-            data = json.dumps(job.get("data") if job.get("data") is not None else {},
-                              allow_nan=False)
-        except (TypeError, ValueError):
-            raise JobOptionError(prefix + "data", "must be JSON: objects, lists, strings, "
-                                 "numbers, true, false or null") from None
-        priority = _whole(job.get("priority", 0), prefix + "priority", 0, HIGH_PRIORITY)
-        run_at = now
-        if job.get("run_at") is not None:
-            run_at = _seconds(job["run_at"], prefix + "run_at", allow_zero=True,
-                              most=LATEST_RUN_AT)
-        elif job.get("delay") is not None:
-            run_at = now + _seconds(job["delay"], prefix + "delay", allow_zero=True,
-                                    most=LATEST_RUN_AT - now)
-        attempts = _whole(job.get("attempts", spec.attempts), prefix + "attempts", 1, 1000)
-        backoff_type, backoff_delay = spec.backoff_type, spec.backoff_delay
-        if job.get("backoff") is not None:
-            backoff = job["backoff"]
-            if not isinstance(backoff, Mapping):
-                raise JobOptionError(prefix + "backoff", 'must be {"type": ..., "delay": ...}')
-            backoff_type = backoff.get("type", backoff_type)
-            if backoff_type not in BACKOFF_TYPES:
-                raise JobOptionError(prefix + "backoff.type",
-                                     f"must be one of {', '.join(BACKOFF_TYPES)}")
-            backoff_delay = _seconds(backoff.get("delay", backoff_delay),
-                                     prefix + "backoff.delay", allow_zero=True)
-        timeout = spec.timeout
-        if job.get("timeout") is not None:
-            timeout = _seconds(job["timeout"], prefix + "timeout")
-        dedup_key = job.get("job_id")
-        if dedup_key is not None and (
-                not isinstance(dedup_key, str | int) or isinstance(dedup_key, bool)
-                or not str(dedup_key) or len(str(dedup_key)) > 255):
-            raise JobOptionError(prefix + "jobId", "must be a string of 1 to 255 characters")
-        return (self.name, name, data, priority, run_at, attempts, backoff_type,
-                backoff_delay, timeout, now, None if dedup_key is None else str(dedup_key))
 
     # -- reading ------------------------------------------------------------------------
 
@@ -280,7 +228,7 @@ class QueueService:
                   search: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """Jobs in `state` (any if None), newest first, optionally matching `search`; pass
         the returned cursor as `before` for the next page."""
-        limit = _whole(limit, "limit", 1, 1000)
+        limit = whole(limit, "limit", 1, 1000)
         now = time.time()
         where, params = self._matching(state, search, now)
         if before is not None:
@@ -374,8 +322,8 @@ class QueueService:
         seconds ago; waiting and delayed jobs by their creation time."""
         if state not in (COMPLETED, FAILED, WAITING, DELAYED):
             raise JobOptionError("state", "must be one of completed, failed, waiting, delayed")
-        grace = _seconds(grace, "grace", allow_zero=True)
-        limit = _whole(limit, "limit", 1, 1_000_000)
+        grace = seconds(grace, "grace", allow_zero=True)
+        limit = whole(limit, "limit", 1, 1_000_000)
         cutoff = time.time() - grace
         if state in (COMPLETED, FAILED):
             where = "status=? AND finished_at<?"
@@ -393,7 +341,7 @@ class QueueService:
 
     def cleanup(self, age_ms: int = 86_400_000) -> int:
         """The seed's cleanup(grace in ms): completed and failed jobs older than that."""
-        grace = _seconds(age_ms, "age_ms", allow_zero=True) / 1000
+        grace = seconds(age_ms, "age_ms", allow_zero=True) / 1000
         return self.clean(COMPLETED, grace) + self.clean(FAILED, grace)
 
     def pause(self) -> None:
@@ -412,23 +360,6 @@ class QueueService:
                 self.store.execute(
                     "INSERT INTO queue_state (name, paused, updated_at) VALUES (?, ?, ?)",
                     (self.name, paused, time.time()))
-
-
-def _whole(value: Any, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise JobOptionError(field, f"must be a whole number from {low} to {high}")
-    return value
-
-
-def _seconds(value: Any, field: str, allow_zero: bool = False,
-             most: float = LATEST_RUN_AT) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise JobOptionError(field, "must be a number")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise JobOptionError(field, "must be 0 or more" if allow_zero else "must be more than 0")
-    if value > most:
-        raise JobOptionError(field, "is too far in the future (the latest is 9999-12-31)")
-    return float(value)
 
 
 class SeedQueueMethods:

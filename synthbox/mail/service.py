@@ -17,7 +17,8 @@ from typing import Any
 from synthbox.config import Settings
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.engine import Engine
-from synthbox.jobs.service import HIGH_PRIORITY, JOB_ID, LATEST_RUN_AT, SeedQueueMethods
+from synthbox.jobs.options import HIGH_PRIORITY, LATEST_RUN_AT
+from synthbox.jobs.service import JOB_ID, SeedQueueMethods
 from synthbox.jobs.spec import QueueSpec
 from synthbox.mail.addresses import address, address_list, domain_of, header_value
 from synthbox.mail.delivery import make_deliver, suppressed

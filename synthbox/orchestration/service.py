@@ -12,8 +12,8 @@ import time
 from typing import Any
 
 from synthbox.errors import InputError, NotFound
+from synthbox.jobs.options import HIGH_PRIORITY
 from synthbox.jobs.service import (
-    HIGH_PRIORITY,
     JOB_ID,
     QueueService,
     SeedQueueMethods,
