@@ -587,6 +587,31 @@ def test_closing_while_a_commit_starts_the_checkpoint_thread_waits_for_it(tmp_pa
                    for t in threading.enumerate())
 
 
+def test_a_job_timeout_waits_for_a_held_block_to_end():
+    """A JobTimeout lands in a job's thread between any two instructions, except inside
+    `with TIMEOUTS_HELD:` (an agent starting a child and recording it): the runner raises
+    it once that block has ended."""
+    from synthbox.jobs.errors import TIMEOUTS_HELD, JobTimeout
+    from synthbox.jobs.runner import TimedSlot
+
+    marks: list[str] = []
+
+    def job():
+        try:
+            with TIMEOUTS_HELD:
+                time.sleep(0.5)  # past the job's timeout of 0.1 s
+                marks.append("the held block ran to its end")
+            while True:
+                time.sleep(0.01)
+        except JobTimeout:
+            marks.append("then the timeout")
+            raise
+
+    assert TimedSlot().run(job, timeout=0.1) is None
+    wait_for(lambda: len(marks) == 2, 5)
+    assert marks == ["the held block ran to its end", "then the timeout"]
+
+
 def test_a_held_back_ring_goes_out_when_the_window_since_the_last_message_ends(tmp_path):
     """One broker message per window at most; a ring held back is sent when the window
     since the last message ends, not a whole window after itself (which pushed every

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from synthbox.errors import InputError
 
 
@@ -30,3 +32,9 @@ class RetryLater(Exception):
 
 class JobTimeout(Exception):
     """Raised inside a job's thread when its timeout has passed."""
+
+
+# A JobTimeout is raised in a job's thread between any two Python instructions. A job
+# holds this lock around what must not be cut in half (a child process started and not
+# yet recorded); the runner takes it before raising one.
+TIMEOUTS_HELD = threading.Lock()

@@ -19,7 +19,7 @@ from typing import Any
 
 from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.context import JobContext
-from synthbox.jobs.errors import JobTimeout, RetryLater, UnrecoverableError
+from synthbox.jobs.errors import TIMEOUTS_HELD, JobTimeout, RetryLater, UnrecoverableError
 from synthbox.jobs.ratelimit import RedisRateLimiter
 from synthbox.jobs.spec import QueueSpec
 from synthbox.jobs.store import ClaimedJob, Failure, JobStore
@@ -82,8 +82,9 @@ class TimedSlot:
             return outcome
         ident = self._thread.ident
         if ident is not None:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(ident), ctypes.py_object(JobTimeout))
+            with TIMEOUTS_HELD:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(ident), ctypes.py_object(JobTimeout))
         self._inbox.put(None)
         return None
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from synthbox.config import SETTINGS
-from synthbox.jobs.errors import JobTimeout
+from synthbox.jobs.errors import TIMEOUTS_HELD, JobTimeout
 from synthbox.orchestration.outbound import Network, OutboundRefused, post_json
 
 OUTPUT_CAP = 64 * 1024  # characters of output kept with an agent run
@@ -207,11 +207,13 @@ def run_process(call: AgentCall, argv: list[str], stdin: bytes | None, env: dict
     the deadline passes or the job is stopped first; OutputTooLarge past
     MAX_OUTPUT_BYTES. Either way the whole group is killed at the end, so nothing it
     started in the background lives on."""
-    process = call.processes.start(argv, stdin=subprocess.PIPE if stdin is not None
-                                   else subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, cwd=cwd, env=env)
+    process: subprocess.Popen[bytes] | None = None
     captures: list[_Capture] = []
-    try:  # from here on, whatever is raised (a JobTimeout anywhere), the group is killed
+    try:  # whatever is raised from here on (a JobTimeout anywhere), a started group is killed
+        with TIMEOUTS_HELD:  # a JobTimeout lands before the child starts or once it is known
+            process = call.processes.start(
+                argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env)
         assert process.stdout is not None and process.stderr is not None
         out, err = _Capture(process.stdout), _Capture(process.stderr)
         captures += (out, err)
@@ -229,7 +231,8 @@ def run_process(call: AgentCall, argv: list[str], stdin: bytes | None, env: dict
             except subprocess.TimeoutExpired:
                 continue
     finally:
-        call.processes.end(process)  # also closes pipes its background children held
+        if process is not None:
+            call.processes.end(process)  # also closes pipes its background children held
         for capture in captures:
             capture.join()
     if out.too_large or err.too_large:
