@@ -630,3 +630,28 @@ def test_instances_starting_together_read_one_whole_secret(tmp_path):
             thread.join()
         assert len(set(values)) == 1 and values[0], values
         assert sorted(p.name for p in folder.iterdir()) == ["secret"]
+
+
+def test_instances_starting_together_adopt_the_admin_token_once(tmp_path, monkeypatch):
+    """Each instance adopts the admin token as the API token `bootstrap` at start. Two
+    starting at once both find it missing; the second insert then meets the first one's
+    row and must not crash its instance (cluster mode restarted it)."""
+    import peewee
+
+    from synthbox.accounts import tokens
+    from synthbox.accounts.models import ApiToken
+    from synthbox.config import load_settings
+    from synthbox.jobs.engine import Engine
+
+    engine = Engine(load_settings({"data_dir": str(tmp_path)}, env={}))
+    try:
+        tokens.adopt_bootstrap_token(engine.data_path)  # the other instance, first
+        # ours looked before that row was there
+        monkeypatch.setattr(peewee.ModelSelect, "exists", lambda self, database=None: False)
+        tokens.adopt_bootstrap_token(engine.data_path)
+        with pytest.raises(tokens.Conflict, match="name: a token named 'bootstrap'"):
+            tokens.create_token("bootstrap", ["jobs:write"], "tester")
+        monkeypatch.undo()
+        assert [t.name for t in ApiToken.select()] == ["bootstrap"]
+    finally:
+        engine.close()

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from peewee import IntegrityError
+
 from synthbox.accounts import audit
 from synthbox.accounts.models import ApiToken
 from synthbox.accounts.paging import page_by_id
@@ -52,8 +54,13 @@ def create_token(name: Any, scopes: Any, actor: str, address: str = "",
     if ApiToken.select().where(ApiToken.name == name).exists():
         raise Conflict(f"name: a token named {name!r} already exists")
     value = value or PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.create(name=name, token_hash=_digest(value), scopes=" ".join(scopes),
-                            created_by=actor, created_at=time.time())
+    try:
+        with ApiToken._meta.database.atomic():
+            token = ApiToken.create(name=name, token_hash=_digest(value),
+                                    scopes=" ".join(scopes), created_by=actor,
+                                    created_at=time.time())
+    except IntegrityError:  # created meanwhile by another request or process
+        raise Conflict(f"name: a token named {name!r} already exists") from None
     audit.record(actor, "token.create", f"token:{name}", f"scopes={' '.join(scopes)}", address)
     return token, value
 
@@ -72,7 +79,7 @@ def adopt_bootstrap_token(data_path: Path) -> None:
     try:
         create_token(name, ["admin"], "system", value=value)
     except Conflict:
-        pass  # another process of this host adopted it first
+        pass  # another process adopted it first (cluster mode starts its instances at once)
 
 
 def authenticate_token(value: str) -> Principal | None:
