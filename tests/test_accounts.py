@@ -633,9 +633,12 @@ def test_instances_starting_together_read_one_whole_secret(tmp_path):
 
 
 def test_instances_starting_together_adopt_the_admin_token_once(tmp_path, monkeypatch):
-    """Each instance adopts the admin token as the API token `bootstrap` at start. Two
-    starting at once both find it missing; the second insert then meets the first one's
-    row and must not crash its instance (cluster mode restarted it)."""
+    """Each instance adopts its admin token as an API token at start: `bootstrap`, or
+    `bootstrap-<host>-<digest>` on another host sharing the records. Instances starting
+    at once all find theirs missing; an insert that then meets another's row must
+    neither crash its instance (cluster mode restarted it) nor leave its token out."""
+    import socket
+
     import peewee
 
     from synthbox.accounts import tokens
@@ -643,15 +646,32 @@ def test_instances_starting_together_adopt_the_admin_token_once(tmp_path, monkey
     from synthbox.config import load_settings
     from synthbox.jobs.engine import Engine
 
-    engine = Engine(load_settings({"data_dir": str(tmp_path)}, env={}))
+    engine = Engine(load_settings({"data_dir": str(tmp_path / "a")}, env={}))
+    exists = peewee.ModelSelect.exists
+
+    def looks_before_the_others_insert(stale_looks):
+        looked = []
+
+        def look(self, database=None):
+            looked.append(self)
+            return False if len(looked) <= stale_looks else exists(self, database)
+        monkeypatch.setattr(peewee.ModelSelect, "exists", look)
+
     try:
-        tokens.adopt_bootstrap_token(engine.data_path)  # the other instance, first
-        # ours looked before that row was there
-        monkeypatch.setattr(peewee.ModelSelect, "exists", lambda self, database=None: False)
-        tokens.adopt_bootstrap_token(engine.data_path)
+        tokens.adopt_bootstrap_token(engine.data_path)  # the first instance
+        looks_before_the_others_insert(stale_looks=10)
+        tokens.adopt_bootstrap_token(engine.data_path)  # another on the same host
         with pytest.raises(tokens.Conflict, match="name: a token named 'bootstrap'"):
             tokens.create_token("bootstrap", ["jobs:write"], "tester")
+        other_host = tmp_path / "b"
+        other_host.mkdir()
+        looks_before_the_others_insert(stale_looks=3)  # its checks and create_token's
+        tokens.adopt_bootstrap_token(other_host)
         monkeypatch.undo()
-        assert [t.name for t in ApiToken.select()] == ["bootstrap"]
+        host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower())[:40]
+        names = [t.name for t in ApiToken.select().order_by(ApiToken.id)]
+        assert names[0] == "bootstrap" and names[1:] == [f"bootstrap-{host}-{names[1][-6:]}"]
+        token = (other_host / "admin-token").read_text().strip()
+        assert tokens.authenticate_token(token) is not None
     finally:
         engine.close()

@@ -643,7 +643,7 @@ def test_a_busy_instance_leaves_the_doorbell_to_an_idle_one(redis_url, pg_url, t
     queues = {"diagnostics": {"concurrency": 1}}
     busy = engine_builder(shared, queues)
     service = busy.service("diagnostics")
-    long_job = service.add("sleep", {"seconds": 6})["id"]
+    long_job = service.add("sleep", {"seconds": 20})["id"]
     wait_for(lambda: service.get_job(long_job)["state"] == "active", 10, message="long job")
     quick = service.add("noop")["id"]  # rung in by the busy instance
     time.sleep(0.5)
@@ -653,6 +653,29 @@ def test_a_busy_instance_leaves_the_doorbell_to_an_idle_one(redis_url, pg_url, t
     wait_for(lambda: service.get_job(quick)["state"] == "completed", 10,
              message="the idle instance answers the doorbell")
     assert service.get_job(long_job)["state"] == "active"
+
+
+def test_the_local_bell_hands_a_doorbell_only_to_a_worker_with_no_turn():
+    """The listener gives a doorbell read from the broker to a waiting worker that has no
+    turn yet; when a local ring took that worker meanwhile, it puts the doorbell back in
+    the broker for another instance."""
+    import threading
+
+    from synthbox.jobs.broker import LocalBell
+
+    bell = LocalBell()
+    assert not bell.hand_over(), "no worker waits"
+    assert not bell.take(), "and none was given a turn"
+    taken = []
+    worker = threading.Thread(target=lambda: taken.append(bell.wait(5)))
+    worker.start()
+    stop = threading.Event()
+    assert bell.wait_for_idle(5, stop), "a worker waits"
+    bell.set()  # a local ring: the waiting worker has a turn now
+    assert not bell.wait_for_idle(0.1, stop)
+    assert not bell.hand_over(), "that worker is taken"
+    worker.join(5)
+    assert taken == [True] and not bell.take()
 
 
 def test_a_job_added_here_does_not_wait_for_the_broker(redis_url, monkeypatch, engine_builder):
@@ -666,6 +689,7 @@ def test_a_job_added_here_does_not_wait_for_the_broker(redis_url, monkeypatch, e
 
     def stalled_read(self):
         released.wait(30)
+        time.sleep(0.1)  # released: a broker that answers nothing
         return None
 
     monkeypatch.setattr(ClientRedisStorage, "dequeue", stalled_read)

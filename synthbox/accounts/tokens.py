@@ -70,16 +70,18 @@ def adopt_bootstrap_token(data_path: Path) -> None:
     on another host sharing the records, `bootstrap-<host>-<digest>`."""
     value, _ = read_or_create_secret(data_path, ADMIN_TOKEN_FILE)
     digest = _digest(value)
-    if ApiToken.select().where(ApiToken.token_hash == digest).exists():
-        return
-    name = BOOTSTRAP
-    if ApiToken.select().where(ApiToken.name == BOOTSTRAP).exists():
-        host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower())[:40]
-        name = f"{BOOTSTRAP}-{host}-{digest[:6]}"
-    try:
-        create_token(name, ["admin"], "system", value=value)
-    except Conflict:
-        pass  # another process adopted it first (cluster mode starts its instances at once)
+    for _ in range(2):  # a second look when another instance took the name meanwhile
+        if ApiToken.select().where(ApiToken.token_hash == digest).exists():
+            return
+        name = BOOTSTRAP
+        if ApiToken.select().where(ApiToken.name == BOOTSTRAP).exists():
+            host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower())[:40]
+            name = f"{BOOTSTRAP}-{host}-{digest[:6]}"
+        try:
+            create_token(name, ["admin"], "system", value=value)
+            return
+        except Conflict:
+            continue  # instances starting at once (cluster mode, or hosts sharing records)
 
 
 def authenticate_token(value: str) -> Principal | None:

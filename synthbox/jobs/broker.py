@@ -238,10 +238,22 @@ class LocalBell:
                 return True
             return False
 
-    def wait_for_idle(self, timeout: float) -> bool:
-        """Wait up to `timeout` until a worker waits with no turn handed to it yet."""
+    def hand_over(self) -> bool:
+        """A turn for a worker that waits with none handed to it yet; False (and no turn)
+        when there is no such worker."""
         with self._cond:
-            return self._idle.wait_for(lambda: self._waiting > self._turns, timeout)
+            if self._waiting <= self._turns:
+                return False
+            self._turns += 1
+            self._cond.notify()
+            return True
+
+    def wait_for_idle(self, timeout: float, stop: threading.Event) -> bool:
+        """Wait up to `timeout` until a worker waits with no turn handed to it yet, or
+        `stop` is set (and `wake_all()` called)."""
+        with self._cond:
+            return self._idle.wait_for(
+                lambda: self._waiting > self._turns or stop.is_set(), timeout)
 
     def wake_all(self) -> None:
         """Wake every waiting thread without a turn (they are stopping)."""

@@ -15,23 +15,30 @@ from typing import Any
 
 from huey.consumer import BaseProcess, Consumer, Scheduler, Worker
 
+from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.runner import QueueRunner
 
 log = logging.getLogger("synthbox.worker")
 
 
-def due_doorbell(huey: Any, data: bytes, queue: str) -> bool:
-    """True for a doorbell to answer now. A doorbell for later goes back to Huey's schedule;
-    a message that is not a doorbell is dropped with a warning."""
+def read_doorbell(huey: Any, bell: Doorbell, queue: str) -> bytes | None:
+    """The next doorbell in the broker to answer now, or None: none came (Redis waits up
+    to a second), it is for later (back to Huey's schedule), or it is not a doorbell
+    (dropped with a warning). An unreachable broker raises."""
+    data = huey.storage.dequeue()
+    if not bell.healthy:
+        bell.mark_reachable(True)
+    if data is None:
+        return None
     try:
         task = huey.deserialize_task(data)
     except Exception:
         log.warning("queue %s: dropped a broker message that is not a doorbell", queue)
-        return False
+        return None
     if task.eta and task.eta > datetime.datetime.now(datetime.UTC).replace(tzinfo=None):
         huey.add_schedule(task)
-        return False
-    return True
+        return None
+    return bytes(data)
 
 
 class DoorbellWorker(Worker):
@@ -55,19 +62,14 @@ class DoorbellWorker(Worker):
                 runner.drain()
             return
         try:
-            data = self.huey.storage.dequeue()
+            data = read_doorbell(self.huey, bell, runner.spec.name)
         except Exception as exc:
             # Graceful degradation: the broker is gone, the records database is enough.
             bell.mark_reachable(False, exc)
             runner.drain()
             bell.local.wait(1.0)
             return
-        if not bell.healthy:
-            bell.mark_reachable(True)
-        if data is not None:
-            if due_doorbell(self.huey, data, runner.spec.name):
-                runner.drain()
-        elif bell.local.take() or self.sleep():
+        if data is not None or bell.local.take() or self.sleep():
             runner.drain()
 
     def sleep(self) -> bool:
@@ -86,7 +88,8 @@ class DoorbellListener(BaseProcess):
 
     A job added in this process rings the local bell too, so a worker here starts on it
     without the broker's round trip. The broker is read only while a worker waits with
-    no turn: a busy instance leaves the doorbells to the others."""
+    no turn, and a doorbell read just as a local ring took that worker goes back to the
+    broker: a busy instance leaves the doorbells to the others."""
 
     process_name = "Listener"
     runner: QueueRunner
@@ -94,20 +97,17 @@ class DoorbellListener(BaseProcess):
     def loop(self, now: Any = None) -> None:
         runner = self.runner
         bell = runner.doorbell
-        if not bell.local.wait_for_idle(1.0):
+        if not bell.local.wait_for_idle(1.0, self.stop_flag) or self.stop_flag.is_set():
             return
         try:
-            data = self.huey.storage.dequeue()
+            data = read_doorbell(self.huey, bell, runner.spec.name)
+            if data is not None and not bell.local.hand_over():
+                self.huey.storage.enqueue(data)
         except Exception as exc:
             # Graceful degradation: the broker is gone, the records database is enough.
             bell.mark_reachable(False, exc)
             bell.local.set()
             self.stop_flag.wait(1.0)
-            return
-        if not bell.healthy:
-            bell.mark_reachable(True)
-        if data is not None and due_doorbell(self.huey, data, runner.spec.name):
-            bell.local.set()
 
 
 class QuietScheduler(Scheduler):
