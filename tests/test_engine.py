@@ -679,8 +679,9 @@ def test_the_local_bell_hands_a_doorbell_only_to_a_worker_with_no_turn():
 
 
 def test_a_job_added_here_does_not_wait_for_the_broker(redis_url, monkeypatch, engine_builder):
-    """A job added in this process goes to an idle worker here through the local bell;
-    with every read of the broker stalled, it still runs."""
+    """A job added in this process goes to an idle worker here through the local bell,
+    and no doorbell goes to the broker: with every read of the broker stalled, it still
+    runs."""
     import threading
 
     from synthbox.jobs.broker import ClientRedisStorage
@@ -697,8 +698,12 @@ def test_a_job_added_here_does_not_wait_for_the_broker(redis_url, monkeypatch, e
     service = engine.service("diagnostics")
     try:
         time.sleep(0.5)  # every reader is inside a stalled read
+        bell = engine.queues["diagnostics"].runner.doorbell
+        in_broker = bell.pending_in_broker()  # (the start-up ring's, if no worker waited yet)
         job = service.add("noop")["id"]
         wait_for(lambda: service.get_job(job)["state"] == "completed", 10,
                  message="picked up without the broker")
+        # and nothing went through it: the idle worker here answers for the whole queue
+        assert bell.pending_in_broker() == in_broker
     finally:
         released.set()

@@ -290,6 +290,10 @@ class Doorbell:
         self.healthy = True
 
     def ring(self) -> None:
+        """Wake a worker for new work: an idle one here if there is one (it drains the
+        queue, so no other instance needs waking), else through the broker."""
+        if self.local.hand_over():
+            return
         self.local.set()
         now = time.monotonic()
         with self._lock:
