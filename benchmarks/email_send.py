@@ -16,9 +16,8 @@ import sys
 import tempfile
 import time
 
+from synthbox.app import build_engine, email_service
 from synthbox.config import load_settings
-from synthbox.jobs.engine import Engine
-from synthbox.mail.service import EmailService
 
 
 def main() -> None:
@@ -42,8 +41,8 @@ def main() -> None:
                 "mail_from": "bench@synthbox.test",
                 "queues": {"email": {"rate_limit_max": 0, "concurrency": concurrency}}},
                 env={})
-            engine = Engine(settings)
-            emails = EmailService(engine)
+            engine = build_engine(settings)
+            emails = email_service(engine)
             started = time.perf_counter()
             for start in range(0, count, 500):
                 emails.send_bulk([{"to": f"u{i}@example.com", "subject": f"bench {i}",

@@ -13,9 +13,9 @@ import time
 
 from synthbox.accounts import users
 from synthbox.accounts.users import MAX_FAILURES
+from synthbox.app import build_engine
 from synthbox.config import load_settings
 from synthbox.errors import NotAllowed
-from synthbox.jobs.engine import Engine
 
 
 def timed(name: str, runs: int) -> list[float]:
@@ -34,7 +34,7 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 9
     MAX_FAILURES["user"] = 10**6  # measure the check, not the throttle
     with tempfile.TemporaryDirectory() as data:
-        engine = Engine(load_settings({"data_dir": data}, env={}))
+        engine = build_engine(load_settings({"data_dir": data}, env={}))
         users.create_user("known", "a real password 1", "viewer")
         known, unknown = timed("known", runs), timed("nobody", runs)
         engine.close()

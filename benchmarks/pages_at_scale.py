@@ -18,6 +18,7 @@ import tempfile
 import time
 
 from synthbox.accounts import tokens, users
+from synthbox.app import build_engine
 from synthbox.config import load_settings
 from synthbox.counts import fold
 from synthbox.jobs.engine import Engine
@@ -52,7 +53,7 @@ def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     requests = int(sys.argv[2]) if len(sys.argv) > 2 else 7
     with tempfile.TemporaryDirectory() as data:
-        engine = Engine(load_settings({"data_dir": data,
+        engine = build_engine(load_settings({"data_dir": data,
                                        "database_url": os.environ.get("DATABASE_URL", "")},
                                       env={}))
         started = time.perf_counter()

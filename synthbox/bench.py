@@ -22,26 +22,17 @@ from typing import Any
 
 import click
 
+from synthbox.app import build_engine
+from synthbox.bench_common import (
+    BULK_SIZE,
+    HTTP_BULK_SIZE,
+    HTTP_CLIENTS,
+    LATENCY_RATE,
+    latency_jobs,
+    percentile,
+)
 from synthbox.config import Settings
 from synthbox.jobs.engine import Engine
-
-LATENCY_RATE = 100  # jobs/s
-LATENCY_JOBS = 1000  # samples of pickup latency: the p99 is the 10th slowest, not one outlier
-BULK_SIZE = 1000  # jobs per add_bulk() call
-
-
-def latency_jobs(jobs: int) -> int:
-    """How many jobs the pickup phase sends: LATENCY_JOBS for a full run, fewer for a
-    smoke run of a few hundred jobs."""
-    return min(LATENCY_JOBS, max(20, jobs // 20))
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 def measure(settings: Settings, backend: str, jobs: int, progress: bool = False,
@@ -55,7 +46,7 @@ def measure(settings: Settings, backend: str, jobs: int, progress: bool = False,
             values["redis_url"] = settings.redis_url or "redis://127.0.0.1:6379/0"
         else:
             values["redis_url"] = ""
-        engine = Engine(Settings(values), namespace=f"synthbox-bench-{os.getpid()}")
+        engine = build_engine(Settings(values), namespace=f"synthbox-bench-{os.getpid()}")
         try:
             return _measure(engine, backend, jobs, progress)
         finally:
@@ -158,15 +149,13 @@ def _print_engine(figures: dict[str, Any]) -> None:
 
 
 def _print_served(figures: dict[str, Any]) -> None:
-    from synthbox.bench_served import BULK_SIZE as HTTP_BULK
-    from synthbox.bench_served import CLIENTS
 
     click.echo(f"synthbox serve x{figures['instances']}, backend {figures['backend']}, "
                f"records {figures['records']}, {figures['jobs']} no-op jobs over HTTP")
     click.echo(f"  HTTP enqueue {figures['http_single_per_s']:>9,} jobs/s "
-               f"(one per request, {CLIENTS} connections)")
+               f"(one per request, {HTTP_CLIENTS} connections)")
     click.echo(f"  HTTP bulk    {figures['http_bulk_per_s']:>9,} jobs/s "
-               f"({HTTP_BULK:,} per request)")
+               f"({HTTP_BULK_SIZE:,} per request)")
     click.echo(f"  drain        {figures['drain_per_s']:>9,} jobs/s")
     click.echo(f"  pickup       p50 {figures['pickup_p50_ms']} ms, p99 "
                f"{figures['pickup_p99_ms']} ms (at {LATENCY_RATE} jobs/s)")

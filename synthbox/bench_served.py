@@ -29,12 +29,12 @@ from typing import Any
 
 import psutil
 
-from synthbox.bench import LATENCY_RATE, latency_jobs, percentile
+from synthbox.bench_common import HTTP_BULK_SIZE as BULK_SIZE
+from synthbox.bench_common import HTTP_CLIENTS as CLIENTS
+from synthbox.bench_common import LATENCY_RATE, latency_jobs, percentile
 from synthbox.paths import self_command
 
 QUEUE = "diagnostics"
-CLIENTS = 4
-BULK_SIZE = 1000
 SIGN_INS = 3  # an admin or two looking in: argon2id's memory must not stay behind
 DRAIN_DEADLINE = 600.0  # seconds: a drain that takes longer is a failure, not a figure
 

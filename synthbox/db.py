@@ -5,15 +5,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from peewee import Database, Model, PostgresqlDatabase, SqliteDatabase
 
+from synthbox import counts
 from synthbox.config import SettingsError
-from synthbox.models import MODELS, SchemaVersion, database
+from synthbox.models import (
+    MODELS,
+    JobHistogram,
+    QueueMinute,
+    SchemaMigration,
+    SchemaVersion,
+    database,
+)
 
 log = logging.getLogger("synthbox.db")
 
@@ -195,6 +203,18 @@ def describe(db: Database) -> str:
     return f"SQLite {db.database}"
 
 
+class Migration(NamedTuple):
+    """One step of a schema: `name` ("owner.what") is recorded once it is applied."""
+
+    name: str
+    apply: Callable[[Database], None]
+
+
+def tables_step(name: str, models: Sequence[type[Model]]) -> Migration:
+    """A step that makes these tables (one already there is left as it is)."""
+    return Migration(name, lambda db: db.create_tables(models, safe=True))
+
+
 def _create_schema(db: Database) -> None:
     db.create_tables(MODELS, safe=True)
     db.execute_sql(
@@ -206,51 +226,9 @@ def _create_schema(db: Database) -> None:
     db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS job_key ON job (queue, job_key)")
 
 
-def _create_accounts(db: Database) -> None:
-    from synthbox.accounts.models import ACCOUNT_MODELS
-
-    db.create_tables(ACCOUNT_MODELS, safe=True)
-
-
-def _create_mail(db: Database) -> None:
-    from synthbox.mail.models import MAIL_MODELS
-
-    db.create_tables(MAIL_MODELS, safe=True)
-
-
-def _create_orchestration(db: Database) -> None:
-    from synthbox.orchestration.models import ORCHESTRATION_MODELS
-
-    db.create_tables(ORCHESTRATION_MODELS, safe=True)
-
-
-def _create_queue_minutes(db: Database) -> None:
-    from synthbox.models import QueueMinute
-
-    db.create_tables([QueueMinute], safe=True)
-
-
-def _count_jobs(db: Database) -> None:
-    from synthbox.counts import install
-
-    install(db)
-
-
 def _index_newest_first(db: Database) -> None:
     # a queue's jobs newest first (the lists and search of the API and UI), without a sort
     db.execute_sql("CREATE INDEX IF NOT EXISTS job_queue_id ON job (queue, id)")
-
-
-def _create_alerts(db: Database) -> None:
-    from synthbox.alerting.models import ALERT_MODELS
-
-    db.create_tables(ALERT_MODELS, safe=True)
-
-
-def _create_histograms(db: Database) -> None:
-    from synthbox.models import JobHistogram
-
-    db.create_tables([JobHistogram], safe=True)
 
 
 def _partial_job_indexes(db: Database) -> None:
@@ -268,30 +246,56 @@ def _partial_job_indexes(db: Database) -> None:
                    "WHERE finished_at IS NOT NULL")
 
 
-def _count_by_batch(db: Database) -> None:
-    from synthbox.counts import count_by_batch
+# The engine's own tables; each domain brings its own list (see synthbox/app.py). Append
+# only: a step, once released, keeps its name and its place.
+JOB_MIGRATIONS = (
+    Migration("jobs.schema", _create_schema),
+    tables_step("jobs.queue-minutes", [QueueMinute]),
+    Migration("jobs.counts", counts.install),
+    Migration("jobs.newest-first-index", _index_newest_first),
+    tables_step("jobs.histograms", [JobHistogram]),
+    Migration("jobs.partial-indexes", _partial_job_indexes),
+    Migration("jobs.count-by-batch", counts.count_by_batch),
+)
 
-    count_by_batch(db)
+# Versions 1-11 were one numbered list across the domains (schema_version counts its rows):
+# a database made then is read as having applied these names, in this order. The rows are
+# still written, so an instance of the version before, in a rolling upgrade, finds the
+# schema it knows already made.
+NUMBERED_BEFORE = ("jobs.schema", "accounts.tables", "mail.tables", "orchestration.tables",
+                   "jobs.queue-minutes", "jobs.counts", "jobs.newest-first-index",
+                   "alerting.tables", "jobs.histograms", "jobs.partial-indexes",
+                   "jobs.count-by-batch")
 
 
-# Append only: each entry moves the schema one version forward.
-MIGRATIONS: list[Callable[[Database], None]] = [_create_schema, _create_accounts, _create_mail,
-                                                  _create_orchestration, _create_queue_minutes,
-                                                  _count_jobs, _index_newest_first,
-                                                  _create_alerts, _create_histograms,
-                                                  _partial_job_indexes, _count_by_batch]
-
-
-def migrate(db: Database) -> int:
-    """Apply the migrations this database has not seen; return the schema version."""
+def migrate(db: Database, migrations: Iterable[Migration] = ()) -> int:
+    """Apply the engine's migrations, then the given ones, that this database has not seen;
+    return how many steps its schema has had."""
+    steps = [*JOB_MIGRATIONS, *migrations]
     with db.atomic():
         if isinstance(db, PostgresqlDatabase):
             # One migrating instance at a time across hosts.
             db.execute_sql("SELECT pg_advisory_xact_lock(727733)")
-        db.create_tables([SchemaVersion], safe=True)
-        current = SchemaVersion.select().count()
-        for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
-            log.info("applying schema migration %d", number)
-            step(db)
-            SchemaVersion.create(version=number, applied_at=time.time())
-    return len(MIGRATIONS)
+        db.create_tables([SchemaVersion, SchemaMigration], safe=True)
+        applied = {row.name for row in SchemaMigration.select(SchemaMigration.name)}
+        numbered = SchemaVersion.select().count()
+        if not applied and numbered:
+            applied = set(NUMBERED_BEFORE[:numbered])
+            _record(applied, numbered=None)
+        for step in steps:
+            if step.name in applied:
+                continue
+            log.info("applying schema migration %s", step.name)
+            step.apply(db)
+            applied.add(step.name)
+            numbered += 1
+            _record({step.name}, numbered)
+    return len(applied)
+
+
+def _record(names: Iterable[str], numbered: int | None) -> None:
+    now = time.time()
+    for name in names:
+        SchemaMigration.create(name=name, applied_at=now)
+    if numbered is not None:
+        SchemaVersion.create(version=numbered, applied_at=now)

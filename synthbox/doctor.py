@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from synthbox import __version__
+from synthbox.app import build_engine
 from synthbox.config import Settings
-from synthbox.jobs.engine import Engine
 
 LOW_DISK_BYTES = 1 << 30
 
@@ -32,7 +32,7 @@ def describe_data_dir(path: Path) -> list[str]:
 
 def run_doctor(settings: Settings, wait: float = 15.0) -> int:
     """Print what was found; 0 when a diagnostics job went through, 1 otherwise."""
-    engine = Engine(settings)
+    engine = build_engine(settings)
     try:
         backends = engine.backends()
         how = "single binary" if getattr(sys, "frozen", False) else "Python package"

@@ -135,7 +135,16 @@ class JobHistogram(BaseModel):
 
 
 class SchemaVersion(BaseModel):
+    """One row per step applied: the numbered schema that came before names (db.py)."""
+
     version = IntegerField(primary_key=True)
+    applied_at = DoubleField()
+
+
+class SchemaMigration(BaseModel):
+    """A schema step applied, by its name ("owner.what")."""
+
+    name = CharField(max_length=128, primary_key=True)
     applied_at = DoubleField()
 
 

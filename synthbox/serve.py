@@ -116,21 +116,6 @@ def _json_error_channel() -> Any:
     return JsonErrorChannel
 
 
-def alert_evaluator(engine: Engine) -> Any:
-    """The settings file's alert rules in the records, and what checks every rule."""
-    from synthbox.alerting.evaluate import AlertEvaluator
-    from synthbox.alerting.rules import sync_config
-    from synthbox.config import SettingsError
-    from synthbox.errors import InputError
-    from synthbox.mail.service import EmailService
-
-    try:
-        sync_config(engine.settings.alerts, list(engine.queues))
-    except InputError as exc:
-        raise SettingsError(str(exc)) from None
-    return AlertEvaluator(engine, EmailService(engine).send)
-
-
 def drain_http(server: Any, timeout: float = 10.0) -> None:
     """Stop accepting connections (in cluster mode the other instances keep the shared
     port open), then let the requests already accepted finish before going on."""
@@ -195,7 +180,9 @@ def serve(settings: Settings) -> int:
         sock = socket.socket(fileno=int(inherited))
     else:
         sock = listen(settings.host, settings.port)
-    engine = Engine(settings)
+    from synthbox.app import alert_evaluator, build_engine  # the domains: not in the supervisor
+
+    engine = build_engine(settings)
     stop = threading.Event()
     first_signal_at: list[float] = []
 

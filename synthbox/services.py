@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 
+from synthbox.app import build_engine, email_service
 from synthbox.config import load_settings
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.service import QueueService
@@ -23,13 +24,13 @@ def default_engine() -> Engine:
     global _engine
     with _lock:
         if _engine is None:
-            _engine = Engine(load_settings())
+            _engine = build_engine(load_settings())
         return _engine
 
 
 def get_email_queue_service(engine: Engine | None = None) -> EmailService:
     """add_high_priority, schedule_email, get_stats, get_failed_jobs, retry_job, cleanup."""
-    return EmailService(engine or default_engine())
+    return email_service(engine or default_engine())
 
 
 def get_orchestration_queue_service(engine: Engine | None = None) -> OrchestrationService:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from synthbox.app import build_engine
 from synthbox.config import load_settings
 from synthbox.jobs.engine import Engine
 
@@ -162,7 +163,7 @@ def engine_builder(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
             "shutdown_timeout": 5,
             **backend_settings,
         }, env={})
-        engine = Engine(settings)
+        engine = build_engine(settings)
         engines.append(engine)
         if workers:
             engine.start_workers()

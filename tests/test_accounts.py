@@ -89,11 +89,11 @@ PUBLIC = {"/healthz", "/readyz", "/login", "/setup/<token>", "/static/<path:file
 
 
 def test_every_route_needs_credentials_except_the_public_list(server):
+    from synthbox.app import build_engine
     from synthbox.config import load_settings
-    from synthbox.jobs.engine import Engine
     from synthbox.web import create_app
 
-    engine = Engine(load_settings({"data_dir": str(server.data_dir)}, env={}))
+    engine = build_engine(load_settings({"data_dir": str(server.data_dir)}, env={}))
     try:
         rules = list(create_app(engine).url_map.iter_rules())
     finally:
@@ -268,10 +268,10 @@ def test_api_tokens_are_scoped_shown_once_and_revocable(server):
 
 def test_stored_hashes_are_argon2id_with_strong_parameters(server):
     from synthbox.accounts.models import User
+    from synthbox.app import build_engine
     from synthbox.config import load_settings
-    from synthbox.jobs.engine import Engine
 
-    engine = Engine(load_settings({"data_dir": str(server.data_dir)}, env={}))
+    engine = build_engine(load_settings({"data_dir": str(server.data_dir)}, env={}))
     try:
         hashes = [u.password_hash for u in User.select()]
     finally:
@@ -287,12 +287,12 @@ def test_a_weaker_hash_is_upgraded_at_the_next_login(server):
     from argon2 import PasswordHasher
 
     from synthbox.accounts.models import User
+    from synthbox.app import build_engine
     from synthbox.config import load_settings
-    from synthbox.jobs.engine import Engine
 
     remember_secret("legacy password 1")
     weak = PasswordHasher(time_cost=1, memory_cost=8192).hash("legacy password 1")
-    engine = Engine(load_settings({"data_dir": str(server.data_dir)}, env={}))
+    engine = build_engine(load_settings({"data_dir": str(server.data_dir)}, env={}))
     try:
         now = time.time()
         User.create(name="legacy", password_hash=weak, role="viewer", created_at=now,
@@ -643,10 +643,10 @@ def test_instances_starting_together_adopt_the_admin_token_once(tmp_path, monkey
 
     from synthbox.accounts import tokens
     from synthbox.accounts.models import ApiToken
+    from synthbox.app import build_engine
     from synthbox.config import load_settings
-    from synthbox.jobs.engine import Engine
 
-    engine = Engine(load_settings({"data_dir": str(tmp_path / "a")}, env={}))
+    engine = build_engine(load_settings({"data_dir": str(tmp_path / "a")}, env={}))
     exists = peewee.ModelSelect.exists
 
     def looks_before_the_others_insert(stale_looks):

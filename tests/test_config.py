@@ -76,14 +76,14 @@ def test_bad_config_file(tmp_path, monkeypatch):
 
 
 def test_bad_queue_options_are_refused(tmp_path):
-    from synthbox.jobs.engine import Engine
+    from synthbox.app import build_engine
 
     for queues, message in (({"diagnostics": {"concurrency": 0}}, "queues.diagnostics.concurrency"),
                             ({"diagnostics": {"speed": 1}}, "queues.diagnostics.speed: unknown"),
                             ({"nope": {}}, "queues.nope: no queue by that name")):
         settings = load_settings({"data_dir": str(tmp_path), "queues": queues}, env={})
         with pytest.raises(SettingsError, match=re.escape(message)):
-            Engine(settings)
+            build_engine(settings)
 
 
 def _readme_table() -> list[list[str]]:

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from synthbox.app import email_service
 from synthbox.errors import InputError
-from synthbox.mail.service import EmailService
 from tests.conftest import Serve, remember_secret, wait_for
 from tests.smtp_server import SmtpServer
 
@@ -25,7 +25,7 @@ def smtp():
 def mailer(engine_builder, smtp_url, queues=None, **settings):
     engine = engine_builder({"smtp_url": smtp_url, "mail_from": "app@synthbox.test", **settings},
                             queues or FAST)
-    return engine, EmailService(engine)
+    return engine, email_service(engine)
 
 
 def test_a_sent_email_arrives_whole(smtp, engine_builder):

@@ -419,7 +419,7 @@ def test_claims_and_finishes_count_their_own_batch_exactly(make_engine):
     """Claim and finish count a batch's moves themselves (on SQLite the row trigger stands
     aside for them): completions, retries, final failures, deferrals (RetryLater) and a
     stale claim, which changes nothing, all leave the counts equal to the rows."""
-    from synthbox.jobs.store import Failure
+    from synthbox.jobs.rows import Failure
 
     engine = make_engine(workers=False)
     store = engine.store
@@ -460,9 +460,11 @@ def test_a_claim_that_finds_nothing_writes_nothing(tmp_path):
 
 def test_an_older_database_keeps_its_counts_through_the_batch_counting_migration(tmp_path):
     from synthbox import db as records
+    from synthbox.app import DOMAIN_MIGRATIONS
 
     db = records.open_database("", tmp_path)
-    ten = records.MIGRATIONS[:10]
+    steps = {m.name: m.apply for m in (*records.JOB_MIGRATIONS, *DOMAIN_MIGRATIONS)}
+    ten = [steps[name] for name in records.NUMBERED_BEFORE[:10]]
     with db.atomic():
         db.create_tables([records.SchemaVersion], safe=True)
         for number, step in enumerate(ten, start=1):
@@ -481,7 +483,7 @@ def test_an_older_database_keeps_its_counts_through_the_batch_counting_migration
                        "attempts_made, attempts_max, backoff_type, backoff_delay, "
                        "stalled_count, progress, created_at) VALUES ('diagnostics', 'noop', "
                        "'null', ?, 0, 0, 0, 1, 'fixed', 0, 0, 0, 0)", (status,))
-    assert records.migrate(db) == len(records.MIGRATIONS)
+    assert records.migrate(db, DOMAIN_MIGRATIONS) == len(steps)
     trigger = db.execute_sql("SELECT sql FROM sqlite_master WHERE name='job_count_update'"
                              ).fetchone()[0]
     assert "job_count_by_batch" in trigger
@@ -489,6 +491,56 @@ def test_an_older_database_keeps_its_counts_through_the_batch_counting_migration
     rows = dict(db.execute_sql("SELECT status, n FROM job_count WHERE n<>0").fetchall())
     assert rows == {"waiting": 2, "completed": 1, "failed": 1}
     db.close()
+
+
+def test_each_domain_brings_its_migrations_and_a_numbered_schema_is_read_by_name(tmp_path):
+    """A database made when the schema was one numbered list (11 steps) is read as having
+    applied those steps by name: nothing runs twice, a new step runs once, and the
+    numbered rows keep up for an instance of the version before."""
+    from synthbox import db as records
+    from synthbox.app import DOMAIN_MIGRATIONS
+
+    made: list[str] = []
+    db = records.open_database("", tmp_path)
+    steps = {m.name: m for m in (*records.JOB_MIGRATIONS, *DOMAIN_MIGRATIONS)}
+    with db.atomic():
+        db.create_tables([records.SchemaVersion], safe=True)
+        for number, name in enumerate(records.NUMBERED_BEFORE, start=1):
+            steps[name].apply(db)
+            records.SchemaVersion.create(version=number, applied_at=time.time())
+    later = records.Migration("later.step", lambda _db: made.append("later.step"))
+    assert records.migrate(db, [*DOMAIN_MIGRATIONS, later]) == len(steps) + 1
+    assert records.migrate(db, [*DOMAIN_MIGRATIONS, later]) == len(steps) + 1
+    assert made == ["later.step"]
+    names = {row[0] for row in db.execute_sql("SELECT name FROM schema_migration")}
+    assert names == {*steps, "later.step"}
+    assert db.execute_sql("SELECT count(*) FROM schema_version").fetchone()[0] == 12
+    tables = {row[0] for row in db.execute_sql(
+        "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"job", "user", "email", "project", "alert_rule"} <= tables
+    db.close()
+
+
+def test_the_engine_alone_makes_only_its_own_tables(tmp_path):
+    """The engine knows no domain: with the diagnostics queue alone it makes the job
+    tables and none of the domains'."""
+    from synthbox.config import load_settings
+    from synthbox.jobs.engine import Engine
+    from synthbox.jobs.spec import QueueRegistry
+    from synthbox.queues.diagnostics import DIAGNOSTICS
+
+    registry = QueueRegistry()
+    registry.register(DIAGNOSTICS)
+    engine = Engine(load_settings({"data_dir": str(tmp_path)}, env={}), registry)
+    try:
+        job = engine.service("diagnostics").add("noop", {})
+        assert engine.service("diagnostics").get_job(job["id"])["state"] == "waiting"
+        tables = {row[0] for row in engine.db.execute_sql(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "job" in tables and "email" not in tables and "user" not in tables
+        assert list(engine.queues) == ["diagnostics"]
+    finally:
+        engine.close()
 
 
 def test_sqlite_writers_of_one_process_take_turns_and_a_rollback_lets_go(tmp_path):

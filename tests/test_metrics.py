@@ -257,10 +257,10 @@ def test_an_alert_emails_through_the_email_queue(engine_builder):
     from synthbox.alerting import rules
     from synthbox.alerting.evaluate import AlertEvaluator
     from synthbox.alerting.models import AlertEvent
-    from synthbox.mail.service import EmailService
+    from synthbox.app import email_service
 
     engine = engine_builder({"mail_from": "synthbox@example.com"}, workers=False)
-    emails = EmailService(engine)
+    emails = email_service(engine)
     rules.create_rule({"name": "backlog", "kind": "waiting", "queue": "diagnostics",
                        "threshold": 2, "emails": ["ops@example.com"]}, list(engine.queues))
     evaluator = AlertEvaluator(engine, emails.send)

@@ -33,11 +33,11 @@ def live(tmp_path_factory):
 def test_the_document_lists_every_api_route_and_no_other(live):
     status, served = live.request("GET", "/api/v1/openapi.json")
     assert status == 200 and served["openapi"] == "3.1.0"
+    from synthbox.app import build_engine
     from synthbox.config import load_settings
-    from synthbox.jobs.engine import Engine
     from synthbox.web import create_app
 
-    engine = Engine(load_settings({"data_dir": str(live.data_dir)}, env={}))
+    engine = build_engine(load_settings({"data_dir": str(live.data_dir)}, env={}))
     try:
         routes = {(method.lower(), re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}",
                                           rule.rule.removeprefix("/api/v1")))

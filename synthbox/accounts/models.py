@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from peewee import BigAutoField, BooleanField, CharField, DoubleField, IntegerField, TextField
 
+from synthbox.db import tables_step
 from synthbox.models import BaseModel
 
 ROLES = ("admin", "operator", "viewer")
@@ -73,3 +74,6 @@ class AuditEntry(BaseModel):
 
 
 ACCOUNT_MODELS = (User, ApiToken, WebSession, IssuedToken, LoginFailure, AuditEntry)
+
+# Append only (see synthbox/db.py): applied by every engine this domain is assembled into.
+MIGRATIONS = (tables_step("accounts.tables", ACCOUNT_MODELS),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from peewee import BigAutoField, BooleanField, CharField, DoubleField, TextField
 
+from synthbox.db import tables_step
 from synthbox.models import BaseModel
 
 
@@ -35,3 +36,6 @@ class AlertEvent(BaseModel):
 
 
 ALERT_MODELS = (AlertRule, AlertEvent)
+
+# Append only (see synthbox/db.py): applied by every engine this domain is assembled into.
+MIGRATIONS = (tables_step("alerting.tables", ALERT_MODELS),)

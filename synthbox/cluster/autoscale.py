@@ -14,11 +14,11 @@ log = logging.getLogger("synthbox.cluster")
 
 class Autoscaler:
     def __init__(self, supervisor: Any, rule: Autoscale):
-        from synthbox.jobs.engine import Engine
+        from synthbox.app import build_engine
 
         self.supervisor = supervisor
         self.rule = rule
-        self.engine = Engine(supervisor.settings)  # reads the shared records; no workers
+        self.engine = build_engine(supervisor.settings)  # reads the shared records; no workers
         self.next_check = 0.0
         self.above_since: float | None = None
         self.quiet_since: float | None = None

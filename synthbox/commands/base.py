@@ -58,9 +58,9 @@ def with_engine(func: Callable[..., Any]) -> Callable[..., Any]:
     @settings_options
     @functools.wraps(func)
     def wrapper(**options: Any) -> Any:
-        from synthbox.jobs.engine import Engine
+        from synthbox.app import build_engine
 
-        engine = Engine(resolve_settings(options))
+        engine = build_engine(resolve_settings(options))
         try:
             return func(engine=engine, **options)
         finally:

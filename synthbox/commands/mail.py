@@ -40,7 +40,7 @@ def send_email_command(engine: Any, to: tuple[str, ...], subject: str, text: str
     from pathlib import Path
 
     from synthbox.errors import InputError
-    from synthbox.mail.service import EmailService
+    from synthbox.services import get_email_queue_service
 
     payload: dict[str, Any] = {"to": list(to), "subject": subject, "priority": priority}
     if sender:
@@ -62,7 +62,7 @@ def send_email_command(engine: Any, to: tuple[str, ...], subject: str, text: str
                 raise BadInput("--at: must be an ISO time or a delay such as 15m") from None
             payload["sendAt"] = stamp.timestamp() * 1000
     try:
-        email = EmailService(engine).send(payload)
+        email = get_email_queue_service(engine).send(payload)
     except InputError as exc:
         flag = {"text": "--text", "to": "--to", "from": "--from", "subject": "--subject"}
         raise BadInput(f"{flag.get(exc.field.split('[')[0], exc.field)}: {exc.rule}") from None
@@ -92,10 +92,10 @@ def test_smtp_command(**options: Any) -> None:
 def suppress_command(engine: Any, entry: str, reason: str, **_: Any) -> None:
     """Never send to ADDRESS, or to any address @DOMAIN, again."""
     from synthbox.errors import InputError
-    from synthbox.mail.service import EmailService
+    from synthbox.services import get_email_queue_service
 
     try:
-        EmailService(engine).suppress(entry, reason)
+        get_email_queue_service(engine).suppress(entry, reason)
     except InputError as exc:
         raise BadInput(f"ENTRY: {exc.rule}") from None
     click.echo(f"suppressed {entry}")

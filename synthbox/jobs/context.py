@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 from synthbox.jobs.errors import JobOptionError
-from synthbox.jobs.store import ClaimedJob, JobStore
+from synthbox.jobs.rows import ClaimedJob
+from synthbox.jobs.store import JobStore
 
 
 class JobContext:

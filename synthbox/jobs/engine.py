@@ -1,7 +1,8 @@
 """The engine: records database, one doorbell per queue, workers and upkeep.
 
-`Engine(settings)` opens the backends and gives out QueueServices; `start_workers()`
-runs the embedded consumers; `stop()` ends them so that no job is left active.
+`Engine(settings, registry)` opens the backends and gives out a QueueService for each
+queue it was given (synthbox/app.py assembles them); `start_workers()` runs the embedded
+consumers; `stop()` ends them so that no job is left active.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthbox.config import Settings, SettingsError
-from synthbox.db import describe, migrate, open_database
+from synthbox.db import Migration, describe, migrate, open_database
 from synthbox.jobs.broker import Doorbell, build_huey, connect_redis, warn_if_exposed
 from synthbox.jobs.consumer import EmbeddedConsumer
 from synthbox.jobs.errors import UnknownQueue
@@ -42,29 +43,22 @@ class QueueHandle:
     consumer: EmbeddedConsumer | None = None
 
 
-def default_registry(settings: Settings) -> QueueRegistry:
-    from synthbox.queues import register_builtin_queues
-
-    registry = QueueRegistry()
-    register_builtin_queues(registry, settings)
-    return registry
-
-
 class Engine:
-    def __init__(self, settings: Settings, registry: QueueRegistry | None = None,
-                 namespace: str | None = None):
-        """`namespace` (default: the redis_prefix setting) prefixes the broker's keys:
+    def __init__(self, settings: Settings, registry: QueueRegistry,
+                 migrations: Iterable[Migration] = (), namespace: str | None = None):
+        """`migrations`: the schema steps of the domains beside the engine's own.
+        `namespace` (default: the redis_prefix setting) prefixes the broker's keys:
         instances cooperate only within one."""
         namespace = namespace or settings.redis_prefix
         self.settings = settings
         self.data_path = settings.data_path
-        self.registry = registry or default_registry(settings)
+        self.registry = registry
         try:
             self.registry.configure(settings.queues)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
         self.db = open_database(settings.database_url, self.data_path)
-        migrate(self.db)
+        migrate(self.db, migrations)
         self.store = JobStore(self.db)
         self.instance_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.redis: Any = None

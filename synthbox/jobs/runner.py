@@ -21,8 +21,9 @@ from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.context import JobContext
 from synthbox.jobs.errors import TIMEOUTS_HELD, JobTimeout, RetryLater, UnrecoverableError
 from synthbox.jobs.ratelimit import RedisRateLimiter
+from synthbox.jobs.rows import ClaimedJob, Failure
 from synthbox.jobs.spec import QueueSpec
-from synthbox.jobs.store import ClaimedJob, Failure, JobStore
+from synthbox.jobs.store import JobStore
 from synthbox.logs import event
 
 log = logging.getLogger("synthbox.worker")

@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from peewee import Database, PostgresqlDatabase
 
 from synthbox.counts import ByBatch
+from synthbox.jobs.rows import ClaimedJob, Failure
 from synthbox.jobs.tallies import HISTOGRAM_UPSERT, MINUTE_COLUMNS, MINUTE_UPSERT, tally
 
 PRIORITIES = range(11)  # 0, the default, to 10, the highest
@@ -25,32 +25,6 @@ _OLDEST_DUE = "SELECT MIN(first) FROM (" + " UNION ALL ".join(
     f"SELECT (SELECT MIN(run_at) FROM job WHERE queue=? AND status='waiting' "
     f"AND priority={priority} AND run_at<=?) AS first" for priority in PRIORITIES
 ) + ") AS firsts"
-
-@dataclass(slots=True)
-class ClaimedJob:
-    id: int
-    queue: str
-    name: str
-    data: str
-    attempts_made: int
-    attempts_max: int
-    backoff_type: str
-    backoff_delay: float
-    timeout: float | None
-    priority: int
-    run_at: float
-    started_at: float
-
-
-@dataclass(slots=True)
-class Failure:
-    job: ClaimedJob
-    error: str
-    traceback: str | None
-    finished_at: float
-    retry_at: float | None  # None: no attempts left, the job fails for good
-    counts: bool = True  # False: a RetryLater, which uses no attempt and records no error
-
 
 class JobStore:
     """Statements over the `job` table that the workers and upkeep run all the time."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from synthbox.jobs.store import ClaimedJob, Failure
+from synthbox.jobs.rows import ClaimedJob, Failure
 
 MINUTE_COLUMNS = ("completed", "failed", "wait_ms", "picked", "retried", "stalled",
                   "rate_limited")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from peewee import BigAutoField, CharField, DoubleField, IntegerField, TextField
 
+from synthbox.db import tables_step
 from synthbox.models import BaseModel
 
 # queued -> sending -> sent | failed; suppressed at enqueue or before sending; uncertain when
@@ -61,3 +62,6 @@ class EmailTemplate(BaseModel):
 
 
 MAIL_MODELS = (Email, Suppression, EmailTemplate)
+
+# Append only (see synthbox/db.py): applied by every engine this domain is assembled into.
+MIGRATIONS = (tables_step("mail.tables", MAIL_MODELS),)

@@ -16,9 +16,8 @@ from typing import Any
 
 from synthbox.config import Settings
 from synthbox.errors import Conflict, InputError, NotFound
-from synthbox.jobs.engine import Engine
 from synthbox.jobs.options import HIGH_PRIORITY, LATEST_RUN_AT
-from synthbox.jobs.service import JOB_ID, SeedQueueMethods
+from synthbox.jobs.service import JOB_ID, QueueService, SeedQueueMethods
 from synthbox.jobs.spec import QueueSpec
 from synthbox.mail.addresses import address, address_list, domain_of, header_value
 from synthbox.mail.delivery import make_deliver, suppressed
@@ -76,10 +75,11 @@ def email_dict(email: Email) -> dict[str, Any]:
 
 
 class EmailService(SeedQueueMethods):
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self.queue = engine.service(EMAIL_QUEUE)
-        self.default_from = engine.settings.mail_from
+    def __init__(self, queue: QueueService, default_from: str):
+        """`queue`: the email queue's service; `default_from`: the mail_from setting."""
+        self.queue = queue
+        self.db = queue.store.db
+        self.default_from = default_from
 
     # -- sending --------------------------------------------------------------------------
 
@@ -96,7 +96,7 @@ class EmailService(SeedQueueMethods):
                    for i, p in enumerate(payloads)]
         results: list[Email] = []
         run_times = []
-        with self.engine.db.atomic():
+        with self.db.atomic():
             for fields in checked:
                 existing = self._same_request(fields, caller)
                 if existing is not None:
@@ -243,12 +243,12 @@ class EmailService(SeedQueueMethods):
         """Send a failed or uncertain email again, knowingly (same Message-ID); also one
         left queued or sending by a job that is gone or finished."""
         current = self.get(email_id)
-        job = self.engine.find_job(int(current["jobId"])) if current["jobId"] else None
+        job = self.queue.get_job(int(current["jobId"])) if current["jobId"] else None
         stuck = current["state"] in (QUEUED, SENDING) and (
             job is None or job["state"] in ("completed", "failed"))
         if current["state"] not in (FAILED, UNCERTAIN) and not stuck:
             raise Conflict("email: only a failed, uncertain or stuck email can be resent")
-        with self.engine.db.atomic():
+        with self.db.atomic():
             Email.update(state=QUEUED, last_error=None, send_at=time.time()).where(
                 Email.id == int(email_id)).execute()
             self._enqueue(Email.get_by_id(int(email_id)))

@@ -1,4 +1,4 @@
-"""Running one agent: `http`, `command`, `python` or the built-in `repo-scan`.
+"""Running one agent of kind `http`, `command` or `python` (`agent_kinds.py` picks).
 
 Every kind ends in an AgentOutcome. An agent reports work as a JSON object
 `{"tasks": [...], "suggestions": [...]}`: the reply body (`http`), standard output
@@ -89,27 +89,6 @@ class AgentCall:
     workdir: Path | None = None
 
 
-def run_agent(call: AgentCall) -> AgentOutcome:
-    try:
-        if call.kind == "http":
-            return _run_http(call)
-        if call.kind == "command":
-            return _run_command(call, command_line(call.config))
-        if call.kind == "python":
-            return _run_command(call, python_agent_argv(call.config["entryPoint"]))
-        if call.kind == "repo-scan":
-            from synthbox.orchestration.reposcan import scan_repository
-
-            return scan_repository(call)
-        return AgentOutcome("failed", error=f"unknown agent kind {call.kind!r}")
-    except AgentTimedOut:
-        return AgentOutcome("timed_out", error=f"timed out after {call.timeout:g} s")
-    except AgentStopped:
-        return AgentOutcome("failed", error="stopped: the instance is shutting down")
-    except OutputTooLarge:
-        return AgentOutcome("failed", error=f"printed more than {MAX_OUTPUT_BYTES} bytes")
-
-
 class AgentTimedOut(Exception):
     pass
 
@@ -156,7 +135,7 @@ def _finish(output: str, error: str | None = None) -> AgentOutcome:
 
 # -- http ---------------------------------------------------------------------------------
 
-def _run_http(call: AgentCall) -> AgentOutcome:
+def run_http(call: AgentCall) -> AgentOutcome:
     config = call.config
     try:
         status, reply = post_json(config["url"], call.context, dict(config.get("headers", {})),
@@ -284,7 +263,7 @@ def _feed(process: subprocess.Popen[bytes], data: bytes) -> None:
             pass
 
 
-def _run_command(call: AgentCall, argv: list[str]) -> AgentOutcome:
+def run_command(call: AgentCall, argv: list[str]) -> AgentOutcome:
     try:
         code, out, err = run_process(call, argv, json.dumps(call.context).encode(),
                                      _child_environment(call.config.get("env", {})),

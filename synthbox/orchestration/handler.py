@@ -16,7 +16,8 @@ from typing import Any
 
 from synthbox.jobs.context import JobContext
 from synthbox.jobs.errors import JobTimeout, UnrecoverableError
-from synthbox.orchestration.agents import AgentCall, AgentOutcome, AgentProcesses, run_agent
+from synthbox.orchestration.agent_kinds import run_agent
+from synthbox.orchestration.agents import AgentCall, AgentOutcome, AgentProcesses
 from synthbox.orchestration.models import Agent, AgentRun, Project, Run, Suggestion, Task
 from synthbox.orchestration.outbound import Network
 from synthbox.orchestration.reposcan import checkout_dir

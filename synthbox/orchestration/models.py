@@ -12,6 +12,7 @@ from peewee import (
     TextField,
 )
 
+from synthbox.db import tables_step
 from synthbox.models import BaseModel
 
 AGENT_KINDS = ("http", "command", "python", "repo-scan")
@@ -138,3 +139,6 @@ class Suggestion(_Reported):
 
 ORCHESTRATION_MODELS = (Project, Agent, Schedule, Hook, HookDelivery, Run, AgentRun, Task,
                         Suggestion)
+
+# Append only (see synthbox/db.py): applied by every engine this domain is assembled into.
+MIGRATIONS = (tables_step("orchestration.tables", ORCHESTRATION_MODELS),)

@@ -20,8 +20,7 @@ def create_app(engine: Engine) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     adopt_bootstrap_token(engine.data_path)
 
-    from synthbox.mail.service import EmailService
-    from synthbox.services import get_orchestration_queue_service
+    from synthbox.services import get_email_queue_service, get_orchestration_queue_service
     from synthbox.web import (
         admin_api,
         alerts_api,
@@ -38,7 +37,7 @@ def create_app(engine: Engine) -> Flask:
         ui,
     )
 
-    app.config["SYNTHBOX_EMAILS"] = EmailService(engine)
+    app.config["SYNTHBOX_EMAILS"] = get_email_queue_service(engine)
     app.config["SYNTHBOX_ORCHESTRATION"] = get_orchestration_queue_service(engine)
 
     errors.init_app(app)

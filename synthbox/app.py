@@ -1,0 +1,49 @@
+"""Assemble the process: the engine, the queues it runs and the schemas of the domains.
+
+The engine (`synthbox/jobs/`) knows no domain. Each domain brings its queues and its
+migrations here, as Faktory's server registers its subsystems; `serve`, the CLI, the
+Python API and the doctor all build their engine with `build_engine`.
+"""
+
+from __future__ import annotations
+
+from synthbox.accounts.models import MIGRATIONS as ACCOUNT_MIGRATIONS
+from synthbox.alerting.evaluate import AlertEvaluator
+from synthbox.alerting.models import MIGRATIONS as ALERT_MIGRATIONS
+from synthbox.alerting.rules import sync_config
+from synthbox.config import Settings, SettingsError
+from synthbox.errors import InputError
+from synthbox.jobs.engine import Engine
+from synthbox.jobs.spec import QueueRegistry
+from synthbox.mail.models import MIGRATIONS as MAIL_MIGRATIONS
+from synthbox.mail.service import EMAIL_QUEUE, EmailService
+from synthbox.orchestration.models import MIGRATIONS as ORCHESTRATION_MIGRATIONS
+from synthbox.queues import register_builtin_queues
+
+DOMAIN_MIGRATIONS = (*ACCOUNT_MIGRATIONS, *MAIL_MIGRATIONS, *ORCHESTRATION_MIGRATIONS,
+                     *ALERT_MIGRATIONS)
+
+
+def build_registry(settings: Settings) -> QueueRegistry:
+    """The queues SynthBox ships with, configured from `settings`."""
+    registry = QueueRegistry()
+    register_builtin_queues(registry, settings)
+    return registry
+
+
+def build_engine(settings: Settings, namespace: str | None = None) -> Engine:
+    """The engine over every built-in queue, its records migrated (no workers started)."""
+    return Engine(settings, build_registry(settings), DOMAIN_MIGRATIONS, namespace)
+
+
+def email_service(engine: Engine) -> EmailService:
+    return EmailService(engine.service(EMAIL_QUEUE), engine.settings.mail_from)
+
+
+def alert_evaluator(engine: Engine) -> AlertEvaluator:
+    """The settings file's alert rules in the records, and what checks every rule."""
+    try:
+        sync_config(engine.settings.alerts, list(engine.queues))
+    except InputError as exc:
+        raise SettingsError(str(exc)) from None
+    return AlertEvaluator(engine, email_service(engine).send)
