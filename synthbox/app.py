@@ -7,6 +7,7 @@ Python API and the doctor all build their engine with `build_engine`.
 
 from __future__ import annotations
 
+from synthbox.accounts import audit
 from synthbox.accounts.models import MIGRATIONS as ACCOUNT_MIGRATIONS
 from synthbox.alerting.evaluate import AlertEvaluator
 from synthbox.alerting.models import MIGRATIONS as ALERT_MIGRATIONS
@@ -33,7 +34,8 @@ def build_registry(settings: Settings) -> QueueRegistry:
 
 def build_engine(settings: Settings, namespace: str | None = None) -> Engine:
     """The engine over every built-in queue, its records migrated (no workers started)."""
-    return Engine(settings, build_registry(settings), DOMAIN_MIGRATIONS, namespace)
+    return Engine(settings, build_registry(settings), DOMAIN_MIGRATIONS, namespace,
+                  record=audit.record_by)
 
 
 def email_service(engine: Engine) -> EmailService:

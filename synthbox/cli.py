@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from synthbox import __version__
+from synthbox.actors import CLI
 from synthbox.commands import accounts, cluster, mail, orchestration, service, top
 from synthbox.commands.base import (
     BadInput,
@@ -23,6 +24,7 @@ from synthbox.commands.base import (
     with_engine,
 )
 from synthbox.config import SettingsError
+from synthbox.jobs import operations
 from synthbox.jobs.errors import JobOptionError, UnknownQueue
 from synthbox.jobs.service import JOB_ID
 from synthbox.paths import DataDirError
@@ -146,7 +148,7 @@ def queue_stats(engine: Any, queue: str | None, as_json: bool, **_: Any) -> None
 @with_engine
 def retry_failed(engine: Any, queue: str, **_: Any) -> None:
     """Send every failed job of QUEUE back to waiting."""
-    click.echo(f"retried {engine.service(queue).retry_all_failed()} job(s)")
+    click.echo(f"retried {operations.retry_all_failed(engine, queue, CLI)} job(s)")
 
 
 @queue_group.command("clean")
@@ -164,7 +166,7 @@ def clean_queue(engine: Any, queue: str, state: str, grace: str, limit: int, **_
     except ValueError as exc:
         raise BadInput(f"--grace: {exc}") from None
     try:
-        removed = engine.service(queue).clean(state, seconds, limit)
+        removed = operations.clean(engine, queue, state, seconds, CLI, limit)
     except JobOptionError as exc:
         raise BadInput(f"--{exc.field}: {exc.rule}") from None
     click.echo(f"removed {removed} {state} job(s)")
@@ -175,7 +177,7 @@ def clean_queue(engine: Any, queue: str, state: str, grace: str, limit: int, **_
 @with_engine
 def pause_queue(engine: Any, queue: str, **_: Any) -> None:
     """Stop workers from taking new jobs from QUEUE."""
-    engine.service(queue).pause()
+    operations.set_paused(engine, queue, True, CLI)
     click.echo(f"{queue} paused")
 
 
@@ -184,7 +186,7 @@ def pause_queue(engine: Any, queue: str, **_: Any) -> None:
 @with_engine
 def resume_queue(engine: Any, queue: str, **_: Any) -> None:
     """Let workers take jobs from QUEUE again."""
-    engine.service(queue).resume()
+    operations.set_paused(engine, queue, False, CLI)
     click.echo(f"{queue} resumed")
 
 

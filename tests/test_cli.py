@@ -128,3 +128,28 @@ def test_serve_prints_where_things_are(serve_factory, tmp_path):
     assert "embedded default: DATABASE_URL is not set" in out
     assert "embedded default: REDIS_URL is not set" in out
     assert server.stop() == 0
+
+
+def test_what_the_cli_changes_is_in_the_audit_log_as_cli(env, tmp_path):
+    """The CLI calls the same operations as the API and the UI, so its changes leave the
+    same audit lines, by actor `cli`."""
+    steps = [("queue", "pause", "diagnostics"), ("queue", "resume", "diagnostics"),
+             ("queue", "retry-failed", "diagnostics"),
+             ("queue", "clean", "diagnostics", "--state", "failed"),
+             ("projects", "create", "audited"),
+             ("agents", "add", "audited", "echo", "--kind", "command", "--command", "echo {}"),
+             ("agents", "disable", "audited", "echo"),
+             ("email", "suppress", "nobody@example.com")]
+    for step in steps:
+        done = run_cli(*step, env=env)
+        assert done.returncode == 0, (step, done.stderr)
+    with sqlite3.connect(tmp_path / "data" / "synthbox.db") as db:
+        lines = db.execute("SELECT actor, action, target FROM audit_entry ORDER BY id").fetchall()
+    assert lines == [("cli", "queue.pause", "queue:diagnostics"),
+                     ("cli", "queue.resume", "queue:diagnostics"),
+                     ("cli", "queue.retry-failed", "queue:diagnostics"),
+                     ("cli", "queue.clean", "queue:diagnostics"),
+                     ("cli", "project.create", "project:audited"),
+                     ("cli", "agent.create", "agent:audited/echo"),
+                     ("cli", "agent.update", "agent:audited/echo"),
+                     ("cli", "email.suppress", "suppression:nobody@example.com")]

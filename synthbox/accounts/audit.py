@@ -7,12 +7,17 @@ from typing import Any
 
 from synthbox.accounts.models import AuditEntry
 from synthbox.accounts.paging import page_by_id
+from synthbox.actors import Actor
 
 
 def record(actor: str, action: str, target: str = "", detail: str = "",
            address: str = "") -> None:
     AuditEntry.create(at=time.time(), actor=actor, action=action, target=target[:255],
                       detail=detail[:2000], address=address[:64])
+
+
+def record_by(actor: Actor, action: str, target: str = "", detail: str = "") -> None:
+    record(actor.name, action, target, detail, actor.address)
 
 
 def entries(limit: int = 50, before: int | None = None) -> tuple[list[dict[str, Any]], int | None]:

@@ -10,7 +10,9 @@ from typing import Any
 
 from peewee import IntegrityError
 
+from synthbox.accounts.audit import record_by
 from synthbox.accounts.paging import page_by_id
+from synthbox.actors import SYSTEM, Actor
 from synthbox.alerting.models import AlertEvent, AlertRule
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.inputs import http_url
@@ -99,13 +101,15 @@ def list_rules() -> list[dict[str, Any]]:
     return [rule_dict(r) for r in AlertRule.select().order_by(AlertRule.name)]
 
 
-def create_rule(payload: Any, queues: list[str], source: str = "api") -> dict[str, Any]:
+def create_rule(payload: Any, queues: list[str], source: str = "api", actor: Actor = SYSTEM
+                ) -> dict[str, Any]:
     fields = check(payload, queues)
     fields.setdefault("threshold", KINDS[fields["kind"]][1])
     try:
         rule = AlertRule.create(**fields, source=source, created_at=time.time())
     except IntegrityError:
         raise Conflict(f"name: an alert rule {fields['name']!r} exists already") from None
+    record_by(actor, "alert.create", f"alert:{rule.name}")
     return rule_dict(rule)
 
 
@@ -116,7 +120,8 @@ def find_rule(name: str) -> AlertRule:
     return rule
 
 
-def update_rule(name: str, payload: Any, queues: list[str]) -> dict[str, Any]:
+def update_rule(name: str, payload: Any, queues: list[str], actor: Actor = SYSTEM
+                ) -> dict[str, Any]:
     rule = find_rule(name)
     if rule.source == "config":
         raise Conflict(f"alert: rule {name!r} comes from the settings file; change it there")
@@ -125,14 +130,16 @@ def update_rule(name: str, payload: Any, queues: list[str]) -> dict[str, Any]:
     for key, value in fields.items():
         setattr(rule, key, value)
     rule.save()
+    record_by(actor, "alert.update", f"alert:{name}")
     return rule_dict(rule)
 
 
-def delete_rule(name: str) -> None:
+def delete_rule(name: str, actor: Actor = SYSTEM) -> None:
     rule = find_rule(name)
     if rule.source == "config":
         raise Conflict(f"alert: rule {name!r} comes from the settings file; remove it there")
     rule.delete_instance()
+    record_by(actor, "alert.delete", f"alert:{name}")
 
 
 def events(limit: int = 50, before: int | None = None) -> tuple[list[dict[str, Any]],

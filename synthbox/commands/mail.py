@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from synthbox.actors import CLI
 from synthbox.commands.base import (
     BadInput,
     parse_duration,
@@ -95,7 +96,7 @@ def suppress_command(engine: Any, entry: str, reason: str, **_: Any) -> None:
     from synthbox.services import get_email_queue_service
 
     try:
-        get_email_queue_service(engine).suppress(entry, reason)
+        get_email_queue_service(engine).suppress(entry, reason, actor=CLI)
     except InputError as exc:
         raise BadInput(f"ENTRY: {exc.rule}") from None
     click.echo(f"suppressed {entry}")

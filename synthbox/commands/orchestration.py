@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from synthbox.actors import CLI
 from synthbox.commands.base import BadInput, record_errors, with_engine
 
 
@@ -67,7 +68,7 @@ def create_project_command(engine: Any, slug: str, name: str | None, repository:
                        ("settings", _json_option(settings_json, "--settings"))):
         if value is not None:
             payload[key] = value
-    click.echo(projects.create_project(payload)["id"])
+    click.echo(projects.create_project(payload, actor=CLI)["id"])
 
 
 @projects_group.command("show")
@@ -96,7 +97,7 @@ def delete_project_command(engine: Any, project: str, yes: bool, **_: Any) -> No
 
     if not yes:
         click.confirm(f"Delete project {project} and everything it holds?", abort=True)
-    projects.delete_project(project, engine.data_path)
+    projects.delete_project(project, engine.data_path, actor=CLI)
     click.echo(f"deleted {project}")
 
 
@@ -163,7 +164,7 @@ def add_agent_command(engine: Any, project: str, slug: str, kind: str, url: str 
         payload["timeout"] = timeout
     if name is not None:
         payload["name"] = name
-    click.echo(projects.create_agent(project, payload)["id"])
+    click.echo(projects.create_agent(project, payload, actor=CLI)["id"])
 
 
 @agents_group.command("remove")
@@ -174,7 +175,7 @@ def add_agent_command(engine: Any, project: str, slug: str, kind: str, url: str 
 def remove_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None:
     from synthbox.orchestration import projects
 
-    projects.delete_agent(project, slug)
+    projects.delete_agent(project, slug, actor=CLI)
     click.echo(f"removed {slug}")
 
 
@@ -186,7 +187,7 @@ def remove_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None
 def enable_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None:
     from synthbox.orchestration import projects
 
-    projects.update_agent(project, slug, {"enabled": True})
+    projects.update_agent(project, slug, {"enabled": True}, actor=CLI)
     click.echo(f"enabled {slug}")
 
 
@@ -198,7 +199,7 @@ def enable_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None
 def disable_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None:
     from synthbox.orchestration import projects
 
-    projects.update_agent(project, slug, {"enabled": False})
+    projects.update_agent(project, slug, {"enabled": False}, actor=CLI)
     click.echo(f"disabled {slug}")
 
 
@@ -225,7 +226,7 @@ def orchestrate_command(engine: Any, project: str, agent_slug: str | None,
         if value is not None:
             payload[key] = value
     service = _service(engine)
-    run = service.trigger(project, payload, "manual")
+    run = service.trigger(project, payload, "manual", actor=CLI)
     click.echo(run["jobId"])
     if not wait:
         return

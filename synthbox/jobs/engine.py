@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from synthbox.actors import Recorder, unrecorded
 from synthbox.config import Settings, SettingsError
 from synthbox.db import Migration, describe, migrate, open_database
 from synthbox.jobs.broker import Doorbell, build_huey, connect_redis, warn_if_exposed
@@ -45,14 +46,17 @@ class QueueHandle:
 
 class Engine:
     def __init__(self, settings: Settings, registry: QueueRegistry,
-                 migrations: Iterable[Migration] = (), namespace: str | None = None):
-        """`migrations`: the schema steps of the domains beside the engine's own.
+                 migrations: Iterable[Migration] = (), namespace: str | None = None,
+                 record: Recorder = unrecorded):
+        """`migrations`: the schema steps of the domains beside the engine's own; `record`:
+        where operations (jobs/operations.py) report who did what.
         `namespace` (default: the redis_prefix setting) prefixes the broker's keys:
         instances cooperate only within one."""
         namespace = namespace or settings.redis_prefix
         self.settings = settings
         self.data_path = settings.data_path
         self.registry = registry
+        self.record = record
         try:
             self.registry.configure(settings.queues)
         except ValueError as exc:

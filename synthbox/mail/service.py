@@ -14,6 +14,8 @@ import time
 from email.utils import make_msgid
 from typing import Any
 
+from synthbox.accounts.audit import record_by
+from synthbox.actors import SYSTEM, Actor
 from synthbox.config import Settings
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.options import HIGH_PRIORITY, LATEST_RUN_AT
@@ -239,7 +241,7 @@ class EmailService(SeedQueueMethods):
         page = [email_dict(e) for e in rows[:limit]]
         return page, (page[-1]["id"] if len(rows) > limit else None)
 
-    def resend(self, email_id: str) -> dict[str, Any]:
+    def resend(self, email_id: str, actor: Actor = SYSTEM) -> dict[str, Any]:
         """Send a failed or uncertain email again, knowingly (same Message-ID); also one
         left queued or sending by a job that is gone or finished."""
         current = self.get(email_id)
@@ -253,9 +255,10 @@ class EmailService(SeedQueueMethods):
                 Email.id == int(email_id)).execute()
             self._enqueue(Email.get_by_id(int(email_id)))
         self.queue.announce([time.time()])
+        record_by(actor, "email.resend", f"email:{email_id}")
         return self.get(email_id)
 
-    def suppress(self, entry: str, reason: str = "") -> None:
+    def suppress(self, entry: str, reason: str = "", actor: Actor = SYSTEM) -> None:
         """Never send to an address (`a@b.c`) or a domain (`@b.c`) again."""
         if entry.startswith("@"):
             address("x" + entry, "entry")
@@ -263,6 +266,7 @@ class EmailService(SeedQueueMethods):
             address(entry, "entry")
         SuppressionEntry.insert(entry=entry.lower(), reason=reason, created_at=time.time()
                                 ).on_conflict_replace().execute()
+        record_by(actor, "email.suppress", f"suppression:{entry}")
 
     @staticmethod
     def list_suppressions() -> list[dict[str, Any]]:
@@ -270,10 +274,11 @@ class EmailService(SeedQueueMethods):
                 for e in SuppressionEntry.select().order_by(SuppressionEntry.entry)]
 
     @staticmethod
-    def unsuppress(entry: str) -> None:
+    def unsuppress(entry: str, actor: Actor = SYSTEM) -> None:
         if not SuppressionEntry.delete().where(
                 SuppressionEntry.entry == entry.lower()).execute():
             raise NotFound(f"entry: {entry!r} is not on the suppression list")
+        record_by(actor, "email.unsuppress", f"suppression:{entry}")
 
     # -- the seed's EmailQueueService -----------------------------------------------------
 

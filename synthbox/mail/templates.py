@@ -9,7 +9,9 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from synthbox.accounts.audit import record_by
 from synthbox.accounts.users import check_name
+from synthbox.actors import SYSTEM, Actor
 from synthbox.errors import InputError, NotFound
 from synthbox.mail.addresses import header_value
 from synthbox.mail.models import EmailTemplate
@@ -30,7 +32,8 @@ def _compile(source: Any, field: str, html: bool = False) -> str | None:
     return source
 
 
-def save_template(name: Any, subject: Any, text: Any, html: Any) -> dict[str, Any]:
+def save_template(name: Any, subject: Any, text: Any, html: Any, actor: Actor = SYSTEM
+                  ) -> dict[str, Any]:
     name = check_name(name)
     subject = _compile(header_value(subject, "subject") if subject is not None else None,
                        "subject")
@@ -41,6 +44,7 @@ def save_template(name: Any, subject: Any, text: Any, html: Any) -> dict[str, An
         raise InputError("text", "text or html is required")
     EmailTemplate.insert(name=name, subject=subject, text=text, html=html,
                          updated_at=time.time()).on_conflict_replace().execute()
+    record_by(actor, "email.template", f"template:{name}")
     return template_dict(EmailTemplate.get_by_id(name))
 
 
@@ -53,9 +57,10 @@ def list_templates() -> list[dict[str, Any]]:
     return [template_dict(t) for t in EmailTemplate.select().order_by(EmailTemplate.name)]
 
 
-def delete_template(name: str) -> None:
+def delete_template(name: str, actor: Actor = SYSTEM) -> None:
     if not EmailTemplate.delete().where(EmailTemplate.name == name).execute():
         raise NotFound(f"template: no template named {name!r}")
+    record_by(actor, "email.template-delete", f"template:{name}")
 
 
 def render(name: Any, variables: Any, prefix: str = "") -> dict[str, str | None]:

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from peewee import IntegrityError
 
+from synthbox.accounts.audit import record_by
+from synthbox.actors import SYSTEM, Actor
 from synthbox.config import MASK
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.inputs import http_url
@@ -103,7 +105,7 @@ def list_projects() -> list[dict[str, Any]]:
     return [project_dict(p) for p in Project.select().order_by(Project.slug)]
 
 
-def create_project(payload: dict[str, Any]) -> dict[str, Any]:
+def create_project(payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, Any]:
     checks.known_fields(payload, PROJECT_FIELDS)
     fields = {"slug": checks.slug(payload.get("slug"), "slug"),
               "name": checks.text(payload.get("name", payload.get("slug")), "name"),
@@ -113,10 +115,11 @@ def create_project(payload: dict[str, Any]) -> dict[str, Any]:
         project = Project.create(**fields, created_at=time.time())
     except IntegrityError:
         raise Conflict(f"slug: a project {fields['slug']!r} exists already") from None
+    record_by(actor, "project.create", f"project:{project.slug}")
     return project_dict(project)
 
 
-def update_project(ref: str, payload: dict[str, Any]) -> dict[str, Any]:
+def update_project(ref: str, payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, Any]:
     project = find_project(ref)
     checks.known_fields(payload, PROJECT_FIELDS[1:])
     if "name" in payload:
@@ -126,10 +129,11 @@ def update_project(ref: str, payload: dict[str, Any]) -> dict[str, Any]:
     if "settings" in payload:
         project.settings = json.dumps(checks.json_object(payload["settings"], "settings"))
     project.save()
+    record_by(actor, "project.update", f"project:{project.slug}")
     return project_dict(project)
 
 
-def delete_project(ref: str, data_path: Path) -> None:
+def delete_project(ref: str, data_path: Path, actor: Actor = SYSTEM) -> None:
     """The project and everything it owns, its clone too; its queued jobs fail as "no
     project"."""
     from synthbox.orchestration.reposcan import checkout_dir
@@ -144,6 +148,7 @@ def delete_project(ref: str, data_path: Path) -> None:
         for model in (Agent, Schedule, Hook, Run, Task, Suggestion):
             model.delete().where(model.project_id == project.id).execute()
         project.delete_instance()
+    record_by(actor, "project.delete", f"project:{project.slug}")
     shutil.rmtree(checkout_dir(data_path, project.id), ignore_errors=True)
 
 
@@ -155,7 +160,7 @@ def list_agents(ref: str) -> list[dict[str, Any]]:
             Agent.select().where(Agent.project_id == project.id).order_by(Agent.slug)]
 
 
-def create_agent(ref: str, payload: dict[str, Any]) -> dict[str, Any]:
+def create_agent(ref: str, payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, Any]:
     project = find_project(ref)
     checks.known_fields(payload, AGENT_FIELDS)
     kind = payload.get("kind")
@@ -173,11 +178,14 @@ def create_agent(ref: str, payload: dict[str, Any]) -> dict[str, Any]:
     except IntegrityError:
         raise Conflict(f"slug: project {project.slug!r} has an agent {slug!r} already"
                        ) from None
+    record_by(actor, "agent.create", f"agent:{project.slug}/{slug}")
     return agent_dict(agent)
 
 
-def update_agent(ref: str, slug: str, payload: dict[str, Any]) -> dict[str, Any]:
-    agent = find_agent(find_project(ref), slug)
+def update_agent(ref: str, slug: str, payload: dict[str, Any], actor: Actor = SYSTEM
+                 ) -> dict[str, Any]:
+    project = find_project(ref)
+    agent = find_agent(project, slug)
     checks.known_fields(payload, AGENT_FIELDS[1:])
     if "kind" in payload and payload["kind"] != agent.kind:
         raise InputError("kind", "cannot change; create a new agent instead")
@@ -191,11 +199,14 @@ def update_agent(ref: str, slug: str, payload: dict[str, Any]) -> dict[str, Any]
     if "timeout" in payload:
         agent.timeout = checks.seconds(payload["timeout"], "timeout")
     agent.save()
+    record_by(actor, "agent.update", f"agent:{project.slug}/{slug}")
     return agent_dict(agent)
 
 
-def delete_agent(ref: str, slug: str) -> None:
-    find_agent(find_project(ref), slug).delete_instance()
+def delete_agent(ref: str, slug: str, actor: Actor = SYSTEM) -> None:
+    project = find_project(ref)
+    find_agent(project, slug).delete_instance()
+    record_by(actor, "agent.delete", f"agent:{project.slug}/{slug}")
 
 
 def _unmask(config: Any, stored: dict[str, Any]) -> Any:

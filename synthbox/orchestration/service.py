@@ -11,6 +11,8 @@ import json
 import time
 from typing import Any
 
+from synthbox.accounts.audit import record_by
+from synthbox.actors import Actor
 from synthbox.errors import InputError, NotFound
 from synthbox.jobs.options import HIGH_PRIORITY
 from synthbox.jobs.service import (
@@ -98,9 +100,10 @@ class OrchestrationService(SeedQueueMethods):
 
     def trigger(self, project_ref: str | int, payload: dict[str, Any], triggered_by: str,
                 user_id: str | None = None, job_key: str | None = None,
-                announce: bool = True) -> dict[str, Any]:
+                announce: bool = True, actor: Actor | None = None) -> dict[str, Any]:
         """Queue a run of `project_ref`; the run, with its `jobId`. A `job_key` given twice
-        queues once (webhook deliveries, cron times)."""
+        queues once (webhook deliveries, cron times). A run someone asked for (`actor`) is
+        in the audit log."""
         if triggered_by not in TRIGGERS:
             raise InputError("triggeredBy", f"must be one of {', '.join(TRIGGERS)}")
         project = find_project(project_ref)
@@ -122,6 +125,8 @@ class OrchestrationService(SeedQueueMethods):
                 "user_id": data["userId"], "created_at": now})
         if announce:
             self.queue.announce([now])
+        if actor is not None:
+            record_by(actor, "orchestration.trigger", f"job:{run.id}")
         return run_dict(run)
 
     # -- the seed's OrchestrationQueueService --------------------------------------------

@@ -30,6 +30,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from peewee import IntegrityError
 
+from synthbox.accounts.audit import record_by
+from synthbox.actors import SYSTEM, Actor
 from synthbox.errors import InputError, NotAllowed, NotFound
 from synthbox.jobs.service import JOB_ID, milliseconds
 from synthbox.orchestration import checks
@@ -112,8 +114,8 @@ def _find_schedule(project: Project, schedule_id: str) -> Schedule:
     return schedule
 
 
-def save_schedule(project_ref: str, payload: dict[str, Any],
-                  schedule_id: str | None = None) -> dict[str, Any]:
+def save_schedule(project_ref: str, payload: dict[str, Any], schedule_id: str | None = None,
+                  actor: Actor = SYSTEM) -> dict[str, Any]:
     """Create a schedule, or change one (also while instances run: the next due time is
     worked out again from now)."""
     project = find_project(project_ref)
@@ -135,11 +137,15 @@ def save_schedule(project_ref: str, payload: dict[str, Any],
         schedule.context = json.dumps(request["context"])
     schedule.next_run_at = next_due(schedule.cron, schedule.timezone, time.time())
     schedule.save()
+    record_by(actor, "schedule.update" if schedule_id else "schedule.create",
+              f"schedule:{project.slug}/{schedule.id}")
     return schedule_dict(schedule)
 
 
-def delete_schedule(project_ref: str, schedule_id: str) -> None:
-    _find_schedule(find_project(project_ref), schedule_id).delete_instance()
+def delete_schedule(project_ref: str, schedule_id: str, actor: Actor = SYSTEM) -> None:
+    project = find_project(project_ref)
+    _find_schedule(project, schedule_id).delete_instance()
+    record_by(actor, "schedule.delete", f"schedule:{project.slug}/{schedule_id}")
 
 
 def fire_due_schedules(service: OrchestrationService, now: float | None = None) -> int:
@@ -210,7 +216,7 @@ def list_hooks(project_ref: str) -> list[dict[str, Any]]:
             Hook.select().where(Hook.project_id == project.id).order_by(Hook.slug)]
 
 
-def create_hook(project_ref: str, payload: dict[str, Any]) -> dict[str, Any]:
+def create_hook(project_ref: str, payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, Any]:
     project = find_project(project_ref)
     checks.known_fields(payload, HOOK_FIELDS)
     slug = checks.slug(payload.get("slug"), "slug")
@@ -225,10 +231,12 @@ def create_hook(project_ref: str, payload: dict[str, Any]) -> dict[str, Any]:
     except IntegrityError:
         raise InputError("slug", f"project {project.slug!r} has a hook {slug!r} already"
                          ) from None
+    record_by(actor, "hook.create", f"hook:{project.slug}/{slug}")
     return hook_dict(hook, project, secret)
 
 
-def update_hook(project_ref: str, slug: str, payload: dict[str, Any]) -> dict[str, Any]:
+def update_hook(project_ref: str, slug: str, payload: dict[str, Any], actor: Actor = SYSTEM
+                ) -> dict[str, Any]:
     project = find_project(project_ref)
     hook = find_hook(project, slug)
     checks.known_fields(payload, HOOK_FIELDS[1:])
@@ -240,13 +248,16 @@ def update_hook(project_ref: str, slug: str, payload: dict[str, Any]) -> dict[st
             "agentSlug": payload.get("agentSlug", hook.agent_slug)})
         hook.job_type, hook.agent_slug = request["jobType"], request["agentSlug"]
     hook.save()
+    record_by(actor, "hook.update", f"hook:{project.slug}/{slug}")
     return hook_dict(hook, project)
 
 
-def delete_hook(project_ref: str, slug: str) -> None:
-    hook = find_hook(find_project(project_ref), slug)
+def delete_hook(project_ref: str, slug: str, actor: Actor = SYSTEM) -> None:
+    project = find_project(project_ref)
+    hook = find_hook(project, slug)
     HookDelivery.delete().where(HookDelivery.hook_id == hook.id).execute()
     hook.delete_instance()
+    record_by(actor, "hook.delete", f"hook:{project.slug}/{slug}")
 
 
 def verify_signature(secret: str, headers: Mapping[str, str], body: bytes,

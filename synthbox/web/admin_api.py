@@ -9,10 +9,10 @@ from flask import Blueprint, current_app, request
 
 from synthbox.accounts import audit, tokens, users
 from synthbox.errors import InputError, NotFound
+from synthbox.jobs import operations
 from synthbox.jobs.engine import Engine
-from synthbox.web import actions
 from synthbox.web.api import milliseconds_to_seconds, validated
-from synthbox.web.auth import authenticate_api_request, caller, client_address, needs, record
+from synthbox.web.auth import acting, authenticate_api_request, caller, client_address, needs
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, query_int
 
@@ -81,8 +81,7 @@ def _bulk(name: str, action: str) -> Any:
     dry_run = payload.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise InputError("dryRun", "must be true or false")
-    count = actions.bulk(engine(), name, action, state, search, dry_run, caller().name,
-                         client_address())
+    count = operations.bulk(engine(), name, action, state, search, dry_run, acting())
     return ok({"dryRun": dry_run, "count": count})
 
 
@@ -103,11 +102,11 @@ def bulk_delete(name: str) -> Any:
 @bp.get("/jobs/<job_id>")
 @needs("read")
 def job(job_id: str) -> Any:
-    return ok(actions.find_job(engine(), job_id)[1])
+    return ok(operations.find_job(engine(), job_id)[1])
 
 
 def _job_action(job_id: str, action: str) -> Any:
-    job = actions.job_action(engine(), job_id, action, caller().name, client_address())
+    job = operations.job_action(engine(), job_id, action, acting())
     return ok({"removed": True} if job is None else job)
 
 
@@ -132,8 +131,7 @@ def remove_job(job_id: str) -> Any:
 @bp.post("/queues/<name>/retry-failed")
 @needs("operate")
 def retry_failed(name: str) -> Any:
-    count = engine().service(name).retry_all_failed()
-    record("queue.retry-failed", f"queue:{name}", f"count={count}")
+    count = operations.retry_all_failed(engine(), name, acting())
     return ok({"retried": count})
 
 
@@ -142,22 +140,22 @@ def retry_failed(name: str) -> Any:
 def clean(name: str) -> Any:
     payload = json_body()
     grace = milliseconds_to_seconds(payload.get("grace", 0))
-    removed = validated(actions.clean, engine(), name, payload.get("state", "completed"),
-                        grace, caller().name, client_address())
+    removed = validated(operations.clean, engine(), name, payload.get("state", "completed"),
+                        grace, acting())
     return ok({"removed": removed})
 
 
 @bp.post("/queues/<name>/pause")
 @needs("operate")
 def pause(name: str) -> Any:
-    actions.set_paused(engine(), name, True, caller().name, client_address())
+    operations.set_paused(engine(), name, True, acting())
     return ok({"paused": True})
 
 
 @bp.post("/queues/<name>/resume")
 @needs("operate")
 def resume(name: str) -> Any:
-    actions.set_paused(engine(), name, False, caller().name, client_address())
+    operations.set_paused(engine(), name, False, acting())
     return ok({"paused": False})
 
 

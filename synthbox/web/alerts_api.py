@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app
 
 from synthbox.alerting import rules
-from synthbox.web.auth import authenticate_api_request, needs, record
+from synthbox.web.auth import acting, authenticate_api_request, needs
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, query_int
 
@@ -28,24 +28,21 @@ def list_rules() -> Any:
 @bp.post("")
 @needs("admin")
 def create_rule() -> Any:
-    made = rules.create_rule(json_body(), queues())
-    record("alert.create", f"alert:{made['name']}")
+    made = rules.create_rule(json_body(), queues(), actor=acting())
     return ok(made, 201)
 
 
 @bp.patch("/<name>")
 @needs("admin")
 def update_rule(name: str) -> Any:
-    changed = rules.update_rule(name, json_body(), queues())
-    record("alert.update", f"alert:{name}")
+    changed = rules.update_rule(name, json_body(), queues(), actor=acting())
     return ok(changed)
 
 
 @bp.delete("/<name>")
 @needs("admin")
 def delete_rule(name: str) -> Any:
-    rules.delete_rule(name)
-    record("alert.delete", f"alert:{name}")
+    rules.delete_rule(name, actor=acting())
     return ok({"deleted": True})
 
 

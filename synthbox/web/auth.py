@@ -9,10 +9,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, request
 
-from synthbox.accounts import audit, users
+from synthbox.accounts import users
 from synthbox.accounts.jwts import TokenIssuer, looks_like_jwt
 from synthbox.accounts.principal import Principal
 from synthbox.accounts.tokens import authenticate_token
+from synthbox.actors import Actor
 from synthbox.errors import InputError, NotAllowed
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body
@@ -26,6 +27,11 @@ def issuer() -> TokenIssuer:
 
 def client_address() -> str:
     return request.remote_addr or ""
+
+
+def acting() -> Actor:
+    """The API caller, as the services write it in the audit log."""
+    return Actor(caller().name, client_address())
 
 
 def bearer_token() -> str | None:
@@ -56,11 +62,6 @@ def caller() -> Principal:
     if principal is None:
         raise NotAllowed("authorization: a Bearer token is required", 401)
     return principal
-
-
-def record(action: str, target: str, detail: str = "") -> None:
-    """The audit log's line for what the API caller just did."""
-    audit.record(caller().name, action, target, detail, client_address())
 
 
 def needs(permission: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

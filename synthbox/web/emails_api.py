@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, request
 from synthbox.errors import InputError
 from synthbox.mail import templates
 from synthbox.mail.service import EmailService
-from synthbox.web.auth import authenticate_api_request, caller, needs, record
+from synthbox.web.auth import acting, authenticate_api_request, caller, needs
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, query_int
 
@@ -57,16 +57,14 @@ def save_template(name: str) -> Any:
     """{"subject", "text", "html"} with {{ variables }}; creates or replaces."""
     payload = json_body()
     saved = templates.save_template(name, payload.get("subject"), payload.get("text"),
-                                    payload.get("html"))
-    record("email.template", f"template:{name}")
+                                    payload.get("html"), actor=acting())
     return ok(saved)
 
 
 @bp.delete("/templates/<name>")
 @needs("operate")
 def delete_template(name: str) -> Any:
-    templates.delete_template(name)
-    record("email.template-delete", f"template:{name}")
+    templates.delete_template(name, actor=acting())
     return ok({"deleted": True})
 
 
@@ -79,6 +77,5 @@ def get_email(email_id: str) -> Any:
 @bp.post("/<email_id>/resend")
 @needs("operate")
 def resend(email_id: str) -> Any:
-    result = emails().resend(email_id)
-    record("email.resend", f"email:{email_id}")
+    result = emails().resend(email_id, actor=acting())
     return ok(result)

@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, request
 from synthbox.orchestration import projects, triggers
 from synthbox.orchestration.models import Suggestion, Task
 from synthbox.orchestration.service import OrchestrationService
-from synthbox.web.auth import authenticate_api_request, caller, needs, record
+from synthbox.web.auth import acting, authenticate_api_request, caller, needs
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, query_int
 
@@ -39,8 +39,7 @@ def list_projects() -> Any:
 @bp.post("")
 @needs("admin")
 def create_project() -> Any:
-    created = projects.create_project(json_body())
-    record("project.create", f"project:{created['slug']}")
+    created = projects.create_project(json_body(), actor=acting())
     return ok(created, 201)
 
 
@@ -53,16 +52,15 @@ def get_project(project: str) -> Any:
 @bp.patch("/<project>")
 @needs("admin")
 def update_project(project: str) -> Any:
-    changed = projects.update_project(project, json_body())
-    record("project.update", f"project:{changed['slug']}")
+    changed = projects.update_project(project, json_body(), actor=acting())
     return ok(changed)
 
 
 @bp.delete("/<project>")
 @needs("admin")
 def delete_project(project: str) -> Any:
-    projects.delete_project(project, current_app.config["SYNTHBOX_ENGINE"].data_path)
-    record("project.delete", f"project:{project}")
+    projects.delete_project(project, current_app.config["SYNTHBOX_ENGINE"].data_path,
+                            actor=acting())
     return ok({"deleted": True})
 
 
@@ -77,24 +75,21 @@ def list_agents(project: str) -> Any:
 @bp.post("/<project>/agents")
 @needs("admin")
 def create_agent(project: str) -> Any:
-    created = projects.create_agent(project, json_body())
-    record("agent.create", f"agent:{project}/{created['slug']}")
+    created = projects.create_agent(project, json_body(), actor=acting())
     return ok(created, 201)
 
 
 @bp.patch("/<project>/agents/<slug>")
 @needs("admin")
 def update_agent(project: str, slug: str) -> Any:
-    changed = projects.update_agent(project, slug, json_body())
-    record("agent.update", f"agent:{project}/{slug}")
+    changed = projects.update_agent(project, slug, json_body(), actor=acting())
     return ok(changed)
 
 
 @bp.delete("/<project>/agents/<slug>")
 @needs("admin")
 def delete_agent(project: str, slug: str) -> Any:
-    projects.delete_agent(project, slug)
-    record("agent.delete", f"agent:{project}/{slug}")
+    projects.delete_agent(project, slug, actor=acting())
     return ok({"deleted": True})
 
 
@@ -109,24 +104,21 @@ def list_schedules(project: str) -> Any:
 @bp.post("/<project>/schedules")
 @needs("admin")
 def create_schedule(project: str) -> Any:
-    created = triggers.save_schedule(project, json_body())
-    record("schedule.create", f"schedule:{project}/{created['id']}")
+    created = triggers.save_schedule(project, json_body(), actor=acting())
     return ok(created, 201)
 
 
 @bp.patch("/<project>/schedules/<schedule_id>")
 @needs("admin")
 def update_schedule(project: str, schedule_id: str) -> Any:
-    changed = triggers.save_schedule(project, json_body(), schedule_id)
-    record("schedule.update", f"schedule:{project}/{schedule_id}")
+    changed = triggers.save_schedule(project, json_body(), schedule_id, actor=acting())
     return ok(changed)
 
 
 @bp.delete("/<project>/schedules/<schedule_id>")
 @needs("admin")
 def delete_schedule(project: str, schedule_id: str) -> Any:
-    triggers.delete_schedule(project, schedule_id)
-    record("schedule.delete", f"schedule:{project}/{schedule_id}")
+    triggers.delete_schedule(project, schedule_id, actor=acting())
     return ok({"deleted": True})
 
 
@@ -139,24 +131,21 @@ def list_hooks(project: str) -> Any:
 @bp.post("/<project>/hooks")
 @needs("admin")
 def create_hook(project: str) -> Any:
-    created = triggers.create_hook(project, json_body())
-    record("hook.create", f"hook:{project}/{created['slug']}")
+    created = triggers.create_hook(project, json_body(), actor=acting())
     return ok(created, 201)
 
 
 @bp.patch("/<project>/hooks/<slug>")
 @needs("admin")
 def update_hook(project: str, slug: str) -> Any:
-    changed = triggers.update_hook(project, slug, json_body())
-    record("hook.update", f"hook:{project}/{slug}")
+    changed = triggers.update_hook(project, slug, json_body(), actor=acting())
     return ok(changed)
 
 
 @bp.delete("/<project>/hooks/<slug>")
 @needs("admin")
 def delete_hook(project: str, slug: str) -> Any:
-    triggers.delete_hook(project, slug)
-    record("hook.delete", f"hook:{project}/{slug}")
+    triggers.delete_hook(project, slug, actor=acting())
     return ok({"deleted": True})
 
 
@@ -168,8 +157,7 @@ def trigger(project: str) -> Any:
     """{"jobType", "agentSlug", "context", "priority", "userId"}: queue a run."""
     principal = caller()
     run = orchestration().trigger(project, json_body(), "api",
-                                  user_id=str(principal.user_id or principal.name))
-    record("orchestration.trigger", f"job:{run['jobId']}")
+                                  user_id=str(principal.user_id or principal.name), actor=acting())
     return ok(run, 201)
 
 

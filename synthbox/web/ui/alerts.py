@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, flash, request, url_for
 
 from synthbox.alerting import rules
 from synthbox.errors import InputError
-from synthbox.web.ui.base import action, back, page, record, ui_page
+from synthbox.web.ui.base import action, actor, back, page, ui_page
 
 bp = Blueprint("ui_alerts", __name__)
 
@@ -48,8 +48,8 @@ def create_alert() -> Any:
     emails = [e.strip() for e in request.form.get("emails", "").split(",") if e.strip()]
     if emails:
         payload["emails"] = emails
-    made = rules.create_rule(payload, list(current_app.config["SYNTHBOX_ENGINE"].queues))
-    record("alert.create", f"alert:{made['name']}")
+    made = rules.create_rule(payload, list(current_app.config["SYNTHBOX_ENGINE"].queues),
+                             actor=actor())
     flash(f"Alert rule {made['name']} added.", "ok")
     return back(url_for("ui_alerts.alerts_page"))
 
@@ -58,7 +58,6 @@ def create_alert() -> Any:
 @ui_page("admin")
 @action
 def delete_alert(name: str) -> Any:
-    rules.delete_rule(name)
-    record("alert.delete", f"alert:{name}")
+    rules.delete_rule(name, actor=actor())
     flash(f"Alert rule {name} removed.", "ok")
     return back(url_for("ui_alerts.alerts_page"))

@@ -20,8 +20,8 @@ from flask import (
 )
 
 from synthbox import __version__
-from synthbox.accounts import audit
 from synthbox.accounts.principal import for_user
+from synthbox.actors import Actor
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.errors import UnknownQueue
 from synthbox.web.security import check_form, safe_next
@@ -53,15 +53,9 @@ def ui_page(permission: str = "read") -> Callable[[Callable[..., Any]], Callable
     return decorate
 
 
-def actor() -> tuple[str, str]:
+def actor() -> Actor:
     """Who is acting on this page, and from where, for the services' audit lines."""
-    return g.user.name, request.remote_addr or ""
-
-
-def record(what: str, target: str) -> None:
-    """The audit log's line for what the signed-in user just did."""
-    name, address = actor()
-    audit.record(name, what, target, "", address)
+    return Actor(g.user.name, request.remote_addr or "")
 
 
 def page(template: str, status: int = 200, **context: Any) -> Any:

@@ -12,7 +12,7 @@ from synthbox.jobs.service import JOB_ID
 from synthbox.mail import templates
 from synthbox.mail.models import EMAIL_STATES
 from synthbox.mail.service import EmailService
-from synthbox.web.ui.base import action, back, page, record, ui_page
+from synthbox.web.ui.base import action, actor, back, page, ui_page
 
 bp = Blueprint("ui_emails", __name__)
 
@@ -59,8 +59,7 @@ def email_html(email_id: str) -> Any:
 @ui_page("operate")
 @action
 def resend(email_id: str) -> Any:
-    emails().resend(email_id)
-    record("email.resend", f"email:{email_id}")
+    emails().resend(email_id, actor=actor())
     flash(f"Email {email_id} is queued again.", "ok")
     return back(url_for("ui_emails.email_page", email_id=email_id))
 
@@ -95,8 +94,7 @@ def templates_page() -> Any:
 def save_template() -> Any:
     name = request.form.get("name", "").strip()
     fields = [request.form.get(k) or None for k in ("subject", "text", "html")]
-    templates.save_template(name, *fields)
-    record("email.template", f"template:{name}")
+    templates.save_template(name, fields[0], fields[1], fields[2], actor=actor())
     flash(f"Template {name} saved.", "ok")
     return back(url_for("ui_emails.templates_page"))
 
@@ -105,8 +103,7 @@ def save_template() -> Any:
 @ui_page("operate")
 @action
 def delete_template(name: str) -> Any:
-    templates.delete_template(name)
-    record("email.template-delete", f"template:{name}")
+    templates.delete_template(name, actor=actor())
     flash(f"Template {name} deleted.", "ok")
     return back(url_for("ui_emails.templates_page"))
 
@@ -122,8 +119,7 @@ def suppressions_page() -> Any:
 @action
 def suppress() -> Any:
     entry = request.form.get("entry", "").strip()
-    emails().suppress(entry, request.form.get("reason", "").strip())
-    record("email.suppress", f"suppression:{entry}")
+    emails().suppress(entry, request.form.get("reason", "").strip(), actor=actor())
     flash(f"{entry} is suppressed.", "ok")
     return back(url_for("ui_emails.suppressions_page"))
 
@@ -133,7 +129,6 @@ def suppress() -> Any:
 @action
 def unsuppress() -> Any:
     entry = request.form.get("entry", "").strip()
-    emails().unsuppress(entry)
-    record("email.unsuppress", f"suppression:{entry}")
+    emails().unsuppress(entry, actor=actor())
     flash(f"{entry} may be sent to again.", "ok")
     return back(url_for("ui_emails.suppressions_page"))

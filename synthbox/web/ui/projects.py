@@ -11,7 +11,7 @@ from synthbox.errors import InputError
 from synthbox.orchestration import projects, triggers
 from synthbox.orchestration.models import AGENT_KINDS, JOB_TYPES, Suggestion, Task
 from synthbox.orchestration.service import OrchestrationService
-from synthbox.web.ui.base import action, back, form_json, page, pretty, record, ui_page
+from synthbox.web.ui.base import action, actor, back, form_json, page, pretty, ui_page
 
 bp = Blueprint("ui_projects", __name__)
 
@@ -40,8 +40,7 @@ def create_project() -> Any:
     settings = form_json("settings")
     if settings is not None:
         payload["settings"] = settings
-    made = projects.create_project(payload)
-    record("project.create", f"project:{made['slug']}")
+    made = projects.create_project(payload, actor=actor())
     flash(f"Project {made['slug']} created.", "ok")
     return redirect(url_for("ui_projects.project_page", project=made["slug"]))
 
@@ -74,8 +73,7 @@ def project_page(project: str) -> Any:
 @ui_page("admin")
 @action
 def delete_project(project: str) -> Any:
-    projects.delete_project(project, current_app.config["SYNTHBOX_ENGINE"].data_path)
-    record("project.delete", f"project:{project}")
+    projects.delete_project(project, current_app.config["SYNTHBOX_ENGINE"].data_path, actor=actor())
     flash(f"Project {project} deleted.", "ok")
     return redirect(url_for("ui_projects.projects_page"))
 
@@ -85,8 +83,7 @@ def delete_project(project: str) -> Any:
 @action
 def run_now(project: str) -> Any:
     payload = _fields("jobType", "agentSlug")
-    run = orchestration().trigger(project, payload, "manual", user_id=g.user.name)
-    record("orchestration.trigger", f"job:{run['jobId']}")
+    run = orchestration().trigger(project, payload, "manual", user_id=g.user.name, actor=actor())
     flash(f"Run {run['jobId']} is queued.", "ok")
     return redirect(url_for("ui_projects.run_page", project=project, run_id=run["jobId"]))
 
@@ -103,8 +100,7 @@ def create_agent(project: str) -> Any:
             payload["timeout"] = float(timeout)
         except ValueError:
             raise InputError("timeout", "must be a number of seconds") from None
-    made = projects.create_agent(project, payload)
-    record("agent.create", f"agent:{project}/{made['slug']}")
+    made = projects.create_agent(project, payload, actor=actor())
     flash(f"Agent {made['slug']} added.", "ok")
     return back(url_for("ui_projects.project_page", project=project))
 
@@ -114,8 +110,7 @@ def create_agent(project: str) -> Any:
 @action
 def toggle_agent(project: str, slug: str) -> Any:
     agent = projects.find_agent(projects.find_project(project), slug)
-    projects.update_agent(project, slug, {"enabled": not agent.enabled})
-    record("agent.update", f"agent:{project}/{slug}")
+    projects.update_agent(project, slug, {"enabled": not agent.enabled}, actor=actor())
     return back(url_for("ui_projects.project_page", project=project))
 
 
@@ -123,8 +118,7 @@ def toggle_agent(project: str, slug: str) -> Any:
 @ui_page("admin")
 @action
 def delete_agent(project: str, slug: str) -> Any:
-    projects.delete_agent(project, slug)
-    record("agent.delete", f"agent:{project}/{slug}")
+    projects.delete_agent(project, slug, actor=actor())
     flash(f"Agent {slug} removed.", "ok")
     return back(url_for("ui_projects.project_page", project=project))
 
@@ -134,8 +128,7 @@ def delete_agent(project: str, slug: str) -> Any:
 @action
 def create_schedule(project: str) -> Any:
     made = triggers.save_schedule(project, _fields("cron", "timezone", "jobType",
-                                                   "agentSlug"))
-    record("schedule.create", f"schedule:{project}/{made['id']}")
+                                                   "agentSlug"), actor=actor())
     flash(f"Schedule {made['cron']} added.", "ok")
     return back(url_for("ui_projects.project_page", project=project))
 
@@ -144,8 +137,7 @@ def create_schedule(project: str) -> Any:
 @ui_page("admin")
 @action
 def delete_schedule(project: str, schedule_id: str) -> Any:
-    triggers.delete_schedule(project, schedule_id)
-    record("schedule.delete", f"schedule:{project}/{schedule_id}")
+    triggers.delete_schedule(project, schedule_id, actor=actor())
     return back(url_for("ui_projects.project_page", project=project))
 
 
@@ -154,8 +146,7 @@ def delete_schedule(project: str, schedule_id: str) -> Any:
 @action
 def create_hook(project: str) -> Any:
     """The secret is shown on the page this answers, once; it is never shown again."""
-    made = triggers.create_hook(project, _fields("slug", "jobType", "agentSlug"))
-    record("hook.create", f"hook:{project}/{made['slug']}")
+    made = triggers.create_hook(project, _fields("slug", "jobType", "agentSlug"), actor=actor())
     return _project_page(project, made)
 
 
@@ -163,8 +154,7 @@ def create_hook(project: str) -> Any:
 @ui_page("admin")
 @action
 def delete_hook(project: str, slug: str) -> Any:
-    triggers.delete_hook(project, slug)
-    record("hook.delete", f"hook:{project}/{slug}")
+    triggers.delete_hook(project, slug, actor=actor())
     return back(url_for("ui_projects.project_page", project=project))
 
 

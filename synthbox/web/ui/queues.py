@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint, current_app, flash, jsonify, request, url_for
 
 from synthbox.errors import InputError
+from synthbox.jobs import operations
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.service import JOB_ID
 from synthbox.models import STATES
-from synthbox.web import actions
 from synthbox.web.ui.base import action, actor, back, form_json, page, pretty, ui_page
 from synthbox.web.ui.charts import bars
 
@@ -103,7 +103,7 @@ def queue_page(name: str) -> Any:
 @ui_page("operate")
 @action
 def pause(name: str) -> Any:
-    actions.set_paused(engine(), name, True, *actor())
+    operations.set_paused(engine(), name, True, actor())
     flash(f"Queue {name} is paused: no new job starts until you resume it.", "ok")
     return back(url_for("ui_queues.queue_page", name=name))
 
@@ -112,7 +112,7 @@ def pause(name: str) -> Any:
 @ui_page("operate")
 @action
 def resume(name: str) -> Any:
-    actions.set_paused(engine(), name, False, *actor())
+    operations.set_paused(engine(), name, False, actor())
     flash(f"Queue {name} is running again.", "ok")
     return back(url_for("ui_queues.queue_page", name=name))
 
@@ -127,7 +127,7 @@ def clean(name: str) -> Any:
         grace = float(raw) * 3600
     except ValueError:
         raise InputError("grace_hours", "must be a number of hours") from None
-    removed = actions.clean(engine(), name, state, grace, *actor())
+    removed = operations.clean(engine(), name, state, grace, actor())
     flash(f"Removed {removed} {state} job(s) older than {raw} h.", "ok")
     return back(url_for("ui_queues.queue_page", name=name))
 
@@ -143,10 +143,10 @@ def bulk(name: str) -> Any:
         raise InputError("bulk_action", "must be retry or delete")
     state, search = _filters()
     if request.form.get("confirmed") != "yes":
-        count = actions.bulk(engine(), name, verb, state, search, True, *actor())
+        count = operations.bulk(engine(), name, verb, state, search, True, actor())
         return page("ui/confirm_bulk.html", queue=name, verb=verb, count=count,
                     state="failed" if verb == "retry" else state, search=search or "")
-    done = actions.bulk(engine(), name, verb, state, search, False, *actor())
+    done = operations.bulk(engine(), name, verb, state, search, False, actor())
     flash(f"{'Retried' if verb == 'retry' else 'Deleted'} {done} job(s).", "ok")
     return back(url_for("ui_queues.queue_page", name=name))
 
@@ -156,14 +156,14 @@ def bulk(name: str) -> Any:
 @bp.get("/jobs/<job_id>")
 @ui_page()
 def job_page(job_id: str) -> Any:
-    service, job = actions.find_job(engine(), job_id)
+    service, job = operations.find_job(engine(), job_id)
     return page("ui/job.html", job=job, data=pretty(job["data"]),
                 result=None if job["returnvalue"] is None else pretty(job["returnvalue"]),
                 internal=service.spec.internal)
 
 
 def _job_action(job_id: str, name: str, message: str) -> Any:
-    actions.job_action(engine(), job_id, name, *actor())
+    operations.job_action(engine(), job_id, name, actor())
     flash(message, "ok")
     if name == "remove":
         return back("/")
@@ -196,7 +196,7 @@ def delete_job(job_id: str) -> Any:
 @action
 def edit_job(job_id: str) -> Any:
     data = form_json("data")
-    actions.retry_with_data(engine(), job_id, data, *actor())
+    operations.retry_with_data(engine(), job_id, data, actor())
     flash(f"Job {job_id} has new data and is waiting to run again.", "ok")
     return back(url_for("ui_queues.job_page", job_id=job_id))
 

@@ -1,11 +1,12 @@
-"""Job and queue operations shared by the admin API and the UI: each checks its rule,
-acts, and records who did it in the audit log."""
+"""What an operator does to jobs and queues, one path for the API, the UI and the CLI: each
+operation checks its rule, acts, and reports who did it to the engine's recorder (the audit
+log, wired in by synthbox/app.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from synthbox.accounts import audit
+from synthbox.actors import Actor
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.service import JOB_ID, QueueService
@@ -22,19 +23,17 @@ def find_job(engine: Engine, job_id: str) -> tuple[QueueService, dict[str, Any]]
     return engine.service(found["queue"]), found
 
 
-def job_action(engine: Engine, job_id: str, action: str, actor: str, address: str
+def job_action(engine: Engine, job_id: str, action: str, actor: Actor
                ) -> dict[str, Any] | None:
     """`retry_job`, `promote` or `remove` one job; the job afterwards (None if removed)."""
     service, found = find_job(engine, job_id)
     if not getattr(service, action)(found["id"]):
         raise Conflict(f"job: {JOB_RULES[action]}")
-    audit.record(actor, f"job.{action}", f"job:{found['id']}", f"queue={found['queue']}",
-                 address)
+    engine.record(actor, f"job.{action}", f"job:{found['id']}", f"queue={found['queue']}")
     return None if action == "remove" else service.get_job(found["id"])
 
 
-def retry_with_data(engine: Engine, job_id: str, data: Any, actor: str,
-                    address: str) -> dict[str, Any]:
+def retry_with_data(engine: Engine, job_id: str, data: Any, actor: Actor) -> dict[str, Any]:
     """Replace a failed job's data and retry it (admins: the data is trusted input)."""
     service, found = find_job(engine, job_id)
     if service.spec.internal:
@@ -42,13 +41,12 @@ def retry_with_data(engine: Engine, job_id: str, data: Any, actor: str,
                                  "records; change the record instead")
     if not service.retry_with_data(found["id"], data):
         raise Conflict(f"job: {JOB_RULES['retry_job']}")
-    audit.record(actor, "job.edit-retry", f"job:{found['id']}", f"queue={found['queue']}",
-                 address)
+    engine.record(actor, "job.edit-retry", f"job:{found['id']}", f"queue={found['queue']}")
     return service.get_job(found["id"]) or found
 
 
 def bulk(engine: Engine, queue: str, action: str, state: str | None, search: str | None,
-         dry_run: bool, actor: str, address: str) -> int:
+         dry_run: bool, actor: Actor) -> int:
     """Retry (failed jobs only) or delete the jobs a filter matches; a dry run counts."""
     service = engine.service(queue)
     if action == "retry":
@@ -60,21 +58,25 @@ def bulk(engine: Engine, queue: str, action: str, state: str | None, search: str
         return matching
     done = service.retry_matching(search) if action == "retry" else service.delete_matching(
         state, search)
-    audit.record(actor, f"jobs.bulk-{action}", f"queue:{queue}",
-                 f"state={state} search={search!r} count={done}", address)
+    engine.record(actor, f"jobs.bulk-{action}", f"queue:{queue}",
+                  f"state={state} search={search!r} count={done}")
     return done
 
 
-def set_paused(engine: Engine, queue: str, paused: bool, actor: str, address: str) -> None:
+def retry_all_failed(engine: Engine, queue: str, actor: Actor) -> int:
+    count = engine.service(queue).retry_all_failed()
+    engine.record(actor, "queue.retry-failed", f"queue:{queue}", f"count={count}")
+    return count
+
+
+def set_paused(engine: Engine, queue: str, paused: bool, actor: Actor) -> None:
     service = engine.service(queue)
     service.pause() if paused else service.resume()
-    audit.record(actor, "queue.pause" if paused else "queue.resume", f"queue:{queue}", "",
-                 address)
+    engine.record(actor, "queue.pause" if paused else "queue.resume", f"queue:{queue}", "")
 
 
-def clean(engine: Engine, queue: str, state: str, grace: float, actor: str,
-          address: str) -> int:
-    removed = engine.service(queue).clean(state, grace)
-    audit.record(actor, "queue.clean", f"queue:{queue}", f"state={state} removed={removed}",
-                 address)
+def clean(engine: Engine, queue: str, state: str, grace: float, actor: Actor,
+          limit: int = 10000) -> int:
+    removed = engine.service(queue).clean(state, grace, limit)
+    engine.record(actor, "queue.clean", f"queue:{queue}", f"state={state} removed={removed}")
     return removed
