@@ -759,3 +759,14 @@ def test_a_job_added_here_does_not_wait_for_the_broker(redis_url, monkeypatch, e
         assert bell.pending_in_broker() == in_broker
     finally:
         released.set()
+
+
+def test_the_job_row_names_the_job_tables_columns():
+    """JobRow is the one description of a stored job: every column of the table but the
+    lease's own (lease_until, owner), and a new job's INSERT is made from NewJob."""
+    from synthbox.jobs.rows import INSERT_JOB, JobRow, NewJob
+    from synthbox.models import Job
+
+    assert set(JobRow._fields) | {"lease_until", "owner"} == set(Job._meta.fields)
+    assert set(NewJob._fields) <= set(JobRow._fields)
+    assert all(name in INSERT_JOB for name in NewJob._fields)

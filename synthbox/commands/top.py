@@ -28,8 +28,8 @@ def render(engine: Any) -> str:
         stats = queue["stats"]
         # the last full minute and this one ("2m")
         recent = [r for r in engine.store.minutes(int(time.time() // 60) - 1)
-                  if r[0] == queue["name"]]
-        done, failed = sum(r[2] for r in recent), sum(r[3] for r in recent)
+                  if r.queue == queue["name"]]
+        done, failed = sum(r.completed for r in recent), sum(r.failed for r in recent)
         name = queue["name"] + (" (paused)" if queue["paused"] else "")
         lines.append(f"{name:<16}" + "".join(f"{stats[s]:>11}" for s in STATES)
                      + f"{done:>10}{failed:>11}")

@@ -113,13 +113,13 @@ class Engine:
         first = current - count * bucket_minutes + 1
         completed, failed = [0.0] * count, [0.0] * count
         waited, picked = [0.0] * count, [0] * count
-        for _queue, minute, done, lost, wait_ms, took, *_ in self.store.minutes(first):
-            index = (minute - first) // bucket_minutes
+        for row in self.store.minutes(first):
+            index = (row.minute - first) // bucket_minutes
             if 0 <= index < count:
-                completed[index] += done
-                failed[index] += lost
-                waited[index] += wait_ms
-                picked[index] += took
+                completed[index] += row.completed
+                failed[index] += row.failed
+                waited[index] += row.wait_ms
+                picked[index] += row.picked
         return {"completed": completed, "failed": failed,
                 "waitMs": [round(w / p, 1) if p else 0.0 for w, p in zip(waited, picked,
                                                                          strict=True)]}

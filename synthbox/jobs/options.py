@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from synthbox.jobs.errors import JobOptionError
+from synthbox.jobs.rows import NewJob
 from synthbox.jobs.spec import BACKOFF_TYPES, QueueSpec
 from synthbox.jobs.store import PRIORITIES
 
@@ -18,11 +19,9 @@ JOB_OPTIONS = frozenset({"name", "data", "priority", "delay", "run_at", "attempt
 
 
 def job_row(spec: QueueSpec, job: Mapping[str, Any], now: float,
-            prefix: str = "") -> tuple[Any, ...]:
-    """A job's options checked and resolved against its queue's defaults, as the values
-    of one INSERT row: (queue, name, data, priority, run_at, attempts, backoff type,
-    backoff delay, timeout, created at, jobId). Every error names the field (`prefix`
-    locates a job in a bulk add)."""
+            prefix: str = "") -> NewJob:
+    """A job's options checked and resolved against its queue's defaults. Every error names
+    the field (`prefix` locates a job in a bulk add)."""
     for key in job:
         if key not in JOB_OPTIONS:
             raise JobOptionError(prefix + key,
@@ -67,8 +66,8 @@ def job_row(spec: QueueSpec, job: Mapping[str, Any], now: float,
             not isinstance(dedup_key, str | int) or isinstance(dedup_key, bool)
             or not str(dedup_key) or len(str(dedup_key)) > 255):
         raise JobOptionError(prefix + "jobId", "must be a string of 1 to 255 characters")
-    return (spec.name, name, data, priority, run_at, attempts, backoff_type,
-            backoff_delay, timeout, now, None if dedup_key is None else str(dedup_key))
+    return NewJob(spec.name, name, data, priority, run_at, attempts, backoff_type,
+                  backoff_delay, timeout, now, None if dedup_key is None else str(dedup_key))
 
 
 def whole(value: Any, field: str, low: int, high: int) -> int:

@@ -1,14 +1,71 @@
-"""The rows the engine passes around: a claimed job, and a failed attempt of one."""
+"""The rows the engine passes around, each described once: a stored job, a new one, a
+claimed one, a failed attempt. The SQL that reads and writes them is built from these."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+
+class JobRow(NamedTuple):
+    """A stored job, as its page, the API and the CLI show it (times in Unix seconds)."""
+
+    id: int
+    queue: str
+    name: str
+    data: str  # JSON
+    status: str  # waiting, active, completed or failed; "delayed" is waiting, not yet due
+    priority: int  # 0-10, higher first
+    run_at: float  # due from then
+    attempts_made: int
+    attempts_max: int
+    backoff_type: str  # fixed or exponential
+    backoff_delay: float
+    timeout: float | None
+    stalled_count: int
+    result: str | None  # JSON
+    progress: int
+    failed_reason: str | None
+    created_at: float
+    started_at: float | None  # of the latest attempt
+    finished_at: float | None
+    job_key: str | None  # the deduplication key (jobId in the API)
+
+
+class NewJob(NamedTuple):
+    """A job's options checked and resolved against its queue's defaults: one INSERT."""
+
+    queue: str
+    name: str
+    data: str
+    priority: int
+    run_at: float
+    attempts_max: int
+    backoff_type: str
+    backoff_delay: float
+    timeout: float | None
+    created_at: float
+    job_key: str | None
+
+    def stored(self, job_id: int) -> JobRow:
+        """The row this job is once inserted as `job_id`."""
+        return JobRow(id=job_id, status="waiting", attempts_made=0, stalled_count=0,
+                      result=None, progress=0, failed_reason=None, started_at=None,
+                      finished_at=None, **self._asdict())
+
+
+JOB_COLUMNS = ", ".join(JobRow._fields)
+INSERT_JOB = (f"INSERT INTO job ({', '.join(NewJob._fields)}, status, attempts_made, "
+              "stalled_count, progress) VALUES ")
+INSERT_VALUES = f"({', '.join('?' * len(NewJob._fields))}, 'waiting', 0, 0, 0)"
 
 
 @dataclass(slots=True)
 class ClaimedJob:
+    """A job a worker has claimed: the columns the claim reads back, in their order, then
+    the claim's own queue and start time."""
+
     id: int
-    queue: str
     name: str
     data: str
     attempts_made: int
@@ -18,6 +75,7 @@ class ClaimedJob:
     timeout: float | None
     priority: int
     run_at: float
+    queue: str
     started_at: float
 
 
@@ -29,3 +87,6 @@ class Failure:
     finished_at: float
     retry_at: float | None  # None: no attempts left, the job fails for good
     counts: bool = True  # False: a RetryLater, which uses no attempt and records no error
+
+
+CLAIMED_COLUMNS = tuple(f.name for f in fields(ClaimedJob))[:-2]  # what a claim reads back

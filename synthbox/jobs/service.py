@@ -18,6 +18,7 @@ from synthbox.counts import READ as COUNTS
 from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.options import HIGH_PRIORITY, job_row, seconds, whole
+from synthbox.jobs.rows import INSERT_JOB, INSERT_VALUES, JOB_COLUMNS, JobRow, NewJob
 from synthbox.jobs.spec import QueueSpec
 from synthbox.jobs.store import PRIORITIES, JobStore
 from synthbox.models import ACTIVE, COMPLETED, DELAYED, FAILED, PAUSED, STATES, WAITING
@@ -27,13 +28,6 @@ from synthbox.models import ACTIVE, COMPLETED, DELAYED, FAILED, PAUSED, STATES, 
 # queue with a million records on PostgreSQL, which has no skip scan).
 _EACH_PRIORITY = ",".join(str(p) for p in PRIORITIES)
 JOB_ID = re.compile(r"[0-9]{1,18}")
-_COLUMNS = ("id, queue, name, data, status, priority, run_at, attempts_made, attempts_max, "
-            "backoff_type, backoff_delay, timeout, stalled_count, result, progress, "
-            "failed_reason, created_at, started_at, finished_at, job_key")
-_INSERT = ("INSERT INTO job (queue, name, data, status, priority, run_at, attempts_made, "
-           "attempts_max, backoff_type, backoff_delay, timeout, stalled_count, progress, "
-           "created_at, job_key) VALUES ")
-_ROW = "(?, ?, ?, 'waiting', ?, ?, 0, ?, ?, ?, ?, 0, 0, ?, ?)"
 _INSERT_CHUNK = 500
 
 
@@ -42,33 +36,23 @@ def milliseconds(seconds: float | None) -> int | None:
     return None if seconds is None else int(round(seconds * 1000))
 
 
-def job_dict(row: Sequence[Any], now: float | None = None) -> dict[str, Any]:
+def job_dict(row: JobRow, now: float | None = None) -> dict[str, Any]:
     """A job as the API shows it: BullMQ's field names, times in Unix milliseconds."""
-    (job_id, queue, name, data, status, priority, run_at, attempts_made, attempts_max,
-     backoff_type, backoff_delay, timeout, stalled_count, result, progress, failed_reason,
-     created_at, started_at, finished_at, job_key) = row
     now = time.time() if now is None else now
-    state = DELAYED if status == WAITING and run_at > now else status
+    state = DELAYED if row.status == WAITING and row.run_at > now else row.status
     return {
-        "id": str(job_id), "queue": queue, "name": name, "data": json.loads(data),
-        "state": state, "priority": priority, "attemptsMade": attempts_made,
-        "attempts": attempts_max,
-        "backoff": {"type": backoff_type, "delay": milliseconds(backoff_delay)},
-        "timeout": milliseconds(timeout), "jobId": job_key, "stalledCount": stalled_count,
-        "progress": progress,
-        "returnvalue": None if result is None else json.loads(result),
-        "failedReason": failed_reason,
-        "timestamp": milliseconds(created_at), "runAt": milliseconds(run_at),
-        "processedOn": milliseconds(started_at), "finishedOn": milliseconds(finished_at),
+        "id": str(row.id), "queue": row.queue, "name": row.name, "data": json.loads(row.data),
+        "state": state, "priority": row.priority, "attemptsMade": row.attempts_made,
+        "attempts": row.attempts_max,
+        "backoff": {"type": row.backoff_type, "delay": milliseconds(row.backoff_delay)},
+        "timeout": milliseconds(row.timeout), "jobId": row.job_key,
+        "stalledCount": row.stalled_count, "progress": row.progress,
+        "returnvalue": None if row.result is None else json.loads(row.result),
+        "failedReason": row.failed_reason,
+        "timestamp": milliseconds(row.created_at), "runAt": milliseconds(row.run_at),
+        "processedOn": milliseconds(row.started_at),
+        "finishedOn": milliseconds(row.finished_at),
     }
-
-
-def _new_job_row(job_id: int, row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The stored row of a job just inserted from `row` (see options.job_row)."""
-    (queue, name, data, priority, run_at, attempts, backoff_type, backoff_delay, timeout,
-     created_at, key) = row
-    return (job_id, queue, name, data, WAITING, priority, run_at, 0, attempts, backoff_type,
-            backoff_delay, timeout, 0, None, 0, None, created_at, None, None, key)
 
 
 class QueueService:
@@ -105,33 +89,34 @@ class QueueService:
         # BEGIN IMMEDIATE: in-process, and it takes the write lock before any read.
         alone = len(rows) == 1 and self.store.postgres
         with nullcontext() if alone else self.store.db.atomic():
-            plain = [i for i, row in enumerate(rows) if row[-1] is None]
+            plain = [i for i, row in enumerate(rows) if row.job_key is None]
             for start in range(0, len(plain), _INSERT_CHUNK):
                 chunk = plain[start:start + _INSERT_CHUNK]
-                sql = _INSERT + ",".join([_ROW] * len(chunk)) + " RETURNING id"
+                sql = INSERT_JOB + ",".join([INSERT_VALUES] * len(chunk)) + " RETURNING id"
                 params = [value for i in chunk for value in rows[i]]
                 new_ids = sorted(r[0] for r in self.store.execute(sql, params).fetchall())
                 for i, job_id in zip(chunk, new_ids, strict=True):
                     ids[i] = job_id
             for i, row in enumerate(rows):
-                if row[-1] is not None:
+                if row.job_key is not None:
                     ids[i] = self._insert_keyed(row)
-        keyed = [job_id for job_id, row in zip(ids, rows, strict=True) if row[-1] is not None]
+        keyed = [job_id for job_id, row in zip(ids, rows, strict=True)
+                 if row.job_key is not None]
         existing = {int(job["id"]): job for job in self.get_jobs(keyed)} if keyed else {}
-        added = [existing.get(job_id) or job_dict(_new_job_row(job_id, row), now)
+        added = [existing.get(job_id) or job_dict(row.stored(job_id), now)
                  for job_id, row in zip(ids, rows, strict=True)]
         if announce:  # last, so the woken worker does not wait for this thread's work
-            self.announce([row[4] for row in rows], now)
+            self.announce([row.run_at for row in rows], now)
         return added
 
-    def _insert_keyed(self, row: tuple[Any, ...]) -> int:
+    def _insert_keyed(self, row: NewJob) -> int:
         inserted = self.store.execute(
-            _INSERT + _ROW + " ON CONFLICT (queue, job_key) DO NOTHING RETURNING id",
+            INSERT_JOB + INSERT_VALUES + " ON CONFLICT (queue, job_key) DO NOTHING RETURNING id",
             row).fetchall()
         if inserted:
             return int(inserted[0][0])
         existing = self.store.execute("SELECT id FROM job WHERE queue=? AND job_key=?",
-                                      (self.name, row[-1])).fetchone()
+                                      (self.name, row.job_key)).fetchone()
         return int(existing[0])
 
     def announce(self, run_times: Sequence[float], now: float | None = None) -> None:
@@ -148,22 +133,22 @@ class QueueService:
     def get_job(self, job_id: int | str) -> dict[str, Any] | None:
         """A job by its id, or by the jobId it was added with."""
         if isinstance(job_id, int) or JOB_ID.fullmatch(str(job_id)):
-            row = self.store.execute(f"SELECT {_COLUMNS} FROM job WHERE id=? AND queue=?",
+            row = self.store.execute(f"SELECT {JOB_COLUMNS} FROM job WHERE id=? AND queue=?",
                                      (int(job_id), self.name)).fetchone()
             if row is not None:
-                return self._with_history(job_dict(row))
-        row = self.store.execute(f"SELECT {_COLUMNS} FROM job WHERE queue=? AND job_key=?",
+                return self._with_history(job_dict(JobRow(*row)))
+        row = self.store.execute(f"SELECT {JOB_COLUMNS} FROM job WHERE queue=? AND job_key=?",
                                  (self.name, str(job_id))).fetchone()
-        return None if row is None else self._with_history(job_dict(row))
+        return None if row is None else self._with_history(job_dict(JobRow(*row)))
 
     def get_jobs(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         found: dict[int, dict[str, Any]] = {}
         for start in range(0, len(ids), _INSERT_CHUNK):
             chunk = ids[start:start + _INSERT_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for row in self.store.execute(f"SELECT {_COLUMNS} FROM job WHERE id IN ({marks})",
+            for row in self.store.execute(f"SELECT {JOB_COLUMNS} FROM job WHERE id IN ({marks})",
                                           chunk).fetchall():
-                found[row[0]] = job_dict(row)
+                found[row[0]] = job_dict(JobRow(*row))
         return [found[i] for i in ids]
 
     def _with_history(self, job: dict[str, Any]) -> dict[str, Any]:
@@ -235,10 +220,10 @@ class QueueService:
             where += " AND id<?"
             params.append(before)
         rows = self.store.execute(
-            f"SELECT {_COLUMNS} FROM job WHERE {where} ORDER BY id DESC LIMIT ?",
+            f"SELECT {JOB_COLUMNS} FROM job WHERE {where} ORDER BY id DESC LIMIT ?",
             (*params, limit + 1)).fetchall()
         more = len(rows) > limit
-        jobs = [job_dict(row, now) for row in rows[:limit]]
+        jobs = [job_dict(JobRow(*row), now) for row in rows[:limit]]
         return jobs, (jobs[-1]["id"] if more else None)
 
     def count_matching(self, state: str | None, search: str | None) -> int:

@@ -14,8 +14,14 @@ from typing import Any
 from peewee import Database, PostgresqlDatabase
 
 from synthbox.counts import ByBatch
-from synthbox.jobs.rows import ClaimedJob, Failure
-from synthbox.jobs.tallies import HISTOGRAM_UPSERT, MINUTE_COLUMNS, MINUTE_UPSERT, tally
+from synthbox.jobs.rows import CLAIMED_COLUMNS, ClaimedJob, Failure
+from synthbox.jobs.tallies import (
+    HISTOGRAM_UPSERT,
+    MINUTE_COLUMNS,
+    MINUTE_UPSERT,
+    Minute,
+    tally,
+)
 
 PRIORITIES = range(11)  # 0, the default, to 10, the highest
 # The claim index is (queue, status, priority, run_at): the oldest due job is the first
@@ -37,8 +43,7 @@ class JobStore:
                "ORDER BY priority DESC, run_at, id LIMIT :limit")
         claim = ("UPDATE job SET status='active', attempts_made=job.attempts_made+1, "
                  "started_at=:now, lease_until=:lease, owner=:owner ")
-        returning = ("RETURNING job.id, job.name, job.data, job.attempts_made, job.attempts_max, "
-                     "job.backoff_type, job.backoff_delay, job.timeout, job.priority, job.run_at")
+        returning = "RETURNING " + ", ".join(f"job.{c}" for c in CLAIMED_COLUMNS)
         if self.postgres:
             # A CTE runs once; an IN (... FOR UPDATE SKIP LOCKED) subquery may be rescanned
             # within the statement and then skip the rows it locked itself (seen: a job
@@ -137,9 +142,8 @@ class JobStore:
             return self._claimed(queue, claimed, now), 0.0
 
     @staticmethod
-    def _claimed(queue: str, rows: Iterable[Sequence[Any]], now: float) -> list[ClaimedJob]:
-        jobs = [ClaimedJob(r[0], queue, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-                           now) for r in rows]
+    def _claimed(queue: str, rows: Iterable[tuple[Any, ...]], now: float) -> list[ClaimedJob]:
+        jobs = [ClaimedJob(*(*r, queue, now)) for r in rows]
         # RETURNING has no order: restore the claim's.
         jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         return jobs
@@ -194,10 +198,9 @@ class JobStore:
             cursor.executemany(self._minute_sql, minutes)
             cursor.executemany(self._histogram_sql, histogram)
 
-    def minutes(self, since_minute: int) -> list[tuple[Any, ...]]:
-        """(queue, minute, completed, failed, wait ms summed, picked, retried, stalled,
-        rate limited) from `since_minute` on; minute 0 holds everything older."""
-        return [tuple(row) for row in self.execute(
+    def minutes(self, since_minute: int) -> list[Minute]:
+        """Each queue's minutes from `since_minute` on; minute 0 holds everything older."""
+        return [Minute(*row) for row in self.execute(
             f"SELECT queue, minute, {', '.join(MINUTE_COLUMNS)} FROM queue_minute "
             "WHERE minute>=?", (since_minute,)).fetchall()]
 

@@ -5,12 +5,28 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from synthbox.jobs.rows import ClaimedJob, Failure
 
-MINUTE_COLUMNS = ("completed", "failed", "wait_ms", "picked", "retried", "stalled",
-                  "rate_limited")
+
+class Minute(NamedTuple):
+    """What happened in a queue in one minute (a queue_minute row)."""
+
+    queue: str
+    minute: int  # Unix time // 60
+    completed: int
+    failed: int
+    wait_ms: float  # summed over the attempts picked
+    picked: int
+    retried: int
+    stalled: int
+    rate_limited: int
+
+
+MINUTE_COLUMNS = Minute._fields[2:]
+_COMPLETED, _FAILED, _WAIT_MS, _PICKED, _RETRIED = (
+    MINUTE_COLUMNS.index(c) for c in ("completed", "failed", "wait_ms", "picked", "retried"))
 MINUTE_UPSERT = (  # what happened per queue and minute, added up
     f"INSERT INTO queue_minute (queue, minute, {', '.join(MINUTE_COLUMNS)}) "
     f"VALUES (?, ?, {', '.join('?' * len(MINUTE_COLUMNS))}) "
@@ -31,20 +47,22 @@ def tally(completed: Sequence[tuple[ClaimedJob, str | None, float]],
     attempt's run and wait time) for a batch of outcomes."""
     minutes: dict[tuple[str, int], list[float]] = {}
     histogram: dict[tuple[str, str, int], list[float]] = {}
-    outcomes = [(job, finished, 0) for job, _, finished in completed] + [
-        (f.job, f.finished_at, 1 if f.retry_at is None else 4) for f in failures if f.counts]
+    outcomes = [(job, finished, _COMPLETED) for job, _, finished in completed] + [
+        (f.job, f.finished_at, _FAILED if f.retry_at is None else _RETRIED)
+        for f in failures if f.counts]
     for job, finished, column in outcomes:
-        row = minutes.setdefault((job.queue, int(finished // 60)), [0.0] * 7)
+        row = minutes.setdefault((job.queue, int(finished // 60)),
+                                 [0.0] * len(MINUTE_COLUMNS))
         row[column] += 1
         wait = max(job.started_at - job.run_at, 0.0)
-        row[2] += wait * 1000
-        row[3] += 1
+        row[_WAIT_MS] += wait * 1000
+        row[_PICKED] += 1
         for metric, seconds in (("duration", max(finished - job.started_at, 0.0)),
                                 ("wait", wait)):
             bucket = bisect.bisect_left(BUCKETS, seconds)
             cell = histogram.setdefault((job.queue, metric, bucket), [0, 0.0])
             cell[0] += 1
             cell[1] += seconds
-    return ([(queue, minute, *(int(v) if i != 2 else v for i, v in enumerate(row)))
+    return ([(queue, minute, *(int(v) if i != _WAIT_MS else v for i, v in enumerate(row)))
              for (queue, minute), row in sorted(minutes.items())],
             [(*key, int(n), total) for key, (n, total) in sorted(histogram.items())])
