@@ -14,21 +14,21 @@ import click
 
 from synthbox import __version__
 from synthbox.actors import CLI
+from synthbox.checks import parse_duration
 from synthbox.commands import accounts, cluster, mail, orchestration, service, top
 from synthbox.commands.base import (
     BadInput,
     DefaultGroup,
-    parse_duration,
     resolve_settings,
     settings_options,
     with_engine,
 )
-from synthbox.config import SettingsError
+from synthbox.errors import SynthBoxError
 from synthbox.jobs import operations
-from synthbox.jobs.errors import JobOptionError, UnknownQueue
+from synthbox.jobs.errors import JobOptionError
+from synthbox.jobs.options import flag_name
 from synthbox.jobs.service import JOB_ID
-from synthbox.paths import DataDirError
-from synthbox.serve import StartError
+from synthbox.models import STATES
 
 
 @click.group(cls=DefaultGroup, context_settings={"auto_envvar_prefix": "SYNTHBOX",
@@ -66,12 +66,13 @@ def jobs() -> None:
 @click.option("--priority", type=int, default=0, help="0-10, higher runs first.")
 @click.option("--delay", type=float, default=None, help="Seconds before the job may run.")
 @click.option("--attempts", type=int, default=None, help="Attempts before it fails for good.")
-@click.option("--job-id", default=None, help="Deduplication key: adding it again returns "
+@click.option("--job-id", "--key", "key", default=None,
+              help="Deduplication key: adding it again returns "
               "the existing job.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @with_engine
 def add_job(engine: Any, queue: str, name: str, data: str, priority: int, delay: float | None,
-            attempts: int | None, job_id: str | None, as_json: bool, **_: Any) -> None:
+            attempts: int | None, key: str | None, as_json: bool, **_: Any) -> None:
     """Add a job to QUEUE and print its id."""
     try:
         payload = json.loads(data)
@@ -82,13 +83,12 @@ def add_job(engine: Any, queue: str, name: str, data: str, priority: int, delay:
         opts["delay"] = delay
     if attempts is not None:
         opts["attempts"] = attempts
-    if job_id is not None:
-        opts["job_id"] = job_id
+    if key is not None:
+        opts["key"] = key
     try:
         job = engine.service(queue).add(name, payload, **opts)
     except JobOptionError as exc:
-        flag = {"job_id": "job-id"}.get(exc.field, exc.field)
-        raise BadInput(f"--{flag}: {exc.rule}" if exc.field not in ("name",)
+        raise BadInput(f"{flag_name(exc.field)}: {exc.rule}" if exc.field != "name"
                        else str(exc)) from None
     click.echo(json.dumps(job, indent=2) if as_json else job["id"])
 
@@ -101,10 +101,7 @@ def show_job(engine: Any, job_id: str, as_json: bool, **_: Any) -> None:
     """Show a job by its id."""
     if not JOB_ID.fullmatch(job_id):
         raise BadInput("ID: must be a job id (a whole number)")
-    job = engine.find_job(int(job_id))
-    if job is None:
-        click.echo(f"Error: job {job_id} not found", err=True)
-        sys.exit(1)
+    job = operations.find_job(engine, job_id)[1]
     if as_json:
         click.echo(json.dumps(job, indent=2))
         return
@@ -118,12 +115,12 @@ def show_job(engine: Any, job_id: str, as_json: bool, **_: Any) -> None:
 
 # -- queues -------------------------------------------------------------------------------
 
-@cli.group("queue")
+@cli.group("queues")
 def queue_group() -> None:
     """Inspect and manage queues."""
 
 
-STAT_KEYS = ("waiting", "active", "completed", "failed", "delayed", "total")
+STAT_KEYS = (*STATES, "total")
 
 
 @queue_group.command("stats")
@@ -250,7 +247,8 @@ for group in (accounts.users_group, accounts.tokens_group, mail.email_group,
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: click, with every error as one line and exit code 2 for bad input."""
+    """Entry point: click, with every error as one line; its class says the exit code (2 for
+    input to fix)."""
     try:
         cli.main(args=argv, prog_name="synthbox", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -262,10 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         message = exc.format_message().replace("\n", " ")
         click.echo(f"Error: {message}", err=True)
         sys.exit(exc.exit_code)
-    except (SettingsError, JobOptionError, UnknownQueue, DataDirError) as exc:
+    except SynthBoxError as exc:
         click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    except StartError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(exc.exit_code)
     sys.exit(0)

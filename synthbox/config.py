@@ -16,9 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthbox.errors import SynthBoxError
 
-class SettingsError(ValueError):
+
+class SettingsError(SynthBoxError, ValueError):
     """A setting has a value that breaks its rule; the message names both."""
+
+    status, code, exit_code = 400, "invalid_setting", 2
 
 
 def _parse_bool(raw: Any) -> bool:

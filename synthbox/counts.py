@@ -2,7 +2,7 @@
 dashboard or a scrape costs the same with a million jobs as with ten.
 
 SQLite: row triggers keep `job_count` exact (one writer at a time, nothing to contend).
-The claim and finish statements of a drain count their own batch instead (`ByBatch`):
+The claim and finish statements of a drain count their own batch instead (`BatchCounts`):
 the row trigger's two statements per job were a fifth of a drain's time.
 PostgreSQL: statement triggers append one row per (queue, state) changed to
 `job_count_delta`, insert-only so concurrent transactions never wait on a counter or
@@ -121,7 +121,7 @@ def count_by_batch(db: Database) -> None:
         db.execute_sql(SQLITE_UPDATE_TRIGGER)
 
 
-class ByBatch:
+class BatchCounts:
     """Inside a write transaction: status changes the caller reports with `move()` are
     counted on leaving, one upsert per (queue, state), and on SQLite the row trigger
     stands aside meanwhile. On PostgreSQL the statement triggers count already, and this
@@ -132,7 +132,7 @@ class ByBatch:
         self.sqlite = not isinstance(db, PostgresqlDatabase)
         self.moves: dict[tuple[str, str], int] = {}
 
-    def __enter__(self) -> ByBatch:
+    def __enter__(self) -> BatchCounts:
         if self.sqlite:
             self.db.execute_sql("INSERT INTO job_count_by_batch VALUES (1)")
         return self

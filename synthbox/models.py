@@ -21,7 +21,8 @@ database = DatabaseProxy()
 # still ahead, so one index serves the claim in priority order (DESIGN.md).
 WAITING, ACTIVE, COMPLETED, FAILED = "waiting", "active", "completed", "failed"
 DELAYED, PAUSED = "delayed", "paused"
-STATES = (WAITING, ACTIVE, COMPLETED, FAILED, DELAYED)
+STATES = (WAITING, ACTIVE, COMPLETED, FAILED, DELAYED)  # the one list of job states
+COUNTED = (*STATES, PAUSED, "total")  # a queue's stats: each state, paused jobs, all jobs
 
 
 class BaseModel(Model):

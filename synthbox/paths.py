@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from synthbox.errors import SynthBoxError
+
 
 def resource_root() -> Path:
     """The folder holding `templates/` and `static/`, from source or from a frozen build."""
@@ -20,8 +22,10 @@ def default_data_dir() -> Path:
     return Path(base) / "synthbox"
 
 
-class DataDirError(OSError):
+class DataDirError(SynthBoxError, OSError):
     """The data directory cannot be created or written; the message names it."""
+
+    exit_code = 2
 
 
 def data_dir(configured: str = "") -> Path:

@@ -22,6 +22,7 @@ from typing import Any
 from synthbox import __version__
 from synthbox.accounts.setup import SETUP_FILE
 from synthbox.config import Settings
+from synthbox.errors import SynthBoxError
 from synthbox.jobs.engine import Engine
 from synthbox.logs import configure as configure_logging
 from synthbox.logs import event
@@ -33,7 +34,7 @@ log = logging.getLogger("synthbox.serve")
 START_LOG = "synthbox.log"
 
 
-class StartError(RuntimeError):
+class StartError(SynthBoxError, RuntimeError):
     """SynthBox cannot start; the message says why in one line."""
 
 

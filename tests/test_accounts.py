@@ -432,8 +432,10 @@ def test_search_bulk_actions_with_dry_run_and_the_audit_log(server):
     wait_for(lambda: len(server.request("GET", f"{base}?state=failed&search=NEEDLE",
                                         token=admin)[1]["data"]["jobs"]) == 3,
              message="three failed needles")
-    status, reply = server.request("GET", f"{base}?search=needle&limit=100000", token=admin)
+    status, reply = server.request("GET", f"{base}?search=needle&limit=1000", token=admin)
     assert status == 200 and len(reply["data"]["jobs"]) == 3
+    status, reply = server.request("GET", f"{base}?search=needle&limit=100000", token=admin)
+    assert (status, reply["error"]["field"]) == (400, "limit")
     dry = server.request("POST", f"{base}/delete", {"state": "failed", "search": "needle",
                                                     "dryRun": True}, token=admin)[1]["data"]
     assert dry == {"dryRun": True, "count": 3}

@@ -195,3 +195,30 @@ def test_run_at_in_milliseconds(server):
                                    {"name": "noop", "opts": {"runAt": when}})
     assert status == 201 and reply["data"]["state"] == "delayed"
     assert abs(reply["data"]["runAt"] - when) <= 1
+
+
+def test_one_vocabulary_key_cursor_and_limits(server):
+    """`opts.key` is another name for the deduplication key `opts.jobId`; every list pages
+    with `cursor` (the job list's older `before` still works); a limit outside 1-1000 is
+    refused naming `limit`, not quietly clamped."""
+    base = "/api/v1/queues/diagnostics/jobs"
+    first = server.request("POST", base, {"name": "noop", "opts": {"delay": 60000,
+                                                                   "key": "vocab"}})[1]["data"]
+    again = server.request("POST", base, {"name": "noop", "opts": {"delay": 60000,
+                                                                   "jobId": "vocab"}})[1]["data"]
+    assert again["id"] == first["id"] and first["jobId"] == "vocab"
+    bad = server.request("POST", base, {"name": "noop", "opts": {"key": ""}})
+    assert bad[0] == 400 and bad[1]["error"]["field"] == "opts.jobId"
+    for _ in range(2):
+        server.request("POST", base, {"name": "noop", "opts": {"delay": 60000}})
+    page = server.request("GET", f"{base}?state=delayed&limit=1")[1]["data"]
+    cursor = page["nextCursor"]
+    for name in ("cursor", "before"):
+        following = server.request("GET", f"{base}?state=delayed&limit=1&{name}={cursor}")
+        assert following[0] == 200
+        assert int(following[1]["data"]["jobs"][0]["id"]) < int(cursor)
+    for path in (f"{base}?limit=1001", "/api/v1/admin/audit?limit=5000",
+                 "/api/v1/emails?limit=0"):
+        status, body = server.request("GET", path)
+        assert (status, body["error"]["field"]) == (400, "limit"), path
+        assert body["error"]["message"] == "limit: must be a whole number from 1 to 1000"

@@ -74,7 +74,6 @@ def test_retry_failed(env, tmp_path):
     (("jobs", "add", "diagnostics", "noop", "--data", "{x"), "--data: not valid JSON"),
     (("jobs", "add", "diagnostics", "noop", "--priority", "11"),
      "--priority: must be a whole number from 0 to 10"),
-    (("jobs", "add", "nope", "noop"), "queue: no queue named 'nope'"),
     (("jobs", "add", "diagnostics", "nope"), "name: queue diagnostics has no job named"),
     (("jobs", "add", "diagnostics", "noop", "--priority", "x"), "Invalid value for '--priority'"),
     (("queue", "clean", "diagnostics", "--grace", "soon"), "--grace: must be a duration"),
@@ -90,6 +89,18 @@ def test_bad_input_exits_2_with_one_line(env, args, message):
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("jobs", "add", "nope", "noop"), "Error: queue: no queue named 'nope'"),
+    (("queue", "pause", "nope"), "Error: queue: no queue named 'nope'"),
+    (("jobs", "show", "999"), "Error: job: no job '999'"),
+    (("projects", "delete", "nowhere", "--yes"), "Error: project: no project 'nowhere'"),
+])
+def test_an_unknown_name_exits_1_with_one_line(env, args, message):
+    """Every NotFound, whichever command meets it, is one line and exit code 1."""
+    result = run_cli(*args, env=env)
+    assert (result.returncode, result.stderr.strip()) == (1, message)
 
 
 def test_bad_environment_setting_exits_2(env):
@@ -153,3 +164,16 @@ def test_what_the_cli_changes_is_in_the_audit_log_as_cli(env, tmp_path):
                      ("cli", "agent.create", "agent:audited/echo"),
                      ("cli", "agent.update", "agent:audited/echo"),
                      ("cli", "email.suppress", "suppression:nobody@example.com")]
+
+
+def test_command_groups_are_plural_and_the_singular_still_works(env):
+    listed = [line.split()[0] for line in run_cli("--help", env=env).stdout.splitlines()
+              if line.startswith("  ") and not line.strip().startswith("-")]
+    assert {"queues", "jobs", "emails", "projects", "agents", "users"} <= set(listed)
+    assert not {"queue", "job", "email", "project", "agent", "user"} & set(listed)
+    for group in ("queues", "queue"):
+        done = run_cli(group, "pause", "diagnostics", env=env)
+        assert (done.returncode, done.stdout.strip()) == (0, "diagnostics paused")
+    added = run_cli("job", "add", "diagnostics", "noop", "--key", "k-plural", env=env).stdout
+    assert run_cli("jobs", "add", "diagnostics", "noop", "--job-id", "k-plural",
+                   env=env).stdout == added

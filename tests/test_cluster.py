@@ -346,8 +346,8 @@ def test_daemon_mode_detaches_and_stops(tmp_path):
     assert started.stdout.startswith("supervisor started (pid ")
     supervisor = int(started.stdout.split("pid ")[1].split(")")[0])
     assert alive(supervisor)
-    wait_for(lambda: request(data, {"command": "status"})["instances"][0]["state"]
-             == "online", 30)
+    wait_for(lambda: [i["state"] for i in request(data, {"command": "status"})["instances"]]
+             == ["online"], 30)  # the list is empty until the supervisor starts the child
     child = request(data, {"command": "status"})["instances"][0]["pid"]
     remember_secret((data / "admin-token").read_text().strip())
     stopped = run_cli("stop", env=env)

@@ -37,7 +37,7 @@ def test_a_sent_email_arrives_whole(smtp, engine_builder):
     assert sent["state"] == "queued" and sent["messageId"].startswith("<")
     wait_for(lambda: emails.get(sent["id"])["state"] == "sent", message="sent")
     done = emails.get(sent["id"])
-    assert done["serverReply"].startswith("250") and done["attempts"] == 1
+    assert done["serverReply"].startswith("250") and done["attemptsMade"] == done["attempts"] == 1
     [received] = smtp.messages
     message = received["message"]
     assert sorted(received["rcpt"]) == ["ann@example.com", "bob@example.com",

@@ -117,13 +117,13 @@ def test_exhausted_attempts_keep_every_error_and_can_be_retried(make_engine):
 def test_same_job_id_twice_gives_one_job(make_engine):
     engine = make_engine(workers=False)
     service = engine.service("diagnostics")
-    first = service.add("noop", {"n": 1}, job_id="order-42")
-    second = service.add("noop", {"n": 2}, job_id="order-42")
+    first = service.add("noop", {"n": 1}, key="order-42")
+    second = service.add("noop", {"n": 2}, key="order-42")
     assert first["id"] == second["id"]
     assert second["data"] == {"n": 1}
     assert service.get_job("order-42")["id"] == first["id"]
-    bulk = service.add_bulk([{"name": "noop", "job_id": "order-42"},
-                             {"name": "noop", "job_id": "order-43"}])
+    bulk = service.add_bulk([{"name": "noop", "key": "order-42"},
+                             {"name": "noop", "key": "order-43"}])
     assert bulk[0]["id"] == first["id"]
     assert bulk[1]["id"] != first["id"]
     assert service.get_stats()["total"] == 2

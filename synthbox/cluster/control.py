@@ -11,10 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from synthbox.errors import SynthBoxError
+
 SOCKET_NAME = "synthbox.sock"
 
 
-class NoSupervisor(RuntimeError):
+class NoSupervisor(SynthBoxError, RuntimeError):
     pass
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from synthbox.commands.base import record_errors, with_engine
+from synthbox.commands.base import with_engine
 
 
 def _read_password(confirm: bool = True) -> str:
@@ -27,7 +27,6 @@ def users_group() -> None:
 @click.argument("name")
 @click.option("--role", type=click.Choice(["admin", "operator", "viewer"]), required=True)
 @with_engine
-@record_errors
 def create_user_command(engine: Any, name: str, role: str, **_: Any) -> None:
     """Create a user; the password is asked for (or read from stdin), never an argument."""
     from synthbox.accounts.setup import finish_setup
@@ -59,7 +58,6 @@ def list_users_command(engine: Any, as_json: bool, **_: Any) -> None:
 @users_group.command("disable")
 @click.argument("name")
 @with_engine
-@record_errors
 def disable_user_command(engine: Any, name: str, **_: Any) -> None:
     """Disable a user: their sessions and tokens end now."""
     from synthbox.accounts.users import get_user, set_disabled
@@ -71,7 +69,6 @@ def disable_user_command(engine: Any, name: str, **_: Any) -> None:
 @users_group.command("enable")
 @click.argument("name")
 @with_engine
-@record_errors
 def enable_user_command(engine: Any, name: str, **_: Any) -> None:
     """Enable a disabled user."""
     from synthbox.accounts.users import get_user, set_disabled
@@ -83,7 +80,6 @@ def enable_user_command(engine: Any, name: str, **_: Any) -> None:
 @users_group.command("password")
 @click.argument("name")
 @with_engine
-@record_errors
 def password_command(engine: Any, name: str, **_: Any) -> None:
     """Set a user's password (asked for, or read from stdin); their sign-ins end."""
     from synthbox.accounts.users import check_password, get_user, set_password
@@ -103,7 +99,6 @@ def tokens_group() -> None:
 @click.option("--scope", "scopes", multiple=True, required=True,
               type=click.Choice(["jobs:write", "email:send", "orchestration:trigger", "admin"]))
 @with_engine
-@record_errors
 def create_token_command(engine: Any, name: str, scopes: tuple[str, ...], **_: Any) -> None:
     """Create a token; it is printed once and stored only as a hash."""
     from synthbox.accounts.tokens import create_token

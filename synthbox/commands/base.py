@@ -4,8 +4,6 @@ backends, durations, and bad input as one line with exit code 2."""
 from __future__ import annotations
 
 import functools
-import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -13,25 +11,22 @@ import click
 
 from synthbox.config import SETTINGS, Settings, load_settings
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-def parse_duration(text: str) -> float:
-    """'500ms', '90', '30s', '15m', '24h', '7d' as seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError("must be a duration such as 90, 30s, 15m, 24h or 7d")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+# Command groups are plural; the singular still works, unlisted.
+SINGULAR_ALIASES = {"queue": "queues", "job": "jobs", "email": "emails", "user": "users",
+                    "token": "tokens", "project": "projects", "agent": "agents"}
 
 
 class DefaultGroup(click.Group):
-    """A group that runs `serve` when no command is named."""
+    """A group that runs `serve` when no command is named, and knows the hidden singular
+    names of its groups."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or (args[0].startswith("-") and args[0] not in ("--help", "--version")):
             args.insert(0, "serve")
         return super().parse_args(ctx, args)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, SINGULAR_ALIASES.get(cmd_name, cmd_name))
 
 
 def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,19 +67,3 @@ def with_engine(func: Callable[..., Any]) -> Callable[..., Any]:
 class BadInput(click.ClickException):
     exit_code = 2
 
-
-def record_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Errors about records as one line: bad input and clashes exit 2, unknown names 1."""
-    from synthbox.errors import Conflict, InputError, NotFound
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (InputError, Conflict) as exc:
-            raise BadInput(str(exc)) from None
-        except NotFound as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper

@@ -23,13 +23,9 @@ def _settings_and_options(options: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _ask(data_path: Path, message: dict[str, Any], timeout: float = 600) -> Any:
-    from synthbox.cluster.control import NoSupervisor, request
+    from synthbox.cluster.control import request
 
-    try:
-        answer = request(data_path, message, timeout)
-    except NoSupervisor as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+    answer = request(data_path, message, timeout)  # NoSupervisor: one line, exit 1
     if not answer.get("ok"):
         raise BadInput(answer.get("error", "the supervisor refused"))
     return answer

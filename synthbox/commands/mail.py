@@ -8,16 +8,16 @@ from typing import Any
 import click
 
 from synthbox.actors import CLI
+from synthbox.checks import parse_duration
 from synthbox.commands.base import (
     BadInput,
-    parse_duration,
     resolve_settings,
     settings_options,
     with_engine,
 )
 
 
-@click.group("email")
+@click.group("emails")
 def email_group() -> None:
     """Send email through the email queue, check SMTP, manage suppressions."""
 

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from synthbox.actors import CLI
-from synthbox.commands.base import BadInput, record_errors, with_engine
+from synthbox.commands.base import BadInput, with_engine
 
 
 def _json_option(raw: str | None, flag: str) -> Any:
@@ -38,7 +38,6 @@ def projects_group() -> None:
 @projects_group.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @with_engine
-@record_errors
 def list_projects_command(engine: Any, as_json: bool, **_: Any) -> None:
     from synthbox.orchestration import projects
 
@@ -57,7 +56,6 @@ def list_projects_command(engine: Any, as_json: bool, **_: Any) -> None:
 @click.option("--repository", default=None, help="A git URL or a local path to scan.")
 @click.option("--settings", "settings_json", default=None, help="Settings as a JSON object.")
 @with_engine
-@record_errors
 def create_project_command(engine: Any, slug: str, name: str | None, repository: str | None,
                            settings_json: str | None, **_: Any) -> None:
     """Create a project named SLUG."""
@@ -74,7 +72,6 @@ def create_project_command(engine: Any, slug: str, name: str | None, repository:
 @projects_group.command("show")
 @click.argument("project")
 @with_engine
-@record_errors
 def show_project_command(engine: Any, project: str, **_: Any) -> None:
     """A project with its agents, schedules, hooks and latest runs, as JSON."""
     from synthbox.orchestration import projects, triggers
@@ -90,7 +87,6 @@ def show_project_command(engine: Any, project: str, **_: Any) -> None:
 @click.argument("project")
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @with_engine
-@record_errors
 def delete_project_command(engine: Any, project: str, yes: bool, **_: Any) -> None:
     """Delete a project with its agents, triggers, runs, tasks and suggestions."""
     from synthbox.orchestration import projects
@@ -110,7 +106,6 @@ def agents_group() -> None:
 @click.argument("project")
 @click.option("--json", "as_json", is_flag=True)
 @with_engine
-@record_errors
 def list_agents_command(engine: Any, project: str, as_json: bool, **_: Any) -> None:
     from synthbox.orchestration import projects
 
@@ -139,7 +134,6 @@ def list_agents_command(engine: Any, project: str, as_json: bool, **_: Any) -> N
 @click.option("--timeout", type=float, default=None, help="Seconds (default 300).")
 @click.option("--name", default=None)
 @with_engine
-@record_errors
 def add_agent_command(engine: Any, project: str, slug: str, kind: str, url: str | None,
                       command_line: str | None, entry_point: str | None,
                       config_json: str | None, timeout: float | None, name: str | None,
@@ -171,7 +165,6 @@ def add_agent_command(engine: Any, project: str, slug: str, kind: str, url: str 
 @click.argument("project")
 @click.argument("slug")
 @with_engine
-@record_errors
 def remove_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None:
     from synthbox.orchestration import projects
 
@@ -183,7 +176,6 @@ def remove_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None
 @click.argument("project")
 @click.argument("slug")
 @with_engine
-@record_errors
 def enable_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None:
     from synthbox.orchestration import projects
 
@@ -195,7 +187,6 @@ def enable_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None
 @click.argument("project")
 @click.argument("slug")
 @with_engine
-@record_errors
 def disable_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None:
     from synthbox.orchestration import projects
 
@@ -214,7 +205,6 @@ def disable_agent_command(engine: Any, project: str, slug: str, **_: Any) -> Non
 @click.option("--wait", is_flag=True, help="Wait for the run to finish (a serve instance "
                                            "runs it) and print its result.")
 @with_engine
-@record_errors
 def orchestrate_command(engine: Any, project: str, agent_slug: str | None,
                         job_type: str | None, context_json: str | None,
                         priority: int | None, wait: bool, **_: Any) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from synthbox.commands.base import with_engine
+from synthbox.models import STATES
 
-STATES = ("waiting", "active", "completed", "failed", "delayed", "paused")
+COLUMNS = (*STATES, "paused")
 
 
 def render(engine: Any) -> str:
@@ -21,7 +22,7 @@ def render(engine: Any) -> str:
     backends = engine.backends()
     lines = [f"SynthBox top  {time.strftime('%H:%M:%S')}   records: {backends['records']}",
              f"transport: {backends['transport']}", ""]
-    header = f"{'queue':<16}" + "".join(f"{s:>11}" for s in STATES) + f"{'done 2m':>10}" \
+    header = f"{'queue':<16}" + "".join(f"{s:>11}" for s in COLUMNS) + f"{'done 2m':>10}" \
         f"{'failed 2m':>11}"
     lines += [header, "-" * len(header)]
     for queue in figures["queues"]:
@@ -31,7 +32,7 @@ def render(engine: Any) -> str:
                   if r.queue == queue["name"]]
         done, failed = sum(r.completed for r in recent), sum(r.failed for r in recent)
         name = queue["name"] + (" (paused)" if queue["paused"] else "")
-        lines.append(f"{name:<16}" + "".join(f"{stats[s]:>11}" for s in STATES)
+        lines.append(f"{name:<16}" + "".join(f"{stats[s]:>11}" for s in COLUMNS)
                      + f"{done:>10}{failed:>11}")
     lines += ["", f"instances ({len(figures['instances'])})"]
     for instance in figures["instances"]:

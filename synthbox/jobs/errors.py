@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 
-from synthbox.errors import InputError
+from synthbox.errors import InputError, NotFound
 
 
 class JobOptionError(InputError):
     """A job option or argument breaks a rule. `field` names it, the message says the rule."""
 
 
-class UnknownQueue(LookupError):
+class UnknownQueue(NotFound):
     def __init__(self, name: str):
         super().__init__(f"queue: no queue named {name!r}")
         self.name = name

@@ -86,7 +86,7 @@ class Failure:
     traceback: str | None
     finished_at: float
     retry_at: float | None  # None: no attempts left, the job fails for good
-    counts: bool = True  # False: a RetryLater, which uses no attempt and records no error
+    uses_attempt: bool = True  # False: a RetryLater, which uses no attempt and records no error
 
 
 CLAIMED_COLUMNS = tuple(f.name for f in fields(ClaimedJob))[:-2]  # what a claim reads back

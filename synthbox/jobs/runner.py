@@ -215,7 +215,7 @@ class QueueRunner:
                 log.info("%s job %s completed", job.queue, job.id,
                          extra=event("job completed", **job_fields(job)))
         for failure in failures:
-            if failure.counts:
+            if failure.uses_attempt:
                 self._log_failure(failure)
             if failure.retry_at is not None:
                 self.doorbell.ring_at(failure.retry_at, here=True)
@@ -244,7 +244,7 @@ class QueueRunner:
                                        final=True)
         except RetryLater as exc:
             now = time.time()
-            return None, Failure(job, str(exc), None, now, now + exc.seconds, counts=False)
+            return None, Failure(job, str(exc), None, now, now + exc.seconds, uses_attempt=False)
         except UnrecoverableError as exc:
             return None, self._failure(job, str(exc) or "unrecoverable error",
                                        traceback.format_exc(), final=True)

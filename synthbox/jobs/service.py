@@ -17,7 +17,7 @@ from typing import Any
 from synthbox.counts import READ as COUNTS
 from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.errors import JobOptionError
-from synthbox.jobs.options import HIGH_PRIORITY, job_row, seconds, whole
+from synthbox.jobs.options import HIGH_PRIORITY, check_seconds, check_whole, job_row
 from synthbox.jobs.rows import INSERT_JOB, INSERT_VALUES, JOB_COLUMNS, JobRow, NewJob
 from synthbox.jobs.spec import QueueSpec
 from synthbox.jobs.store import PRIORITIES, JobStore
@@ -213,7 +213,7 @@ class QueueService:
                   search: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """Jobs in `state` (any if None), newest first, optionally matching `search`; pass
         the returned cursor as `before` for the next page."""
-        limit = whole(limit, "limit", 1, 1000)
+        limit = check_whole(limit, "limit", 1, 1000)
         now = time.time()
         where, params = self._matching(state, search, now)
         if before is not None:
@@ -307,8 +307,8 @@ class QueueService:
         seconds ago; waiting and delayed jobs by their creation time."""
         if state not in (COMPLETED, FAILED, WAITING, DELAYED):
             raise JobOptionError("state", "must be one of completed, failed, waiting, delayed")
-        grace = seconds(grace, "grace", allow_zero=True)
-        limit = whole(limit, "limit", 1, 1_000_000)
+        grace = check_seconds(grace, "grace", allow_zero=True)
+        limit = check_whole(limit, "limit", 1, 1_000_000)
         cutoff = time.time() - grace
         if state in (COMPLETED, FAILED):
             where = "status=? AND finished_at<?"
@@ -326,7 +326,7 @@ class QueueService:
 
     def cleanup(self, age_ms: int = 86_400_000) -> int:
         """The seed's cleanup(grace in ms): completed and failed jobs older than that."""
-        grace = seconds(age_ms, "age_ms", allow_zero=True) / 1000
+        grace = check_seconds(age_ms, "age_ms", allow_zero=True) / 1000
         return self.clean(COMPLETED, grace) + self.clean(FAILED, grace)
 
     def pause(self) -> None:
@@ -347,9 +347,10 @@ class QueueService:
                     (self.name, paused, time.time()))
 
 
-class SeedQueueMethods:
-    """The seed's queue service methods, for a service that keeps its QueueService in
-    `queue` (the email and orchestration services)."""
+class LegacyServiceMethods:
+    """The queue-service methods of the system SynthBox grew from (its seed guide's
+    EmailQueueService and OrchestrationQueueService), for a service that keeps its
+    QueueService in `queue`."""
 
     queue: QueueService
 

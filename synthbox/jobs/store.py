@@ -13,7 +13,7 @@ from typing import Any
 
 from peewee import Database, PostgresqlDatabase
 
-from synthbox.counts import ByBatch
+from synthbox.counts import BatchCounts
 from synthbox.jobs.rows import CLAIMED_COLUMNS, ClaimedJob, Failure
 from synthbox.jobs.tallies import (
     HISTOGRAM_UPSERT,
@@ -101,7 +101,7 @@ class JobStore:
         ids = [row[0] for row in self.db.execute_sql(self._due_sql, params)]
         if not ids:
             return []
-        with ByBatch(self.db) as counts:
+        with BatchCounts(self.db) as counts:
             marks = {f"id{i}": job_id for i, job_id in enumerate(ids)}
             rows: list[Sequence[Any]] = self.db.execute_sql(
                 self._claim_ids_sql.format(marks=",".join(f":{name}" for name in marks)),
@@ -160,9 +160,9 @@ class JobStore:
             return
         # Everything that needs no database is done before the write lock is taken: on
         # SQLite one writer at a time is the drain's bottleneck.
-        counted = [failure for failure in failures if failure.counts]
+        counted = [failure for failure in failures if failure.uses_attempt]
         tallies = tally(completed, counted)
-        with self.db.atomic(), ByBatch(self.db) as counts:
+        with self.db.atomic(), BatchCounts(self.db) as counts:
             cursor = self.db.cursor()
             all_completed = len(completed)
             if completed:
@@ -172,7 +172,7 @@ class JobStore:
             recorded = []
             for failure in failures:
                 job = failure.job
-                if not failure.counts:
+                if not failure.uses_attempt:
                     cursor.execute(self._defer_sql, (failure.retry_at, job.id, owner,
                                                      job.started_at))
                     counts.move(job.queue, "active", "waiting", cursor.rowcount)

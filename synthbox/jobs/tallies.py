@@ -49,7 +49,7 @@ def tally(completed: Sequence[tuple[ClaimedJob, str | None, float]],
     histogram: dict[tuple[str, str, int], list[float]] = {}
     outcomes = [(job, finished, _COMPLETED) for job, _, finished in completed] + [
         (f.job, f.finished_at, _FAILED if f.retry_at is None else _RETRIED)
-        for f in failures if f.counts]
+        for f in failures if f.uses_attempt]
     for job, finished, column in outcomes:
         row = minutes.setdefault((job.queue, int(finished // 60)),
                                  [0.0] * len(MINUTE_COLUMNS))

@@ -19,7 +19,7 @@ from synthbox.actors import SYSTEM, Actor
 from synthbox.config import Settings
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.options import HIGH_PRIORITY, LATEST_RUN_AT
-from synthbox.jobs.service import JOB_ID, QueueService, SeedQueueMethods
+from synthbox.jobs.service import JOB_ID, LegacyServiceMethods, QueueService
 from synthbox.jobs.spec import QueueSpec
 from synthbox.mail.addresses import address, address_list, domain_of, header_value
 from synthbox.mail.delivery import make_deliver, suppressed
@@ -70,13 +70,15 @@ def email_dict(email: Email) -> dict[str, Any]:
             "sendAt": ms(email.send_at),
             "idempotencyKey": None if email.idempotency_key is None
             else email.idempotency_key.split("\n", 1)[-1],
-            "state": email.state, "serverReply": email.server_reply, "attempts": email.attempts,
+            "state": email.state, "serverReply": email.server_reply,
+            "attemptsMade": email.attempts,
+            "attempts": email.attempts,  # deprecated: attemptsMade (a job's attempts is the limit)
             "lastError": email.last_error,
             "jobId": None if email.job_id is None else str(email.job_id),
             "createdAt": ms(email.created_at), "sentAt": ms(email.sent_at)}
 
 
-class EmailService(SeedQueueMethods):
+class EmailService(LegacyServiceMethods):
     def __init__(self, queue: QueueService, default_from: str):
         """`queue`: the email queue's service; `default_from`: the mail_from setting."""
         self.queue = queue
@@ -148,7 +150,7 @@ class EmailService(SeedQueueMethods):
             "name": SEND, "data": {"queueId": str(email.id), "priority": email.priority,
                                    "userId": email.user_id},
             "priority": email.priority, "run_at": email.send_at,
-            "job_id": f"email-{email.id}-{secrets.token_hex(8)}"}], announce=False)[0]
+            "key": f"email-{email.id}-{secrets.token_hex(8)}"}], announce=False)[0]
         Email.update(job_id=int(job["id"])).where(Email.id == email.id).execute()
 
     def _check(self, payload: Any, prefix: str, now: float) -> dict[str, Any]:

@@ -197,7 +197,7 @@ class SmtpPool:
         raise TemporarySmtpError(last)
 
     def describe(self) -> list[str]:
-        """What each server offers (for `synthbox email test-smtp`)."""
+        """What each server offers (for `synthbox emails test-smtp`)."""
         lines = []
         for server in self.servers:
             try:

@@ -17,8 +17,8 @@ from synthbox.errors import InputError, NotFound
 from synthbox.jobs.options import HIGH_PRIORITY
 from synthbox.jobs.service import (
     JOB_ID,
+    LegacyServiceMethods,
     QueueService,
-    SeedQueueMethods,
     milliseconds,
 )
 from synthbox.orchestration import checks
@@ -91,7 +91,7 @@ def item_dict(row: Task | Suggestion) -> dict[str, Any]:
             "createdAt": milliseconds(row.created_at)}
 
 
-class OrchestrationService(SeedQueueMethods):
+class OrchestrationService(LegacyServiceMethods):
     def __init__(self, queue: QueueService):
         self.queue = queue
         self.db = queue.store.db
@@ -117,7 +117,7 @@ class OrchestrationService(SeedQueueMethods):
         now = time.time()
         with self.db.atomic():
             job = self.queue.add_bulk([{"name": ORCHESTRATE, "data": data,
-                                        "priority": request["priority"], "job_id": job_key}],
+                                        "priority": request["priority"], "key": job_key}],
                                       announce=False)[0]
             run, _ = Run.get_or_create(id=int(job["id"]), defaults={
                 "project_id": project.id, "triggered_by": triggered_by,

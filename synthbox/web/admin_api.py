@@ -11,15 +11,16 @@ from synthbox.accounts import audit, tokens, users
 from synthbox.errors import InputError, NotFound
 from synthbox.jobs import operations
 from synthbox.jobs.engine import Engine
+from synthbox.models import STATES
 from synthbox.web.api import milliseconds_to_seconds, validated
 from synthbox.web.auth import acting, authenticate_api_request, caller, client_address, needs
 from synthbox.web.errors import ok
-from synthbox.web.requests import json_body, query_int
+from synthbox.web.requests import json_body, page_args
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/v1/admin")
 bp.before_request(authenticate_api_request)
 
-SEED_STATS = ("waiting", "active", "completed", "failed", "delayed", "total")
+SEED_STATS = (*STATES, "total")
 
 
 def engine() -> Engine:
@@ -64,9 +65,8 @@ def _filters() -> tuple[str | None, str | None]:
 def queue_jobs(name: str) -> Any:
     service = engine().service(name)
     state, search = _filters()
-    limit = query_int("limit", 50, 1, 500)
-    cursor = query_int("cursor", None, 0, 10**18)
-    jobs, next_cursor = service.list_jobs(state, limit or 50, cursor, search)
+    limit, cursor = page_args()
+    jobs, next_cursor = service.list_jobs(state, limit, cursor, search)
     return ok({"jobs": jobs, "nextCursor": next_cursor})
 
 
@@ -164,8 +164,7 @@ def resume(name: str) -> Any:
 @bp.get("/users")
 @needs("admin")
 def list_users() -> Any:
-    found, cursor = users.list_users(query_int("limit", 50, 1, 500) or 50,
-                                     query_int("cursor", None, 0, 10**18))
+    found, cursor = users.list_users(*page_args())
     return ok({"users": found, "nextCursor": cursor})
 
 
@@ -200,8 +199,7 @@ def change_user(name: str) -> Any:
 @bp.get("/tokens")
 @needs("admin")
 def list_tokens() -> Any:
-    found, cursor = tokens.list_tokens(query_int("limit", 50, 1, 500) or 50,
-                                       query_int("cursor", None, 0, 10**18))
+    found, cursor = tokens.list_tokens(*page_args())
     return ok({"tokens": found, "nextCursor": cursor})
 
 
@@ -226,7 +224,5 @@ def revoke_token(name: str) -> Any:
 @bp.get("/audit")
 @needs("admin")
 def audit_log() -> Any:
-    limit = query_int("limit", 50, 1, 500)
-    cursor = query_int("cursor", None, 0, 10**18)
-    entries, next_cursor = audit.entries(limit or 50, cursor)
+    entries, next_cursor = audit.entries(*page_args())
     return ok({"entries": entries, "nextCursor": next_cursor})

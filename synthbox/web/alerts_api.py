@@ -9,7 +9,7 @@ from flask import Blueprint, current_app
 from synthbox.alerting import rules
 from synthbox.web.auth import acting, authenticate_api_request, needs
 from synthbox.web.errors import ok
-from synthbox.web.requests import json_body, query_int
+from synthbox.web.requests import json_body, page_args
 
 bp = Blueprint("alerts_api", __name__, url_prefix="/api/v1/admin/alerts")
 bp.before_request(authenticate_api_request)
@@ -49,6 +49,5 @@ def delete_rule(name: str) -> Any:
 @bp.get("/events")
 @needs("admin")
 def list_events() -> Any:
-    found, cursor = rules.events(query_int("limit", 50, 1, 500) or 50,
-                                 query_int("cursor", None, 0, 10**18))
+    found, cursor = rules.events(*page_args())
     return ok({"events": found, "nextCursor": cursor})

@@ -8,22 +8,21 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from synthbox.errors import InputError, NotAllowed
+from synthbox.errors import InputError, NotAllowed, NotFound
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.errors import JobOptionError
-from synthbox.jobs.service import JOB_ID, QueueService
+from synthbox.jobs.options import API_ALIASES, JOB_FIELDS, api_name
+from synthbox.jobs.service import QueueService
 from synthbox.web.auth import authenticate_api_request, needs
-from synthbox.web.errors import ApiError, ok
-from synthbox.web.requests import json_body
+from synthbox.web.errors import ok
+from synthbox.web.requests import json_body, page_args
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(authenticate_api_request)
 
-# API option -> (service option, factor to seconds)
-_OPTS = {"priority": ("priority", None), "delay": ("delay", 1000), "runAt": ("run_at", 1000),
-         "attempts": ("attempts", None), "backoff": ("backoff", None),
-         "timeout": ("timeout", 1000), "jobId": ("job_id", None)}
-_API_NAMES = {service: api for api, (service, _) in _OPTS.items()}
+# API option -> (service option, factor to seconds), from the one translation table
+_OPTS = {f.api: (f.service, 1000 if f.api_ms else None) for f in JOB_FIELDS}
+_OPTS.update({alias: _OPTS[api] for alias, api in API_ALIASES.items()})
 
 
 def engine() -> Engine:
@@ -72,8 +71,7 @@ def api_field(field: str) -> str:
     prefix, rest = match.group(1) or "", match.group(2)
     if rest in ("name", "data", "state", "limit", "grace") or rest.startswith("opts."):
         return prefix + rest
-    head, _, tail = rest.partition(".")
-    return f"{prefix}opts.{_API_NAMES.get(head, head)}" + (f".{tail}" if tail else "")
+    return f"{prefix}opts.{api_name(rest)}"
 
 
 def validated(func: Any, *args: Any, **kwargs: Any) -> Any:
@@ -139,14 +137,8 @@ def add_jobs(name: str) -> Any:
 def list_jobs(name: str) -> Any:
     service = queue_service(name)
     state = request.args.get("state", "waiting")
-    limit = request.args.get("limit", "50")
-    before = request.args.get("before")
-    if not re.fullmatch(r"[0-9]{1,4}", limit):
-        raise InputError("limit", "must be a whole number from 1 to 1000")
-    if before is not None and not JOB_ID.fullmatch(before):
-        raise InputError("before", "must be a job id")
-    jobs, cursor = validated(service.list_jobs, state, int(limit),
-                         int(before) if before else None)
+    limit, before = page_args()
+    jobs, cursor = validated(service.list_jobs, state, limit, before)
     return ok({"jobs": jobs, "nextCursor": cursor})
 
 
@@ -155,5 +147,5 @@ def list_jobs(name: str) -> Any:
 def get_job(name: str, job_id: str) -> Any:
     job = queue_service(name).get_job(job_id)
     if job is None:
-        raise ApiError(404, "not_found", f"job: no job {job_id!r} in queue {name}")
+        raise NotFound(f"job: no job {job_id!r} in queue {name}")
     return ok(job)

@@ -11,7 +11,7 @@ from synthbox.mail import templates
 from synthbox.mail.service import EmailService
 from synthbox.web.auth import acting, authenticate_api_request, caller, needs
 from synthbox.web.errors import ok
-from synthbox.web.requests import json_body, query_int
+from synthbox.web.requests import json_body, page_args
 
 bp = Blueprint("emails_api", __name__, url_prefix="/api/v1/emails")
 bp.before_request(authenticate_api_request)
@@ -39,9 +39,7 @@ def send_bulk() -> Any:
 @bp.get("")
 @needs("email:read")
 def list_emails() -> Any:
-    page, cursor = emails().list_emails(request.args.get("state") or None,
-                                        query_int("limit", 50, 1, 500) or 50,
-                                        query_int("before", None, 0, 10**18))
+    page, cursor = emails().list_emails(request.args.get("state") or None, *page_args())
     return ok({"emails": page, "nextCursor": cursor})
 
 

@@ -9,18 +9,9 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from synthbox.errors import Conflict, InputError, NotAllowed, NotFound, Throttled
-from synthbox.jobs.errors import UnknownQueue
+from synthbox.errors import SynthBoxError, Throttled
 
 log = logging.getLogger("synthbox.web")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def envelope(status: int, code: str, message: str, field: str | None = None) -> Any:
@@ -50,44 +41,16 @@ def _is_unavailable(exc: Exception) -> bool:
 
 
 def init_app(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def api_error(exc: ApiError) -> Any:
-        return envelope(exc.status, exc.code, exc.message)
-
-    @app.errorhandler(InputError)
-    def bad_input(exc: InputError) -> Any:
-        if not _wants_json():
-            return _page_error(400, str(exc))
-        return envelope(400, "invalid_input", str(exc), exc.field)
-
-    @app.errorhandler(NotAllowed)
-    def not_allowed(exc: NotAllowed) -> Any:
-        if not _wants_json():
+    @app.errorhandler(SynthBoxError)
+    def known(exc: SynthBoxError) -> Any:
+        if not _wants_json() and not isinstance(exc, Throttled):
             return _page_error(exc.status, str(exc))
-        code = "unauthorized" if exc.status == 401 else "forbidden"
-        response = envelope(exc.status, code, str(exc))
+        response = envelope(exc.status, exc.code, str(exc), getattr(exc, "field", None))
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="synthbox"'
+        if isinstance(exc, Throttled):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
-
-    @app.errorhandler(Throttled)
-    def throttled(exc: Throttled) -> Any:
-        response = envelope(429, "too_many_requests", str(exc))
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
-
-    @app.errorhandler(Conflict)
-    def conflict(exc: Conflict) -> Any:
-        if not _wants_json():
-            return _page_error(409, str(exc))
-        return envelope(409, "conflict", str(exc))
-
-    @app.errorhandler(NotFound)
-    @app.errorhandler(UnknownQueue)
-    def not_found(exc: Exception) -> Any:
-        if not _wants_json():
-            return _page_error(404, str(exc))
-        return envelope(404, "not_found", str(exc))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

@@ -11,6 +11,8 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from synthbox import __version__
+from synthbox.models import COUNTED
+from synthbox.models import STATES as MODEL_STATES
 from synthbox.web.auth import authenticate_api_request, needs
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
@@ -18,7 +20,7 @@ bp.before_request(authenticate_api_request)
 
 NULLABLE_INT = {"type": ["integer", "null"]}
 NULLABLE_STR = {"type": ["string", "null"]}
-STATES = ["waiting", "active", "completed", "failed", "delayed"]
+STATES = list(MODEL_STATES)
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -30,10 +32,8 @@ SCHEMAS: dict[str, Any] = {
                                      "message": {"type": "string"},
                                      "field": {"type": "string"}}}}},
     "Stats": {"type": "object",
-              "required": ["waiting", "active", "completed", "failed", "delayed", "paused",
-                           "total"],
-              "properties": {k: {"type": "integer", "minimum": 0} for k in (
-                  "waiting", "active", "completed", "failed", "delayed", "paused", "total")}},
+              "required": list(COUNTED),
+              "properties": {k: {"type": "integer", "minimum": 0} for k in COUNTED}},
     "Queue": {"type": "object", "required": ["name", "paused", "stats"],
               "properties": {"name": {"type": "string"}, "paused": {"type": "boolean"},
                              "stats": {"$ref": "#/components/schemas/Stats"}}},
@@ -64,7 +64,11 @@ SCHEMAS: dict[str, Any] = {
                                   "attempts": {"type": "integer", "minimum": 1},
                                   "backoff": {"type": "object"},
                                   "timeout": {"type": "number", "exclusiveMinimum": 0},
-                                  "jobId": {"type": "string"}}}}},
+                                  "jobId": {"type": "string", "description":
+                                            "deduplication key: adding it again answers "
+                                            "the job it added"},
+                                  "key": {"type": "string",
+                                          "description": "another name for jobId"}}}}},
     "TokenPair": {"type": "object",
                   "required": ["accessToken", "refreshToken", "tokenType", "expiresIn"],
                   "properties": {"accessToken": {"type": "string"},
@@ -92,13 +96,17 @@ SCHEMAS: dict[str, Any] = {
         "sendAt": {"type": "number"}, "idempotencyKey": {"type": "string"},
         "template": {"type": "string"}, "variables": {"type": "object"}}},
     "Email": {"type": "object",
-              "required": ["id", "messageId", "from", "to", "subject", "state", "attempts"],
+              "required": ["id", "messageId", "from", "to", "subject", "state", "attemptsMade",
+                           "attempts"],
               "properties": {"id": {"type": "string"}, "messageId": {"type": "string"},
                              "from": {"type": "string"}, "to": {"type": "array"},
                              "subject": {"type": "string"},
                              "state": {"enum": ["queued", "sending", "sent", "failed",
                                                 "suppressed", "uncertain"]},
-                             "attempts": {"type": "integer"}, "lastError": NULLABLE_STR,
+                             "attemptsMade": {"type": "integer"},
+                             "attempts": {"type": "integer", "deprecated": True,
+                                          "description": "the same as attemptsMade"},
+                             "lastError": NULLABLE_STR,
                              "serverReply": NULLABLE_STR, "jobId": NULLABLE_STR}},
     "Project": {"type": "object", "required": ["id", "slug", "name"],
                 "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
@@ -173,8 +181,8 @@ SCHEMAS: dict[str, Any] = {
         "window": {"type": "number"}, "webhook": {"type": "string"},
         "emails": {"type": "array"}, "enabled": {"type": "boolean"}}},
     "SeedQueue": {"type": "object", "required": ["stats", "failedJobs"],
-                  "properties": {"stats": {"type": "object", "required": [
-                      "waiting", "active", "completed", "failed", "delayed", "total"]},
+                  "properties": {"stats": {"type": "object",
+                                           "required": [*STATES, "total"]},
                       "failedJobs": {"type": "array"}}},
 }
 
@@ -332,14 +340,14 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
 
 _QUERY: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "/queues/{name}/jobs": [("state", {"enum": STATES}), ("limit", {"type": "integer"}),
-                            ("before", {"type": "integer"})],
+                            ("cursor", {"type": "integer"}), ("before", {"type": "integer"})],
     "/admin/queues/{name}/jobs": [("state", {"enum": STATES}), ("search", {"type": "string"}),
                                   ("limit", {"type": "integer"}),
                                   ("cursor", {"type": "integer"})],
     "/admin/audit": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
     "/admin/alerts/events": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
     "/emails": [("state", {"type": "string"}), ("limit", {"type": "integer"}),
-                ("before", {"type": "integer"})],
+                ("cursor", {"type": "integer"}), ("before", {"type": "integer"})],
     "/admin/users": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
     **{f"/projects/{{project}}/{kind}": [("limit", {"type": "integer"}),
                                           ("cursor", {"type": "integer"})]

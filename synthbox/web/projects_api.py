@@ -15,7 +15,7 @@ from synthbox.orchestration.models import Suggestion, Task
 from synthbox.orchestration.service import OrchestrationService
 from synthbox.web.auth import acting, authenticate_api_request, caller, needs
 from synthbox.web.errors import ok
-from synthbox.web.requests import json_body, query_int
+from synthbox.web.requests import json_body, page_args
 
 bp = Blueprint("projects_api", __name__, url_prefix="/api/v1/projects")
 bp.before_request(authenticate_api_request)
@@ -27,7 +27,7 @@ def orchestration() -> OrchestrationService:
 
 
 def _page_args() -> tuple[int, int | None]:
-    return query_int("limit", 50, 1, 500) or 50, query_int("cursor", None, 0, 10**18)
+    return page_args()
 
 
 @bp.get("")

@@ -32,11 +32,25 @@ def json_body() -> dict[str, Any]:
     return payload
 
 
+PAGE_LIMIT = 1000  # the most items one page of any list holds
+LARGEST_ID = 10**18
+
+
 def query_int(name: str, default: int | None, low: int, high: int) -> int | None:
-    """A whole-number query parameter, clamped to [low, high]; a 400 if it is not a number."""
+    """A whole-number query parameter from `low` to `high`; else a 400 naming it."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not WHOLE.fullmatch(raw):
-        raise InputError(name, "must be a whole number")
-    return max(low, min(high, int(raw)))
+    if not WHOLE.fullmatch(raw) or not low <= int(raw) <= high:
+        raise InputError(name, f"must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def page_args(default_limit: int = 50) -> tuple[int, int | None]:
+    """`?limit=` and `?cursor=`, read the same on every list (`before=` is the cursor's
+    older name on the job and email lists)."""
+    limit = query_int("limit", default_limit, 1, PAGE_LIMIT)
+    cursor_name = "before" if request.args.get("cursor") is None else "cursor"
+    cursor = query_int(cursor_name, None, 0, LARGEST_ID)
+    assert limit is not None
+    return limit, cursor

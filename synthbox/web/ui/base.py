@@ -23,7 +23,6 @@ from synthbox import __version__
 from synthbox.accounts.principal import for_user
 from synthbox.actors import Actor
 from synthbox.errors import Conflict, InputError, NotFound
-from synthbox.jobs.errors import UnknownQueue
 from synthbox.web.security import check_form, safe_next
 
 
@@ -80,7 +79,7 @@ def action(view: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
-        except (InputError, Conflict, NotFound, UnknownQueue) as exc:
+        except (InputError, Conflict, NotFound) as exc:
             flash(str(exc), "error")
             return back("/")
 

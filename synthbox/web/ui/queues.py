@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, jsonify, request, url_for
 
+from synthbox.checks import check_duration
 from synthbox.errors import InputError
 from synthbox.jobs import operations
 from synthbox.jobs.engine import Engine
@@ -122,13 +123,10 @@ def resume(name: str) -> Any:
 @action
 def clean(name: str) -> Any:
     state = request.form.get("clean_state", "completed")
-    raw = request.form.get("grace_hours", "0").strip() or "0"
-    try:
-        grace = float(raw) * 3600
-    except ValueError:
-        raise InputError("grace_hours", "must be a number of hours") from None
+    raw = request.form.get("grace", "").strip() or "0"
+    grace = check_duration(raw, "grace")
     removed = operations.clean(engine(), name, state, grace, actor())
-    flash(f"Removed {removed} {state} job(s) older than {raw} h.", "ok")
+    flash(f"Removed {removed} {state} job(s) older than {raw}.", "ok")
     return back(url_for("ui_queues.queue_page", name=name))
 
 
