@@ -24,7 +24,7 @@ from huey import RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
 LATENCY_RATE = 100
-LATENCY_JOBS = 1000  # the same samples as synthbox.bench.latency_jobs()
+LATENCY_JOBS = 1000  # the same samples as synthbox.bench.common.latency_jobs()
 
 
 class ThreadConsumer(Consumer):

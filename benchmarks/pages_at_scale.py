@@ -20,8 +20,8 @@ import time
 from synthbox.accounts import tokens, users
 from synthbox.app import build_engine
 from synthbox.config import load_settings
-from synthbox.counts import fold
 from synthbox.jobs.engine import Engine
+from synthbox.records.counts import fold
 from synthbox.web import create_app
 
 STATES = ("completed",) * 80 + ("failed",) * 10 + ("waiting",) * 10

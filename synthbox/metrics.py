@@ -23,7 +23,7 @@ from prometheus_client.core import (
 
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.tallies import BUCKETS
-from synthbox.models import STATES
+from synthbox.records.models import STATES
 
 INSTANCE_UP_WITHIN = 30.0  # seconds since its last heartbeat
 TOTALS = (("completed", "Jobs completed"), ("failed", "Jobs failed for good"),

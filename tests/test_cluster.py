@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from synthbox.cluster.control import NoSupervisor, request
+from synthbox.host.cluster.control import NoSupervisor, request
 from tests.conftest import free_port, remember_secret, run_cli, wait_for
 
 FAST_STALLS = {"diagnostics": {"stalled_interval": 2.0}}
@@ -357,7 +357,7 @@ def test_daemon_mode_detaches_and_stops(tmp_path):
 
 
 def test_the_service_can_run_the_supervisor(tmp_path):
-    from synthbox.install import unit_text
+    from synthbox.host.install import unit_text
 
     assert "ExecStart=/usr/local/bin/synthbox start --config" in unit_text(cluster=True)
     assert "ExecStart=/usr/local/bin/synthbox serve --config" in unit_text()

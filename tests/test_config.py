@@ -140,7 +140,7 @@ def test_readme_opens_with_the_two_commands():
 
 
 def test_a_postgres_url_is_read_into_connection_parameters(tmp_path):
-    from synthbox.db import open_database
+    from synthbox.records.database import open_database
 
     db = open_database("postgresql://jobs:s3cr%40t@db.example:6543/records?sslmode=require"
                        "&connect_timeout=5&host=replica.example", tmp_path)
@@ -151,7 +151,7 @@ def test_a_postgres_url_is_read_into_connection_parameters(tmp_path):
 
 
 def test_a_postgres_url_without_a_database_name_is_refused(tmp_path):
-    from synthbox.db import open_database
+    from synthbox.records.database import open_database
 
     with pytest.raises(SettingsError, match=r"^database_url: names no database"):
         open_database("postgresql://db.example:5432", tmp_path)

@@ -365,7 +365,7 @@ def test_bulk_with_several_delays_rings_for_each(make_engine):
 def test_stats_come_from_kept_counts_and_match_the_jobs(make_engine):
     """The counts the database keeps (triggers) equal a count of the rows, through adds,
     claims, completions, failures, retries, deletes and a second instance."""
-    from synthbox.counts import fold
+    from synthbox.records.counts import fold
 
     first = make_engine({"diagnostics": {"concurrency": 4}})
     second = make_engine({"diagnostics": {"concurrency": 4}})
@@ -402,7 +402,7 @@ def test_stats_come_from_kept_counts_and_match_the_jobs(make_engine):
 
 
 def _kept_counts(engine):
-    from synthbox.counts import READ, fold
+    from synthbox.records.counts import READ, fold
 
     fold(engine.db)
     rows = engine.store.execute(READ, ("diagnostics", "diagnostics")).fetchall()
@@ -433,7 +433,7 @@ def test_claims_and_finishes_count_their_own_batch_exactly(make_engine):
     store.finish("me", [(job, None, now) for job in jobs[:5]] + [(stale, None, now)], [
         Failure(jobs[5], "again", None, now, now + 60),
         Failure(jobs[6], "for good", None, now, None),
-        Failure(jobs[7], "later", None, now, now + 60, counts=False),
+        Failure(jobs[7], "later", None, now, now + 60, uses_attempt=False),
     ])
     assert _kept_counts(engine) == _row_counts(engine) == {
         "waiting": 4, "active": 2, "completed": 5, "failed": 1}
@@ -446,8 +446,8 @@ def test_a_claim_that_finds_nothing_writes_nothing(tmp_path):
     """SQLite: every worker's drain ends with a claim that finds nothing, and so does a
     doorbell rung for work another worker took: such a claim changes no row and appends
     nothing to the WAL."""
-    from synthbox.db import migrate, open_database
     from synthbox.jobs.store import JobStore
+    from synthbox.records.database import migrate, open_database
 
     db = open_database("", tmp_path)
     migrate(db)
@@ -459,8 +459,8 @@ def test_a_claim_that_finds_nothing_writes_nothing(tmp_path):
 
 
 def test_an_older_database_keeps_its_counts_through_the_batch_counting_migration(tmp_path):
-    from synthbox import db as records
     from synthbox.app import DOMAIN_MIGRATIONS
+    from synthbox.records import database as records
 
     db = records.open_database("", tmp_path)
     steps = {m.name: m.apply for m in (*records.JOB_MIGRATIONS, *DOMAIN_MIGRATIONS)}
@@ -497,8 +497,8 @@ def test_each_domain_brings_its_migrations_and_a_numbered_schema_is_read_by_name
     """A database made when the schema was one numbered list (11 steps) is read as having
     applied those steps by name: nothing runs twice, a new step runs once, and the
     numbered rows keep up for an instance of the version before."""
-    from synthbox import db as records
     from synthbox.app import DOMAIN_MIGRATIONS
+    from synthbox.records import database as records
 
     made: list[str] = []
     db = records.open_database("", tmp_path)
@@ -548,7 +548,7 @@ def test_sqlite_writers_of_one_process_take_turns_and_a_rollback_lets_go(tmp_pat
     transaction that failed does not keep the others out."""
     import threading
 
-    from synthbox.db import SqliteRecords
+    from synthbox.records.database import SqliteRecords
 
     db = SqliteRecords(str(tmp_path / "turns.db"), timeout=5, lock_type="IMMEDIATE",
                        pragmas=(("journal_mode", "wal"),))
@@ -579,7 +579,7 @@ def test_sqlite_wal_is_checkpointed_in_the_background_then_the_thread_rests(tmp_
     no commit has come for a while."""
     import threading
 
-    from synthbox import db as records
+    from synthbox.records import database as records
 
     monkeypatch.setattr(records, "CHECKPOINTER_IDLE", 0.5)
     db = records.SqliteRecords(str(tmp_path / "wal.db"), timeout=5, lock_type="IMMEDIATE",
@@ -610,7 +610,7 @@ def test_closing_while_a_commit_starts_the_checkpoint_thread_waits_for_it(tmp_pa
     started, and raised)."""
     import threading
 
-    from synthbox import db as records
+    from synthbox.records import database as records
 
     db = records.SqliteRecords(str(tmp_path / "wal.db"), timeout=5, lock_type="IMMEDIATE",
                                pragmas=records.SQLITE_PRAGMAS)
@@ -765,7 +765,7 @@ def test_the_job_row_names_the_job_tables_columns():
     """JobRow is the one description of a stored job: every column of the table but the
     lease's own (lease_until, owner), and a new job's INSERT is made from NewJob."""
     from synthbox.jobs.rows import INSERT_JOB, JobRow, NewJob
-    from synthbox.models import Job
+    from synthbox.records.models import Job
 
     assert set(JobRow._fields) | {"lease_until", "owner"} == set(Job._meta.fields)
     assert set(NewJob._fields) <= set(JobRow._fields)

@@ -16,7 +16,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from synthbox.web.openapi import document
+from synthbox.web.api.openapi import document
 from tests.conftest import Serve, remember_secret
 
 SCHEMA = schemathesis.openapi.from_dict(document())

@@ -21,7 +21,7 @@ import pytest
 
 from synthbox.jobs.errors import JobTimeout
 from synthbox.orchestration import projects, triggers
-from synthbox.orchestration.agents import AgentProcesses
+from synthbox.orchestration.agents.base import AgentProcesses
 from synthbox.services import get_orchestration_queue_service
 from tests.conftest import Serve, remember_secret, run_cli, wait_for
 from tests.receiver import Receiver

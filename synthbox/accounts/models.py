@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from peewee import BigAutoField, BooleanField, CharField, DoubleField, IntegerField, TextField
 
-from synthbox.db import tables_step
-from synthbox.models import BaseModel
+from synthbox.records.database import tables_step
+from synthbox.records.models import BaseModel
 
 ROLES = ("admin", "operator", "viewer")
 

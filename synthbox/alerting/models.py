@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from peewee import BigAutoField, BooleanField, CharField, DoubleField, TextField
 
-from synthbox.db import tables_step
-from synthbox.models import BaseModel
+from synthbox.records.database import tables_step
+from synthbox.records.models import BaseModel
 
 
 class AlertRule(BaseModel):

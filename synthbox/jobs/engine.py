@@ -20,7 +20,6 @@ from typing import Any
 
 from synthbox.actors import Recorder, unrecorded
 from synthbox.config import Settings, SettingsError
-from synthbox.db import Migration, describe, migrate, open_database
 from synthbox.jobs.broker import Doorbell, build_huey, connect_redis, warn_if_exposed
 from synthbox.jobs.consumer import EmbeddedConsumer
 from synthbox.jobs.errors import UnknownQueue
@@ -32,6 +31,7 @@ from synthbox.jobs.store import JobStore
 from synthbox.jobs.upkeep import Upkeep
 from synthbox.jobs.waker import Waker
 from synthbox.logs import event
+from synthbox.records.database import Migration, describe, migrate, open_database
 
 log = logging.getLogger("synthbox.engine")
 

@@ -14,14 +14,14 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
-from synthbox.counts import READ as COUNTS
 from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.options import HIGH_PRIORITY, check_seconds, check_whole, job_row
 from synthbox.jobs.rows import INSERT_JOB, INSERT_VALUES, JOB_COLUMNS, JobRow, NewJob
 from synthbox.jobs.spec import QueueSpec
 from synthbox.jobs.store import PRIORITIES, JobStore
-from synthbox.models import ACTIVE, COMPLETED, DELAYED, FAILED, PAUSED, STATES, WAITING
+from synthbox.records.counts import READ as COUNTS
+from synthbox.records.models import ACTIVE, COMPLETED, DELAYED, FAILED, PAUSED, STATES, WAITING
 
 # Naming every priority lets the claim index (queue, status, priority, run_at) seek the
 # delayed jobs of each one, instead of reading every waiting job (10 ms -> 0.2 ms a
@@ -169,7 +169,7 @@ class QueueService:
 
     def get_stats(self) -> dict[str, Any]:
         """Counts by state (BullMQ's names), with total; waiting jobs of a paused queue count
-        as paused. From the counts the database keeps (synthbox.counts), so the cost does
+        as paused. From the counts the database keeps (synthbox.records.counts), so the cost does
         not grow with the number of jobs; only delayed jobs are counted here."""
         counts = dict.fromkeys((WAITING, ACTIVE, COMPLETED, FAILED, DELAYED, PAUSED), 0)
         for status, count in self.store.execute(COUNTS, (self.name, self.name)).fetchall():

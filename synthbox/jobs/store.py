@@ -13,7 +13,6 @@ from typing import Any
 
 from peewee import Database, PostgresqlDatabase
 
-from synthbox.counts import BatchCounts
 from synthbox.jobs.rows import CLAIMED_COLUMNS, ClaimedJob, Failure
 from synthbox.jobs.tallies import (
     HISTOGRAM_UPSERT,
@@ -22,6 +21,7 @@ from synthbox.jobs.tallies import (
     Minute,
     tally,
 )
+from synthbox.records.counts import BatchCounts
 
 PRIORITIES = range(11)  # 0, the default, to 10, the highest
 # The claim index is (queue, status, priority, run_at): the oldest due job is the first

@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable, Iterable
 
 from synthbox import __version__
-from synthbox.counts import fold as fold_counts
 from synthbox.jobs.runner import QueueRunner
 from synthbox.jobs.store import JobStore
 from synthbox.logs import event
-from synthbox.models import COMPLETED, FAILED
+from synthbox.records.counts import fold as fold_counts
+from synthbox.records.models import COMPLETED, FAILED
 
 log = logging.getLogger("synthbox.upkeep")
 

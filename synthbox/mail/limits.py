@@ -7,7 +7,7 @@ import time
 
 from peewee import PostgresqlDatabase
 
-from synthbox.models import RateHit, database
+from synthbox.records.models import RateHit, database
 
 
 def take_domain_slot(domain: str, limit: int, window: float) -> float:

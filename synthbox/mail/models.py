@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from peewee import BigAutoField, CharField, DoubleField, IntegerField, TextField
 
-from synthbox.db import tables_step
-from synthbox.models import BaseModel
+from synthbox.records.database import tables_step
+from synthbox.records.models import BaseModel
 
 # queued -> sending -> sent | failed; suppressed at enqueue or before sending; uncertain when
 # a sender died mid-send (not sent again on its own: an admin decides, see README)

@@ -16,13 +16,11 @@ from typing import Any
 
 from synthbox.accounts.audit import record_by
 from synthbox.actors import SYSTEM, Actor
-from synthbox.config import Settings
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.options import HIGH_PRIORITY, LATEST_RUN_AT
 from synthbox.jobs.service import JOB_ID, LegacyServiceMethods, QueueService
-from synthbox.jobs.spec import QueueSpec
 from synthbox.mail.addresses import address, address_list, domain_of, header_value
-from synthbox.mail.delivery import make_deliver, suppressed
+from synthbox.mail.delivery import suppressed
 from synthbox.mail.models import (
     EMAIL_STATES,
     FAILED,
@@ -34,7 +32,6 @@ from synthbox.mail.models import (
 )
 from synthbox.mail.models import Suppression as SuppressionEntry
 from synthbox.mail.templates import render
-from synthbox.mail.transport import SmtpPool, parse_servers
 
 EMAIL_QUEUE = "email"
 SEND = "send"
@@ -42,20 +39,6 @@ MAX_BODY_CHARS = 5_000_000
 HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,76}")
 RESERVED_HEADERS = {"from", "to", "cc", "bcc", "reply-to", "subject", "message-id", "date",
                     "mime-version", "content-type", "content-transfer-encoding"}
-
-
-def email_queue_spec(settings: Settings) -> QueueSpec:
-    """The seed's email-queue: 5 workers, 10 jobs/s across instances, 3 attempts with
-    exponential backoff from 1 minute, completed kept 24 h, failed 7 d."""
-    pool = SmtpPool(parse_servers(settings.smtp_url), settings.smtp_timeout,
-                    settings.smtp_ca_file)
-    deliver = make_deliver(pool, settings.email_domain_limits)
-    return QueueSpec(name=EMAIL_QUEUE, handlers={SEND: deliver}, concurrency=5,
-                     rate_limit_max=10, rate_limit_duration=1.0, attempts=3,
-                     backoff_type="exponential", backoff_delay=60.0,
-                     keep_completed_age=24 * 3600.0, keep_completed_count=1000,
-                     keep_failed_age=7 * 24 * 3600.0, on_stop=pool.close_all,
-                     internal=True)
 
 
 def email_dict(email: Email) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from peewee import (
     TextField,
 )
 
-from synthbox.db import tables_step
-from synthbox.models import BaseModel
+from synthbox.records.database import tables_step
+from synthbox.records.models import BaseModel
 
 AGENT_KINDS = ("http", "command", "python", "repo-scan")
 JOB_TYPES = ("batch", "single_agent", "github_analysis", "retry")

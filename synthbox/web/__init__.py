@@ -21,21 +21,7 @@ def create_app(engine: Engine) -> Flask:
     adopt_bootstrap_token(engine.data_path)
 
     from synthbox.services import get_email_queue_service, get_orchestration_queue_service
-    from synthbox.web import (
-        admin_api,
-        alerts_api,
-        api,
-        auth,
-        emails_api,
-        errors,
-        health,
-        metrics,
-        openapi,
-        pages,
-        projects_api,
-        security,
-        ui,
-    )
+    from synthbox.web import api, errors, health, metrics, security, ui
 
     app.config["SYNTHBOX_EMAILS"] = get_email_queue_service(engine)
     app.config["SYNTHBOX_ORCHESTRATION"] = get_orchestration_queue_service(engine)
@@ -43,15 +29,7 @@ def create_app(engine: Engine) -> Flask:
     errors.init_app(app)
     security.init_app(app, settings.max_body_bytes)
     app.register_blueprint(health.bp)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(admin_api.bp)
-    app.register_blueprint(openapi.bp)
+    api.init_app(app)
     app.register_blueprint(metrics.bp)
-    app.register_blueprint(alerts_api.bp)
-    app.register_blueprint(emails_api.bp)
-    app.register_blueprint(projects_api.bp)
-    app.register_blueprint(projects_api.hooks_bp)
-    app.register_blueprint(pages.bp)
     ui.init_app(app, engine.data_path)
     return app

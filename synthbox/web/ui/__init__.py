@@ -19,12 +19,12 @@ def init_app(app: Flask, data_path: Path) -> None:
 
     from synthbox.accounts.jwts import SECRET_FILE
     from synthbox.secrets import read_or_create_secret
-    from synthbox.web.ui import admin, alerts, base, emails, projects, queues
+    from synthbox.web.ui import admin, alerts, base, emails, projects, queues, signin
 
     key = read_or_create_secret(data_path, SECRET_FILE)[0]
     app.secret_key = hmac.new(key.encode(), b"synthbox ui messages", hashlib.sha256).digest()
     app.config.update(SESSION_COOKIE_NAME="synthbox_messages", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax")
     app.jinja_env.globals["when"] = base.when
-    for module in (queues, emails, projects, admin, alerts):
+    for module in (signin, queues, emails, projects, admin, alerts):
         app.register_blueprint(module.bp)

@@ -33,7 +33,7 @@ def ui_page(permission: str = "read") -> Callable[[Callable[..., Any]], Callable
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            from synthbox.web.pages import signed_in
+            from synthbox.web.ui.signin import signed_in
 
             found = signed_in()
             if found is None:

@@ -12,7 +12,7 @@ from synthbox.errors import InputError
 from synthbox.jobs import operations
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.service import JOB_ID
-from synthbox.models import STATES
+from synthbox.records.models import STATES
 from synthbox.web.ui.base import action, actor, back, form_json, page, pretty, ui_page
 from synthbox.web.ui.charts import bars
 

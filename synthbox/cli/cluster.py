@@ -12,18 +12,18 @@ from typing import Any
 
 import click
 
-from synthbox.commands.base import BadInput, resolve_settings, settings_options
+from synthbox.cli.base import BadInput, resolve_settings, settings_options
 
 
 def _settings_and_options(options: dict[str, Any]) -> tuple[Any, Any]:
-    from synthbox.cluster.options import parse
+    from synthbox.host.cluster.options import parse
 
     settings = resolve_settings(options)
     return settings, parse(settings.cluster, settings.data_path)
 
 
 def _ask(data_path: Path, message: dict[str, Any], timeout: float = 600) -> Any:
-    from synthbox.cluster.control import request
+    from synthbox.host.cluster.control import request
 
     answer = request(data_path, message, timeout)  # NoSupervisor: one line, exit 1
     if not answer.get("ok"):
@@ -39,8 +39,8 @@ def _ask(data_path: Path, message: dict[str, Any], timeout: float = 600) -> Any:
 @settings_options
 def start_command(instances: str | None, daemon: bool, **options: Any) -> None:
     """Run N `serve` instances on one port under a supervisor (cluster mode)."""
-    from synthbox.cluster.options import instance_count
-    from synthbox.cluster.supervisor import Supervisor
+    from synthbox.host.cluster.options import instance_count
+    from synthbox.host.cluster.supervisor import Supervisor
     from synthbox.logs import configure as configure_logging
 
     settings, cluster = _settings_and_options(options)
@@ -56,7 +56,7 @@ def start_command(instances: str | None, daemon: bool, **options: Any) -> None:
 
 def _daemonize(log_file: Path, data_path: Path) -> None:
     """Fork into the background; the parent returns once the control socket answers."""
-    from synthbox.cluster.control import NoSupervisor, request
+    from synthbox.host.cluster.control import NoSupervisor, request
 
     if os.fork() > 0:
         for _ in range(300):
@@ -140,7 +140,7 @@ def restart_command(**options: Any) -> None:
 @settings_options
 def stop_command(**options: Any) -> None:
     """Stop the supervisor and every instance (running jobs finish or are handed back)."""
-    from synthbox.cluster.control import NoSupervisor, request
+    from synthbox.host.cluster.control import NoSupervisor, request
 
     settings = resolve_settings(options)
     _ask(settings.data_path, {"command": "stop"})

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app
 
 from synthbox.alerting import rules
-from synthbox.web.auth import acting, authenticate_api_request, needs
+from synthbox.web.api.auth import acting, authenticate_api_request, needs
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, page_args
 

@@ -12,9 +12,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from peewee import Database, Model, PostgresqlDatabase, SqliteDatabase
 
-from synthbox import counts
 from synthbox.config import SettingsError
-from synthbox.models import (
+from synthbox.records import counts
+from synthbox.records.models import (
     MODELS,
     JobHistogram,
     QueueMinute,

@@ -9,7 +9,7 @@ import click
 
 from synthbox.actors import CLI
 from synthbox.checks import parse_duration
-from synthbox.commands.base import (
+from synthbox.cli.base import (
     BadInput,
     resolve_settings,
     settings_options,

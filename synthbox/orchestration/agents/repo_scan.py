@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from synthbox.orchestration.agents import AgentCall, AgentOutcome, run_process
+from synthbox.orchestration.agents.base import AgentCall, AgentOutcome, run_process
 
 ACTIVE_DAYS = 90
 LARGE_FILE_BYTES = 1_000_000

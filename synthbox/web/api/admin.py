@@ -11,9 +11,9 @@ from synthbox.accounts import audit, tokens, users
 from synthbox.errors import InputError, NotFound
 from synthbox.jobs import operations
 from synthbox.jobs.engine import Engine
-from synthbox.models import STATES
-from synthbox.web.api import milliseconds_to_seconds, validated
-from synthbox.web.auth import acting, authenticate_api_request, caller, client_address, needs
+from synthbox.records.models import STATES
+from synthbox.web.api.auth import acting, authenticate_api_request, caller, client_address, needs
+from synthbox.web.api.jobs import milliseconds_to_seconds, validated
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, page_args
 

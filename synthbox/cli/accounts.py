@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from synthbox.commands.base import with_engine
+from synthbox.cli.base import with_engine
 
 
 def _read_password(confirm: bool = True) -> str:

@@ -13,11 +13,11 @@ import threading
 import time
 from typing import Any
 
-from synthbox.cluster.child import Child, instance_logger
-from synthbox.cluster.control import ControlServer
-from synthbox.cluster.options import ClusterOptions, instance_count
 from synthbox.config import SETTINGS, Settings
-from synthbox.serve import StartError, listen
+from synthbox.host.cluster.child import Child, instance_logger
+from synthbox.host.cluster.control import ControlServer
+from synthbox.host.cluster.options import ClusterOptions, instance_count
+from synthbox.host.serve import StartError, listen
 
 log = logging.getLogger("synthbox.cluster")
 
@@ -264,7 +264,7 @@ class Supervisor:
         signal.signal(signal.SIGHUP, lambda *_: threading.Thread(
             target=self.reload, daemon=True).start())
         if self.options.autoscale is not None:
-            from synthbox.cluster.autoscale import Autoscaler
+            from synthbox.host.cluster.autoscale import Autoscaler
 
             instances = self.options.autoscale.min
             self._scaler = Autoscaler(self, self.options.autoscale)
@@ -275,7 +275,7 @@ class Supervisor:
                  os.getpid(), instances, self.settings.host, self.sock.getsockname()[1],
                  control.path)
         self._notify_when_ready()
-        from synthbox.notify import start_watchdog
+        from synthbox.host.notify import start_watchdog
 
         start_watchdog(self.stopping, lambda: any(s.state == "online" for s in self.slots))
         try:
@@ -292,7 +292,7 @@ class Supervisor:
         return 0
 
     def _notify_when_ready(self) -> None:
-        from synthbox.notify import notify
+        from synthbox.host.notify import notify
 
         def wait() -> None:
             while not self.stopping.is_set():

@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from synthbox.app import build_engine
-from synthbox.bench_common import (
+from synthbox.bench.common import (
     BULK_SIZE,
     HTTP_BULK_SIZE,
     HTTP_CLIENTS,
@@ -121,7 +121,7 @@ def run_bench(settings: Settings, backend: str, jobs: int, as_json: bool,
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("huey").setLevel(logging.ERROR)
     if served:
-        from synthbox.bench_served import measure_served
+        from synthbox.bench.served import measure_served
 
         figures = measure_served(backend, jobs, instances, settings.redis_url, records_url)
     else:

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from synthbox.commands.base import with_engine
-from synthbox.models import STATES
+from synthbox.cli.base import with_engine
+from synthbox.records.models import STATES
 
 COLUMNS = (*STATES, "paused")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from synthbox.config import Settings
 from synthbox.jobs.spec import QueueSpec
-from synthbox.orchestration.agents import AgentProcesses
+from synthbox.orchestration.agents.base import AgentProcesses
 from synthbox.orchestration.handler import make_orchestrate
 from synthbox.orchestration.service import ORCHESTRATE, ORCHESTRATION_QUEUE
 from synthbox.orchestration.triggers import schedule_chore

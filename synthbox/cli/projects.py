@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from synthbox.actors import CLI
-from synthbox.commands.base import BadInput, with_engine
+from synthbox.cli.base import BadInput, with_engine
 
 
 def _json_option(raw: str | None, flag: str) -> Any:
@@ -237,7 +237,7 @@ def run_agent_command(entry_point: str) -> None:
     """Run a `synthbox.agents` entry point: the context on stdin, the report on stdout."""
     from importlib.metadata import entry_points
 
-    from synthbox.orchestration.agents import ENTRY_POINT_GROUP
+    from synthbox.orchestration.agents.base import ENTRY_POINT_GROUP
 
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == entry_point]
     if not found:

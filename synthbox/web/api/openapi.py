@@ -11,9 +11,9 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from synthbox import __version__
-from synthbox.models import COUNTED
-from synthbox.models import STATES as MODEL_STATES
-from synthbox.web.auth import authenticate_api_request, needs
+from synthbox.records.models import COUNTED
+from synthbox.records.models import STATES as MODEL_STATES
+from synthbox.web.api.auth import authenticate_api_request, needs
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 bp.before_request(authenticate_api_request)

@@ -23,10 +23,10 @@ from synthbox import __version__
 from synthbox.accounts.setup import SETUP_FILE
 from synthbox.config import Settings
 from synthbox.errors import SynthBoxError
+from synthbox.host.notify import notify, start_watchdog
 from synthbox.jobs.engine import Engine
 from synthbox.logs import configure as configure_logging
 from synthbox.logs import event
-from synthbox.notify import notify, start_watchdog
 from synthbox.secrets import ADMIN_TOKEN_FILE
 
 log = logging.getLogger("synthbox.serve")

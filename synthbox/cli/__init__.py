@@ -15,8 +15,8 @@ import click
 from synthbox import __version__
 from synthbox.actors import CLI
 from synthbox.checks import parse_duration
-from synthbox.commands import accounts, cluster, mail, orchestration, service, top
-from synthbox.commands.base import (
+from synthbox.cli import accounts, cluster, emails, projects, service, top
+from synthbox.cli.base import (
     BadInput,
     DefaultGroup,
     resolve_settings,
@@ -28,7 +28,7 @@ from synthbox.jobs import operations
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.options import flag_name
 from synthbox.jobs.service import JOB_ID
-from synthbox.models import STATES
+from synthbox.records.models import STATES
 
 
 @click.group(cls=DefaultGroup, context_settings={"auto_envvar_prefix": "SYNTHBOX",
@@ -44,7 +44,7 @@ def cli() -> None:
 @settings_options
 def serve(workers_only: bool, **options: Any) -> None:
     """Serve the API and run the queue workers (the default command)."""
-    from synthbox.serve import serve as run
+    from synthbox.host.serve import serve as run
 
     settings = resolve_settings(options)
     if workers_only:
@@ -203,7 +203,7 @@ def version() -> None:
 @settings_options
 def doctor(**options: Any) -> None:
     """Check the configured backends with a real job round trip."""
-    from synthbox.doctor import run_doctor
+    from synthbox.host.doctor import run_doctor
 
     sys.exit(run_doctor(resolve_settings(options)))
 
@@ -226,7 +226,7 @@ def doctor(**options: Any) -> None:
 def bench(backend: str, job_count: int, records_url: str, served: bool, instances: int,
           as_json: bool, **options: Any) -> None:
     """Measure enqueue and drain rates, pickup latency and memory with the real engine."""
-    from synthbox.bench import run_bench
+    from synthbox.bench.engine import run_bench
 
     if instances > 1 and not served:
         raise BadInput("instances: more than 1 needs --served (cluster mode is measured "
@@ -236,9 +236,9 @@ def bench(backend: str, job_count: int, records_url: str, served: bool, instance
                        instances))
 
 
-for group in (accounts.users_group, accounts.tokens_group, mail.email_group,
-              orchestration.projects_group, orchestration.agents_group,
-              orchestration.orchestrate_command, orchestration.run_agent_command,
+for group in (accounts.users_group, accounts.tokens_group, emails.email_group,
+              projects.projects_group, projects.agents_group,
+              projects.orchestrate_command, projects.run_agent_command,
               top.top_command, cluster.start_command, cluster.status_command,
               cluster.scale_command, cluster.reload_command, cluster.restart_command,
               cluster.stop_command, cluster.logs_command, cluster.monit_command,

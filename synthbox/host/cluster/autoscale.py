@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from synthbox.cluster.options import Autoscale
+from synthbox.host.cluster.options import Autoscale
 
 log = logging.getLogger("synthbox.cluster")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from synthbox.orchestration.agents import (
+from synthbox.orchestration.agents.base import (
     MAX_OUTPUT_BYTES,
     AgentCall,
     AgentOutcome,
@@ -16,7 +16,7 @@ from synthbox.orchestration.agents import (
     run_command,
     run_http,
 )
-from synthbox.orchestration.reposcan import scan_repository
+from synthbox.orchestration.agents.repo_scan import scan_repository
 
 KINDS: dict[str, Callable[[AgentCall], AgentOutcome]] = {
     "http": run_http,

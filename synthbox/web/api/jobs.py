@@ -13,7 +13,7 @@ from synthbox.jobs.engine import Engine
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.options import API_ALIASES, JOB_FIELDS, api_name
 from synthbox.jobs.service import QueueService
-from synthbox.web.auth import authenticate_api_request, needs
+from synthbox.web.api.auth import authenticate_api_request, needs
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, page_args
 

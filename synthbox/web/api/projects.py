@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, request
 from synthbox.orchestration import projects, triggers
 from synthbox.orchestration.models import Suggestion, Task
 from synthbox.orchestration.service import OrchestrationService
-from synthbox.web.auth import acting, authenticate_api_request, caller, needs
+from synthbox.web.api.auth import acting, authenticate_api_request, caller, needs
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, page_args
 

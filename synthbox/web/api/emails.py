@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, request
 from synthbox.errors import InputError
 from synthbox.mail import templates
 from synthbox.mail.service import EmailService
-from synthbox.web.auth import acting, authenticate_api_request, caller, needs
+from synthbox.web.api.auth import acting, authenticate_api_request, caller, needs
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body, page_args
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from synthbox.commands.base import (
+from synthbox.cli.base import (
     BadInput,
 )
 from synthbox.config import load_settings
@@ -24,7 +24,7 @@ def install_command(root_dir: str, binary: str | None, overwrite_config: bool,
     """Install this binary as the synthbox systemd service, and start it."""
     from pathlib import Path
 
-    from synthbox.install import CONFIG, DATA, InstallError, install, wait_until_healthy
+    from synthbox.host.install import CONFIG, DATA, InstallError, install, wait_until_healthy
 
     if binary is None and not getattr(sys, "frozen", False):
         raise BadInput("--binary: needed when not run from the built binary "
@@ -55,7 +55,7 @@ def uninstall_command(root_dir: str, purge: bool) -> None:
     """Stop and remove the service and the binary (the data stays unless --purge)."""
     from pathlib import Path
 
-    from synthbox.install import InstallError, uninstall
+    from synthbox.host.install import InstallError, uninstall
 
     try:
         for line in uninstall(Path(root_dir), purge):

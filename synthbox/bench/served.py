@@ -29,9 +29,9 @@ from typing import Any
 
 import psutil
 
-from synthbox.bench_common import HTTP_BULK_SIZE as BULK_SIZE
-from synthbox.bench_common import HTTP_CLIENTS as CLIENTS
-from synthbox.bench_common import LATENCY_RATE, latency_jobs, percentile
+from synthbox.bench.common import HTTP_BULK_SIZE as BULK_SIZE
+from synthbox.bench.common import HTTP_CLIENTS as CLIENTS
+from synthbox.bench.common import LATENCY_RATE, latency_jobs, percentile
 from synthbox.paths import self_command
 
 QUEUE = "diagnostics"

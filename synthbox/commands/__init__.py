@@ -1,1 +1,0 @@
-"""The `synthbox` subcommands, one module per concern; `synthbox.cli` assembles them."""
