@@ -94,6 +94,20 @@ class DeploymentCollector:
         for name, state in engine.readiness().items():
             backend.add_metric([name], 1 if state == "ok" else 0)
         yield backend
+        yield from periodic_metrics(engine)
+
+
+def periodic_metrics(engine: Engine) -> Iterator[Metric]:
+    """This instance's upkeep tasks: runs, failed runs and time spent, per task."""
+    families = (("runs", "Runs of each upkeep task in this instance"),
+                ("errors", "Runs of each upkeep task that failed, in this instance"),
+                ("seconds", "Time spent in each upkeep task in this instance"))
+    for figure, meaning in families:
+        family = CounterMetricFamily(f"synthbox_periodic_{figure}", meaning,
+                                     labels=["task", "instance"])
+        for task in engine.periodic_tasks():
+            family.add_metric([task.name, engine.instance_id], getattr(task, figure))
+        yield family
 
 
 def render(engine: Engine) -> bytes:

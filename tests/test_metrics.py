@@ -274,3 +274,30 @@ def test_an_alert_emails_through_the_email_queue(engine_builder):
     assert sent["to"] == ["ops@example.com"]
     assert sent["subject"] == ("[SynthBox] backlog firing: jobs waiting to run in queue "
                                "diagnostics is 3 (threshold 2)")
+
+
+def test_each_upkeep_task_is_timed_and_its_errors_counted(engine_builder):
+    """Periodic work is one declared table: a task added to the engine runs on its interval
+    beside the built-in ones, and /metrics shows each task's runs, errors and time."""
+    from synthbox.jobs.periodic import Periodic
+    from synthbox.metrics import render
+
+    engine = engine_builder({}, workers=False)
+
+    def broken() -> None:
+        raise RuntimeError("this task always fails")
+
+    engine.add_periodic(Periodic("broken", 0.1, broken))
+    engine.start_workers()
+    tasks = {task.name: task for task in engine.periodic_tasks()}
+    assert {"stalled:diagnostics", "republish:email", "retention", "fold-counts", "cron",
+            "broken"} <= set(tasks)
+    wait_for(lambda: tasks["broken"].errors >= 3, message="the broken task ran three times")
+    families = {f.name: f for f in text_string_to_metric_families(render(engine).decode())}
+    samples = {(f.name, s.labels["task"]): s.value for name in (
+        "synthbox_periodic_runs", "synthbox_periodic_errors") for f in [families[name]]
+        for s in f.samples}
+    assert samples[("synthbox_periodic_errors", "broken")] >= 3
+    assert samples[("synthbox_periodic_runs", "broken")] >= 3
+    assert samples[("synthbox_periodic_errors", "fold-counts")] == 0
+    assert samples[("synthbox_periodic_runs", "fold-counts")] >= 1

@@ -15,6 +15,7 @@ from typing import Any
 from synthbox.alerting.models import AlertEvent, AlertRule
 from synthbox.alerting.rules import KINDS
 from synthbox.jobs.engine import Engine
+from synthbox.jobs.periodic import Periodic
 from synthbox.logs import event
 
 log = logging.getLogger("synthbox.alerts")
@@ -28,13 +29,10 @@ class AlertEvaluator:
                  send_email: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
         self.engine = engine
         self.send_email = send_email
-        self._next = 0.0
 
-    def tick(self) -> None:
-        """The maintenance loop's chore: check the rules every CHECK_EVERY seconds."""
-        if time.monotonic() >= self._next:
-            self._next = time.monotonic() + CHECK_EVERY
-            self.check_all()
+    def periodic(self) -> Periodic:
+        """The upkeep task that checks every rule each CHECK_EVERY seconds."""
+        return Periodic("alerts", CHECK_EVERY, self.check_all)
 
     def check_all(self, now: float | None = None) -> None:
         now = time.time() if now is None else now

@@ -13,6 +13,8 @@ import sys
 import threading
 from collections.abc import Callable
 
+from synthbox.threads import start_thread
+
 
 def notify(state: str) -> bool:
     """Send `state` (e.g. "READY=1") to systemd. True if it was sent."""
@@ -53,4 +55,4 @@ def start_watchdog(stopped: threading.Event, healthy: Callable[[], bool]) -> Non
             if healthy():
                 notify("WATCHDOG=1")
 
-    threading.Thread(target=ping, name="watchdog", daemon=True).start()
+    start_thread("watchdog", ping)

@@ -28,6 +28,7 @@ from synthbox.jobs.engine import Engine
 from synthbox.logs import configure as configure_logging
 from synthbox.logs import event
 from synthbox.secrets import ADMIN_TOKEN_FILE
+from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.serve")
 
@@ -222,18 +223,16 @@ def serve(settings: Settings) -> int:
         host = settings.host if ":" not in settings.host else f"[{settings.host}]"
         url = f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]
     if settings.workers:
-        engine.chores.append(alert_evaluator(engine).tick)
+        engine.add_periodic(alert_evaluator(engine).periodic())
         engine.start_workers()
     http_thread = None
     if server is not None:
-        http_thread = threading.Thread(target=server.run, name="http", daemon=True)
-        http_thread.start()
+        http_thread = start_thread("http", server.run)
     show_start_block(settings, engine, url)
     notify("READY=1")
     state_dir = os.environ.get("SYNTHBOX_STATE_DIR")
     if state_dir:
-        threading.Thread(target=report_state, args=(Path(state_dir), engine, stop),
-                         name="state", daemon=True).start()
+        start_thread("state", report_state, Path(state_dir), engine, stop)
     start_watchdog(stop, lambda: "ok" == engine.readiness()["records"])
 
     while not stop.wait(1.0):

@@ -17,6 +17,7 @@ from huey.consumer import BaseProcess, Consumer, Scheduler, Worker
 
 from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.runner import QueueRunner
+from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.worker")
 
@@ -163,9 +164,7 @@ class EmbeddedConsumer(Consumer):
         self.start()
         if self._listener is not None:
             self._listener.start()
-        self._monitor = threading.Thread(target=self._watch, daemon=True,
-                                         name=f"consumer-{self.runner.spec.name}")
-        self._monitor.start()
+        self._monitor = start_thread(f"consumer-{self.runner.spec.name}", self._watch)
 
     def _watch(self) -> None:
         health_ts = time.monotonic()

@@ -7,14 +7,13 @@ consumers; `stop()` ends them so that no job is left active.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from synthbox.config import Settings, SettingsError
 from synthbox.jobs.broker import Doorbell, build_huey, connect_redis, warn_if_exposed
 from synthbox.jobs.consumer import EmbeddedConsumer
 from synthbox.jobs.errors import UnknownQueue
+from synthbox.jobs.periodic import Periodic
 from synthbox.jobs.ratelimit import RedisRateLimiter
 from synthbox.jobs.runner import QueueRunner
 from synthbox.jobs.service import QueueService
@@ -80,8 +80,7 @@ class Engine:
             service = QueueService(spec, self.store, bell)
             self.queues[spec.name] = QueueHandle(service, bell)
         self.upkeep: Upkeep | None = None
-        # run by the maintenance loop about once a second, beside the queues' chores
-        self.chores: list[Callable[[], None]] = []
+        self.periodic: list[Periodic] = []  # the process's upkeep tasks (add_periodic)
 
     # -- lookup -------------------------------------------------------------------------
 
@@ -173,6 +172,14 @@ class Engine:
 
     # -- workers ------------------------------------------------------------------------
 
+    def add_periodic(self, task: Periodic) -> None:
+        """A task for every instance's upkeep loop to run (before start_workers)."""
+        self.periodic.append(task)
+
+    def periodic_tasks(self) -> list[Periodic]:
+        """The upkeep tasks this process runs, with their runs, errors and time."""
+        return [] if self.upkeep is None else list(self.upkeep.tasks)
+
     def start_workers(self, queues: Iterable[str] | None = None) -> None:
         """Run the embedded consumers of every queue, or of the ones named."""
         wanted = set(self.queues if queues is None else queues)
@@ -189,12 +196,10 @@ class Engine:
             log.info("%s queue initialized: concurrency %d", spec.name, spec.concurrency,
                      extra=event("queue initialized", queue=spec.name,
                                  concurrency=spec.concurrency))
-        chores: list[Callable[[], None]] = [
-            functools.partial(spec.chore, self.queues[spec.name].service)
-            for spec in self.registry if spec.chore is not None and spec.name in wanted]
-        chores += self.chores
+        periodic = [task.bound(self.queues[spec.name].service) for spec in self.registry
+                    if spec.name in wanted for task in spec.periodic]
         self.upkeep = Upkeep(self.store, [h.runner for h in self.queues.values() if h.runner],
-                             self.instance_id, chores)
+                             self.instance_id, [*periodic, *self.periodic])
         self.upkeep.start()
         for handle in self.queues.values():
             handle.doorbell.ring()  # work that arrived while no instance was running

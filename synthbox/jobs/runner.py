@@ -25,6 +25,7 @@ from synthbox.jobs.rows import ClaimedJob, Failure
 from synthbox.jobs.spec import QueueSpec
 from synthbox.jobs.store import JobStore
 from synthbox.logs import event
+from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.worker")
 
@@ -57,8 +58,7 @@ class TimedSlot:
 
     def __init__(self) -> None:
         self._inbox: stdqueue.SimpleQueue[Any] = stdqueue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="job-runner", daemon=True)
-        self._thread.start()
+        self._thread = start_thread("job-runner", self._serve)
 
     def _serve(self) -> None:
         try:

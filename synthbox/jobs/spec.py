@@ -6,10 +6,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from synthbox.jobs.periodic import Periodic
+
 Handler = Callable[..., Any]
 
 BACKOFF_TYPES = ("fixed", "exponential")
-NOT_OPTIONS = ("name", "handlers", "on_stop", "chore", "internal")  # code, not settings
+NOT_OPTIONS = ("name", "handlers", "on_stop", "periodic", "internal")  # code, not settings
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ class QueueSpec:
     stalled_interval: float = 30.0
     max_stalled_count: int = 2
     on_stop: Callable[[], None] | None = None  # release what the handlers hold
-    # run by the maintenance loop about once a second with the queue's service (cron)
-    chore: Callable[[Any], None] | None = None
+    # the queue's own upkeep tasks, each run with the queue's service (cron)
+    periodic: tuple[Periodic, ...] = ()
     # jobs of an internal queue come from its own service (emails, orchestration), never
     # from the generic job API, whose callers could point them at any record
     internal: bool = False

@@ -5,29 +5,35 @@
 - stalled jobs (lease ran out): back to waiting, or failed past maxStalledCount;
 - lost doorbells: due work that no broker message stands for is announced again;
 - retention: finished jobs past their age or count are deleted in bounded batches;
-- chores of the queues, about once a second (the orchestration queue's cron).
+- the queues' own periodic tasks (the orchestration queue's cron) and the process's (alerts).
+
+Each is a Periodic in one table (`Upkeep.tasks`), run by one loop.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from synthbox import __version__
+from synthbox.jobs.periodic import Periodic, PeriodicLoop
 from synthbox.jobs.runner import QueueRunner
 from synthbox.jobs.store import JobStore
 from synthbox.logs import event
 from synthbox.records.counts import fold as fold_counts
 from synthbox.records.models import COMPLETED, FAILED
+from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.upkeep")
 
 RETENTION_EVERY = 60.0
+RETENTION_FIRST_AFTER = 5.0
 RETENTION_CATCHING_UP = 1.0  # seconds to the next pass while one leaves work behind
 # Each batch holds SQLite's one write lock: 1,000 rows held it 5-17 ms, and a producer
 # adding a job waited that long. 200 rows take 1-2 ms, with a pause after each.
@@ -42,22 +48,38 @@ FORGET_INSTANCE_AFTER = 300.0  # an instance silent this long is gone (its jobs 
 
 class Upkeep:
     def __init__(self, store: JobStore, runners: Iterable[QueueRunner], owner: str,
-                 chores: Iterable[Callable[[], None]] = ()):
+                 periodic: Iterable[Periodic] = ()):
+        """`periodic`: tasks beside the engine's own (the queues', the process's)."""
         self.store = store
         self.runners = list(runners)
-        self.chores = list(chores)
         self.owner = owner
         self.stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         shortest = min((r.spec.stalled_interval for r in self.runners), default=30.0)
         self.heartbeat_every = min(max(shortest / 3, 0.2), 10.0)
+        self.tasks = [*self._engine_tasks(), *periodic]
+
+    def _engine_tasks(self) -> list[Periodic]:
+        tasks = []
+        for runner in self.runners:
+            queue = runner.spec.name
+            tasks += [Periodic(f"stalled:{queue}", runner.spec.stalled_interval,
+                               functools.partial(self.recover_stalled, runner)),
+                      Periodic(f"republish:{queue}", DOORBELL_SWEEP_EVERY,
+                               functools.partial(self.republish_lost, runner))]
+        return [*tasks,
+                Periodic("fold-counts", DOORBELL_SWEEP_EVERY,
+                         lambda: fold_counts(self.store.db)),
+                Periodic("retention", RETENTION_EVERY, self.retention_pass,
+                         first_after=RETENTION_FIRST_AFTER),
+                Periodic("forget-instances", RETENTION_EVERY, self.forget_silent_instances),
+                Periodic("forget-minutes", RETENTION_EVERY, lambda: self.store.forget_minutes(
+                    int(time.time() // 60) - MINUTES_KEPT))]
 
     def start(self) -> None:
         for target, name in ((self._heartbeat_loop, "heartbeat"),
-                             (self._maintenance_loop, "maintenance")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+                             (PeriodicLoop(self.tasks, self.stopped).run, "upkeep")):
+            self._threads.append(start_thread(name, target))
 
     def stop(self) -> None:
         self.stopped.set()
@@ -93,50 +115,20 @@ class Upkeep:
         self.store.execute("DELETE FROM instance WHERE id=?", (self.owner,))
 
     def forget_silent_instances(self) -> None:
-        try:
-            self.store.execute("DELETE FROM instance WHERE last_seen<?",
-                               (time.time() - FORGET_INSTANCE_AFTER,))
-        except Exception:
-            log.exception("could not prune instance rows")
+        self.store.execute("DELETE FROM instance WHERE last_seen<?",
+                           (time.time() - FORGET_INSTANCE_AFTER,))
 
     # -- maintenance --------------------------------------------------------------------
 
-    def _maintenance_loop(self) -> None:
-        next_stalled = {r.spec.name: time.monotonic() for r in self.runners}
-        next_sweep = time.monotonic()
-        next_retention = time.monotonic() + 5.0
-        while not self.stopped.wait(0.25):
-            now = time.monotonic()
-            behind = False
-            for runner in self.runners:
-                try:
-                    if now >= next_stalled[runner.spec.name]:
-                        next_stalled[runner.spec.name] = now + runner.spec.stalled_interval
-                        self.recover_stalled(runner)
-                    if now >= next_sweep:
-                        self.republish_lost(runner)
-                    if now >= next_retention:
-                        behind = self.apply_retention(runner) or behind
-                except Exception:
-                    log.exception("upkeep of queue %s failed", runner.spec.name)
-            if now >= next_sweep:
-                next_sweep = now + DOORBELL_SWEEP_EVERY
-                try:
-                    fold_counts(self.store.db)
-                except Exception:
-                    log.exception("folding job counts failed")
-                for chore in self.chores:
-                    try:
-                        chore()
-                    except Exception:
-                        log.exception("queue chore failed")
-            if now >= next_retention:
-                next_retention = now + (RETENTION_CATCHING_UP if behind else RETENTION_EVERY)
-                self.forget_silent_instances()
-                try:
-                    self.store.forget_minutes(int(time.time() // 60) - MINUTES_KEPT)
-                except Exception:
-                    log.exception("could not fold old per-minute counts")
+    def retention_pass(self) -> float | None:
+        """Retention over every queue; sooner again when a pass left work behind."""
+        behind = False
+        for runner in self.runners:
+            try:
+                behind = self.apply_retention(runner) or behind
+            except Exception:  # one queue's failure does not hold up the others'
+                log.exception("retention of queue %s failed", runner.spec.name)
+        return RETENTION_CATCHING_UP if behind else None
 
     def recover_stalled(self, runner: QueueRunner) -> None:
         spec = runner.spec

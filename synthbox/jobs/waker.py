@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from synthbox.threads import start_thread
+
 
 class Waker:
     def __init__(self) -> None:
@@ -27,8 +29,7 @@ class Waker:
         with self._cond:
             heapq.heappush(self._heap, (when, next(self._seq), action))
             if self._thread is None and not self._stopped:
-                self._thread = threading.Thread(target=self._run, name="waker", daemon=True)
-                self._thread.start()
+                self._thread = start_thread("waker", self._run)
             self._cond.notify()
 
     def stop(self) -> None:

@@ -185,8 +185,8 @@ def fire_due_schedules(service: OrchestrationService, now: float | None = None) 
     return fired
 
 
-def schedule_chore(queue: Any) -> None:
-    """The orchestration queue's chore (see QueueSpec.chore)."""
+def fire_schedules_of(queue: Any) -> None:
+    """The orchestration queue's periodic task: fire the schedules that are due."""
     fire_due_schedules(OrchestrationService(queue))
 
 

@@ -9,7 +9,6 @@ import logging.handlers
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import psutil
 
 from synthbox.paths import self_command
+from synthbox.threads import start_thread
 
 STATES = ("starting", "online", "stopping", "waiting restart", "errored", "stopped")
 
@@ -51,7 +51,7 @@ class Child:
             stderr=subprocess.STDOUT, start_new_session=True)
         self.pid = self.process.pid
         self._ps: psutil.Process | None = None
-        threading.Thread(target=self._pump, name=f"log-{slot}", daemon=True).start()
+        start_thread(f"log-{slot}", self._pump)
 
     def _pump(self) -> None:
         assert self.process.stdout is not None

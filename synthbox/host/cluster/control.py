@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from synthbox.errors import SynthBoxError
+from synthbox.threads import start_thread
 
 SOCKET_NAME = "synthbox.sock"
 
@@ -47,8 +47,7 @@ class ControlServer:
             os.umask(previous)
         os.chmod(self.path, 0o600)
         self.sock.listen(16)
-        self.thread = threading.Thread(target=self._serve, name="control", daemon=True)
-        self.thread.start()
+        self.thread = start_thread("control", self._serve)
 
     def _serve(self) -> None:
         while True:
@@ -56,7 +55,7 @@ class ControlServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return  # closed
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+            start_thread("control-answer", self._answer, conn)
 
     def _answer(self, conn: socket.socket) -> None:
         with conn:

@@ -11,6 +11,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from synthbox.config import SETTINGS, Settings
@@ -18,6 +19,7 @@ from synthbox.host.cluster.child import Child, instance_logger
 from synthbox.host.cluster.control import ControlServer
 from synthbox.host.cluster.options import ClusterOptions, instance_count
 from synthbox.host.serve import StartError, listen
+from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.cluster")
 
@@ -170,25 +172,29 @@ class Supervisor:
         return rows
 
     def handle(self, message: dict[str, Any]) -> dict[str, Any]:
-        command = message.get("command")
-        if command == "ping":
-            return {"ok": True, "pid": os.getpid()}
-        if command == "status":
-            return {"ok": True, "pid": os.getpid(), "instances": self.status(),
-                    "autoscale": self.options.autoscale is not None}
-        if command == "scale":
-            value = str(message.get("instances", ""))
-            relative = value[:1] in "+-" and value[1:].isascii() and value[1:].isdigit()
-            return {"ok": True,
-                    "instances": self.scale(value if relative else instance_count(value))}
-        if command == "reload":
-            return self.reload()
-        if command == "restart":
-            return self.restart()
-        if command == "stop":
-            self.stopping.set()
-            return {"ok": True}
-        return {"ok": False, "error": f"command: unknown {command!r}"}
+        """One control-socket request, answered by the command it names."""
+        commands: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "ping": lambda _: {"ok": True, "pid": os.getpid()},
+            "status": lambda _: {"ok": True, "pid": os.getpid(), "instances": self.status(),
+                                 "autoscale": self.options.autoscale is not None},
+            "scale": self._scale_command,
+            "reload": lambda _: self.reload(),
+            "restart": lambda _: self.restart(),
+            "stop": self._stop_command,
+        }
+        command = commands.get(str(message.get("command")))
+        if command is None:
+            return {"ok": False, "error": f"command: unknown {message.get('command')!r}"}
+        return command(message)
+
+    def _scale_command(self, message: dict[str, Any]) -> dict[str, Any]:
+        value = str(message.get("instances", ""))
+        relative = value[:1] in "+-" and value[1:].isascii() and value[1:].isdigit()
+        return {"ok": True, "instances": self.scale(value if relative else instance_count(value))}
+
+    def _stop_command(self, _message: dict[str, Any]) -> dict[str, Any]:
+        self.stopping.set()
+        return {"ok": True}
 
     # -- keeping them alive ---------------------------------------------------------------
 
@@ -261,8 +267,7 @@ class Supervisor:
             raise StartError(str(exc)) from None
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(
-            target=self.reload, daemon=True).start())
+        signal.signal(signal.SIGHUP, lambda *_: start_thread("reload", self.reload))
         if self.options.autoscale is not None:
             from synthbox.host.cluster.autoscale import Autoscaler
 
@@ -303,7 +308,7 @@ class Supervisor:
                     return
                 time.sleep(0.2)
 
-        threading.Thread(target=wait, daemon=True).start()
+        start_thread("wait-for-children", wait)
 
     def shutdown(self) -> None:
         """Every child stops (gracefully, then killed); no process is left behind."""
