@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from synthbox.errors import SynthBoxError
+from synthbox.paths import data_dir
 
 
 class SettingsError(SynthBoxError, ValueError):
@@ -252,8 +253,6 @@ class Settings:
 
     @property
     def data_path(self) -> Path:
-        from synthbox.paths import data_dir
-
         return data_dir(self.values["data_dir"])
 
 

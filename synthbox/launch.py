@@ -88,6 +88,6 @@ def main() -> None:
     with without(*unused):  # each importer looks for them once, when imported
         import huey  # noqa: F401
         import peewee  # noqa: F401
-    from synthbox.cli import main as cli_main
+    from synthbox.cli import main as cli_main  # once the unused drivers are hidden
 
     cli_main()

@@ -149,3 +149,33 @@ def test_the_cycle_check_finds_a_circle_through_a_deferred_import(tmp_path):
     (root / "jobs" / "tallies.py").write_text(
         "def tally():\n    from synthbox.jobs import store\n")
     assert cycles(import_graph(root)) == [["synthbox.jobs.store", "synthbox.jobs.tallies"]]
+
+
+def deferred_imports(root: Path) -> list[str]:
+    """SynthBox's own modules imported inside a function, with the line's text."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for statement in node.body:
+                    for sub in ast.walk(statement):
+                        if isinstance(sub, ast.Import | ast.ImportFrom) and any(
+                                t.split(".")[0] == root.name for t in _names(sub)):
+                            found.append(f"{path.relative_to(root.parent)}:{sub.lineno}: "
+                                         f"{lines[sub.lineno - 1].strip()}")
+    return sorted(set(found))
+
+
+def _names(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.ImportFrom):
+        return [node.module or ""]
+    return [alias.name for alias in node.names]
+
+
+def test_few_imports_are_deferred_and_each_says_why():
+    """An import inside a function hides a dependency: the few left keep memory or start-up
+    small, and each says so on its line."""
+    found = deferred_imports(PACKAGE)
+    assert len(found) <= 10, found
+    assert [line for line in found if "  # " not in line] == []

@@ -31,6 +31,7 @@ from synthbox.bench.common import (
     latency_jobs,
     percentile,
 )
+from synthbox.bench.served import measure_served
 from synthbox.config import Settings
 from synthbox.jobs.engine import Engine
 
@@ -121,8 +122,6 @@ def run_bench(settings: Settings, backend: str, jobs: int, as_json: bool,
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("huey").setLevel(logging.ERROR)
     if served:
-        from synthbox.bench.served import measure_served
-
         figures = measure_served(backend, jobs, instances, settings.redis_url, records_url)
     else:
         figures = measure(settings, backend, jobs,

@@ -8,6 +8,17 @@ from typing import Any
 
 import click
 
+from synthbox.accounts.setup import finish_setup
+from synthbox.accounts.tokens import create_token, list_tokens, revoke_token
+from synthbox.accounts.users import (
+    check_name,
+    check_password,
+    create_user,
+    get_user,
+    list_users,
+    set_disabled,
+    set_password,
+)
 from synthbox.cli.base import with_engine
 
 
@@ -29,9 +40,6 @@ def users_group() -> None:
 @with_engine
 def create_user_command(engine: Any, name: str, role: str, **_: Any) -> None:
     """Create a user; the password is asked for (or read from stdin), never an argument."""
-    from synthbox.accounts.setup import finish_setup
-    from synthbox.accounts.users import check_name, check_password, create_user
-
     check_name(name)
     password = check_password(_read_password())
     create_user(name, password, role, actor="cli")
@@ -44,8 +52,6 @@ def create_user_command(engine: Any, name: str, role: str, **_: Any) -> None:
 @with_engine
 def list_users_command(engine: Any, as_json: bool, **_: Any) -> None:
     """List users."""
-    from synthbox.accounts.users import list_users
-
     found, _cursor = list_users()
     if as_json:
         click.echo(json.dumps(found, indent=2))
@@ -60,8 +66,6 @@ def list_users_command(engine: Any, as_json: bool, **_: Any) -> None:
 @with_engine
 def disable_user_command(engine: Any, name: str, **_: Any) -> None:
     """Disable a user: their sessions and tokens end now."""
-    from synthbox.accounts.users import get_user, set_disabled
-
     set_disabled(get_user(name), True, actor="cli")
     click.echo(f"disabled {name}")
 
@@ -71,8 +75,6 @@ def disable_user_command(engine: Any, name: str, **_: Any) -> None:
 @with_engine
 def enable_user_command(engine: Any, name: str, **_: Any) -> None:
     """Enable a disabled user."""
-    from synthbox.accounts.users import get_user, set_disabled
-
     set_disabled(get_user(name), False, actor="cli")
     click.echo(f"enabled {name}")
 
@@ -82,8 +84,6 @@ def enable_user_command(engine: Any, name: str, **_: Any) -> None:
 @with_engine
 def password_command(engine: Any, name: str, **_: Any) -> None:
     """Set a user's password (asked for, or read from stdin); their sign-ins end."""
-    from synthbox.accounts.users import check_password, get_user, set_password
-
     user = get_user(name)
     set_password(user, check_password(_read_password()), actor="cli")
     click.echo(f"password of {name} changed")
@@ -98,11 +98,11 @@ def tokens_group() -> None:
 @click.argument("name")
 @click.option("--scope", "scopes", multiple=True, required=True,
               type=click.Choice(["jobs:write", "email:send", "orchestration:trigger", "admin"]))
+
+
 @with_engine
 def create_token_command(engine: Any, name: str, scopes: tuple[str, ...], **_: Any) -> None:
     """Create a token; it is printed once and stored only as a hash."""
-    from synthbox.accounts.tokens import create_token
-
     _record, value = create_token(name, list(scopes), actor="cli")
     click.echo(value)
 
@@ -112,8 +112,6 @@ def create_token_command(engine: Any, name: str, scopes: tuple[str, ...], **_: A
 @with_engine
 def list_tokens_command(engine: Any, as_json: bool, **_: Any) -> None:
     """List tokens (never their values)."""
-    from synthbox.accounts.tokens import list_tokens
-
     found, _cursor = list_tokens()
     if as_json:
         click.echo(json.dumps(found, indent=2))
@@ -128,8 +126,6 @@ def list_tokens_command(engine: Any, as_json: bool, **_: Any) -> None:
 @with_engine
 def revoke_token_command(engine: Any, name: str, **_: Any) -> None:
     """Revoke a token now."""
-    from synthbox.accounts.tokens import revoke_token
-
     if not revoke_token(name, actor="cli"):
         click.echo(f"Error: no active token named {name!r}", err=True)
         sys.exit(1)

@@ -4,6 +4,7 @@ backends, durations, and bad input as one line with exit code 2."""
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -17,16 +18,32 @@ SINGULAR_ALIASES = {"queue": "queues", "job": "jobs", "email": "emails", "user":
 
 
 class DefaultGroup(click.Group):
-    """A group that runs `serve` when no command is named, and knows the hidden singular
-    names of its groups."""
+    """A group that runs `serve` when no command is named, imports each command's module
+    only when that command runs (`commands_from`: name -> "module:attribute" under
+    synthbox.cli), and knows the hidden singular names of its groups."""
+
+    def __init__(self, *args: Any, commands_from: dict[str, str] | None = None,
+                 **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.commands_from = commands_from or {}
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or (args[0].startswith("-") and args[0] not in ("--help", "--version")):
             args.insert(0, "serve")
         return super().parse_args(ctx, args)
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.commands_from})
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, SINGULAR_ALIASES.get(cmd_name, cmd_name))
+        name = SINGULAR_ALIASES.get(cmd_name, cmd_name)
+        where = self.commands_from.get(name)
+        if where is None:
+            return super().get_command(ctx, name)
+        module, attribute = where.split(":")
+        command = getattr(importlib.import_module(f"synthbox.cli.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
 
 
 def settings_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,7 +70,7 @@ def with_engine(func: Callable[..., Any]) -> Callable[..., Any]:
     @settings_options
     @functools.wraps(func)
     def wrapper(**options: Any) -> Any:
-        from synthbox.app import build_engine
+        from synthbox.app import build_engine  # the domains: not for commands with no engine
 
         engine = build_engine(resolve_settings(options))
         try:

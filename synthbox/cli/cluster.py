@@ -3,6 +3,7 @@ cluster mode, the PM2 commands, over the supervisor's control socket."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -13,18 +14,18 @@ from typing import Any
 import click
 
 from synthbox.cli.base import BadInput, resolve_settings, settings_options
+from synthbox.host.cluster.control import NoSupervisor, request
+from synthbox.host.cluster.options import instance_count, parse
+from synthbox.host.cluster.supervisor import Supervisor
+from synthbox.logs import configure as configure_logging
 
 
 def _settings_and_options(options: dict[str, Any]) -> tuple[Any, Any]:
-    from synthbox.host.cluster.options import parse
-
     settings = resolve_settings(options)
     return settings, parse(settings.cluster, settings.data_path)
 
 
 def _ask(data_path: Path, message: dict[str, Any], timeout: float = 600) -> Any:
-    from synthbox.host.cluster.control import request
-
     answer = request(data_path, message, timeout)  # NoSupervisor: one line, exit 1
     if not answer.get("ok"):
         raise BadInput(answer.get("error", "the supervisor refused"))
@@ -35,14 +36,12 @@ def _ask(data_path: Path, message: dict[str, Any], timeout: float = 600) -> Any:
 @click.option("-i", "--instances", default=None,
               help="How many serve instances: a number, or max (one per core). "
                    "Default: cluster.instances (2).")
+
+
 @click.option("--daemon", is_flag=True, help="Detach from the terminal.")
 @settings_options
 def start_command(instances: str | None, daemon: bool, **options: Any) -> None:
     """Run N `serve` instances on one port under a supervisor (cluster mode)."""
-    from synthbox.host.cluster.options import instance_count
-    from synthbox.host.cluster.supervisor import Supervisor
-    from synthbox.logs import configure as configure_logging
-
     settings, cluster = _settings_and_options(options)
     count = instance_count(instances) if instances is not None else cluster.instances
     assert cluster.log_dir is not None
@@ -56,8 +55,6 @@ def start_command(instances: str | None, daemon: bool, **options: Any) -> None:
 
 def _daemonize(log_file: Path, data_path: Path) -> None:
     """Fork into the background; the parent returns once the control socket answers."""
-    from synthbox.host.cluster.control import NoSupervisor, request
-
     if os.fork() > 0:
         for _ in range(300):
             try:
@@ -98,7 +95,6 @@ def status_table(instances: list[dict[str, Any]]) -> str:
 def status_command(as_json: bool, **options: Any) -> None:
     """The instances of the running supervisor: id, pid, state, uptime, restarts, CPU,
     memory, jobs done."""
-    import json
 
     answer = _ask(resolve_settings(options).data_path, {"command": "status"})
     if as_json:
@@ -140,8 +136,6 @@ def restart_command(**options: Any) -> None:
 @settings_options
 def stop_command(**options: Any) -> None:
     """Stop the supervisor and every instance (running jobs finish or are handed back)."""
-    from synthbox.host.cluster.control import NoSupervisor, request
-
     settings = resolve_settings(options)
     _ask(settings.data_path, {"command": "stop"})
     for _ in range(int((settings.shutdown_timeout + 30) * 10)):

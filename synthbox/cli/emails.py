@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,6 +18,9 @@ from synthbox.cli.base import (
     settings_options,
     with_engine,
 )
+from synthbox.errors import InputError
+from synthbox.mail.transport import SmtpPool, parse_servers
+from synthbox.services import get_email_queue_service
 
 
 @click.group("emails")
@@ -30,18 +36,14 @@ def email_group() -> None:
 @click.option("--from", "sender", default=None, help="Sender (default: mail_from).")
 @click.option("--at", "send_at", default=None,
               help="Send later: an ISO time (2026-12-25T09:00:00Z) or a delay (15m, 2h).")
+
+
 @click.option("--priority", type=int, default=0, help="0-10, higher is sent first.")
 @with_engine
 def send_email_command(engine: Any, to: tuple[str, ...], subject: str, text: str | None,
                        html_file: str | None, sender: str | None, send_at: str | None,
                        priority: int, **_: Any) -> None:
     """Queue an email and print its id."""
-    import datetime
-    import time
-    from pathlib import Path
-
-    from synthbox.errors import InputError
-    from synthbox.services import get_email_queue_service
 
     payload: dict[str, Any] = {"to": list(to), "subject": subject, "priority": priority}
     if sender:
@@ -74,8 +76,6 @@ def send_email_command(engine: Any, to: tuple[str, ...], subject: str, text: str
 @settings_options
 def test_smtp_command(**options: Any) -> None:
     """Connect to each configured SMTP server and say what it offers."""
-    from synthbox.mail.transport import SmtpPool, parse_servers
-
     settings = resolve_settings(options)
     servers = parse_servers(settings.smtp_url)
     if not servers:
@@ -92,9 +92,6 @@ def test_smtp_command(**options: Any) -> None:
 @with_engine
 def suppress_command(engine: Any, entry: str, reason: str, **_: Any) -> None:
     """Never send to ADDRESS, or to any address @DOMAIN, again."""
-    from synthbox.errors import InputError
-    from synthbox.services import get_email_queue_service
-
     try:
         get_email_queue_service(engine).suppress(entry, reason, actor=CLI)
     except InputError as exc:

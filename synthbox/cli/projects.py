@@ -7,12 +7,16 @@ import json
 import shlex
 import sys
 import time
+from importlib.metadata import entry_points
 from typing import Any
 
 import click
 
 from synthbox.actors import CLI
 from synthbox.cli.base import BadInput, with_engine
+from synthbox.orchestration import projects, triggers
+from synthbox.orchestration.agents.base import ENTRY_POINT_GROUP
+from synthbox.services import get_orchestration_queue_service
 
 
 def _json_option(raw: str | None, flag: str) -> Any:
@@ -25,8 +29,6 @@ def _json_option(raw: str | None, flag: str) -> Any:
 
 
 def _service(engine: Any) -> Any:
-    from synthbox.services import get_orchestration_queue_service
-
     return get_orchestration_queue_service(engine)
 
 
@@ -39,8 +41,6 @@ def projects_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @with_engine
 def list_projects_command(engine: Any, as_json: bool, **_: Any) -> None:
-    from synthbox.orchestration import projects
-
     found = projects.list_projects()
     if as_json:
         click.echo(json.dumps(found, indent=2))
@@ -59,8 +59,6 @@ def list_projects_command(engine: Any, as_json: bool, **_: Any) -> None:
 def create_project_command(engine: Any, slug: str, name: str | None, repository: str | None,
                            settings_json: str | None, **_: Any) -> None:
     """Create a project named SLUG."""
-    from synthbox.orchestration import projects
-
     payload: dict[str, Any] = {"slug": slug}
     for key, value in (("name", name), ("repository", repository),
                        ("settings", _json_option(settings_json, "--settings"))):
@@ -74,8 +72,6 @@ def create_project_command(engine: Any, slug: str, name: str | None, repository:
 @with_engine
 def show_project_command(engine: Any, project: str, **_: Any) -> None:
     """A project with its agents, schedules, hooks and latest runs, as JSON."""
-    from synthbox.orchestration import projects, triggers
-
     runs, _cursor = _service(engine).list_runs(project, 10)
     click.echo(json.dumps({**projects.project_dict(projects.find_project(project)),
                            "agents": projects.list_agents(project),
@@ -89,8 +85,6 @@ def show_project_command(engine: Any, project: str, **_: Any) -> None:
 @with_engine
 def delete_project_command(engine: Any, project: str, yes: bool, **_: Any) -> None:
     """Delete a project with its agents, triggers, runs, tasks and suggestions."""
-    from synthbox.orchestration import projects
-
     if not yes:
         click.confirm(f"Delete project {project} and everything it holds?", abort=True)
     projects.delete_project(project, engine.data_path, actor=CLI)
@@ -107,8 +101,6 @@ def agents_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @with_engine
 def list_agents_command(engine: Any, project: str, as_json: bool, **_: Any) -> None:
-    from synthbox.orchestration import projects
-
     found = projects.list_agents(project)
     if as_json:
         click.echo(json.dumps(found, indent=2))
@@ -124,13 +116,19 @@ def list_agents_command(engine: Any, project: str, as_json: bool, **_: Any) -> N
 @click.argument("slug")
 @click.option("--kind", type=click.Choice(["http", "command", "python", "repo-scan"]),
               required=True)
+
+
 @click.option("--url", default=None, help="http: the URL to POST the context to.")
 @click.option("--command", "command_line", default=None,
               help="command: the program and its arguments (split like a shell would, "
                    "but run without one).")
+
+
 @click.option("--entry-point", default=None, help="python: a synthbox.agents entry point.")
 @click.option("--agent-config", "config_json", default=None,
               help="The whole configuration as JSON.")
+
+
 @click.option("--timeout", type=float, default=None, help="Seconds (default 300).")
 @click.option("--name", default=None)
 @with_engine
@@ -139,8 +137,6 @@ def add_agent_command(engine: Any, project: str, slug: str, kind: str, url: str 
                       config_json: str | None, timeout: float | None, name: str | None,
                       **_: Any) -> None:
     """Add agent SLUG to PROJECT."""
-    from synthbox.orchestration import projects
-
     config = _json_option(config_json, "--agent-config") or {}
     if not isinstance(config, dict):
         raise BadInput("--agent-config: must be a JSON object")
@@ -166,8 +162,6 @@ def add_agent_command(engine: Any, project: str, slug: str, kind: str, url: str 
 @click.argument("slug")
 @with_engine
 def remove_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None:
-    from synthbox.orchestration import projects
-
     projects.delete_agent(project, slug, actor=CLI)
     click.echo(f"removed {slug}")
 
@@ -177,8 +171,6 @@ def remove_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None
 @click.argument("slug")
 @with_engine
 def enable_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None:
-    from synthbox.orchestration import projects
-
     projects.update_agent(project, slug, {"enabled": True}, actor=CLI)
     click.echo(f"enabled {slug}")
 
@@ -188,8 +180,6 @@ def enable_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None
 @click.argument("slug")
 @with_engine
 def disable_agent_command(engine: Any, project: str, slug: str, **_: Any) -> None:
-    from synthbox.orchestration import projects
-
     projects.update_agent(project, slug, {"enabled": False}, actor=CLI)
     click.echo(f"disabled {slug}")
 
@@ -200,10 +190,14 @@ def disable_agent_command(engine: Any, project: str, slug: str, **_: Any) -> Non
 @click.option("--type", "job_type",
               type=click.Choice(["batch", "single_agent", "github_analysis", "retry"]),
               default=None, help="Default: batch, or single_agent with --agent.")
+
+
 @click.option("--context", "context_json", default=None, help="A JSON object for the agents.")
 @click.option("--priority", type=int, default=None, help="0-10, higher first.")
 @click.option("--wait", is_flag=True, help="Wait for the run to finish (a serve instance "
                                            "runs it) and print its result.")
+
+
 @with_engine
 def orchestrate_command(engine: Any, project: str, agent_slug: str | None,
                         job_type: str | None, context_json: str | None,
@@ -235,9 +229,6 @@ def orchestrate_command(engine: Any, project: str, agent_slug: str | None,
 @click.argument("entry_point")
 def run_agent_command(entry_point: str) -> None:
     """Run a `synthbox.agents` entry point: the context on stdin, the report on stdout."""
-    from importlib.metadata import entry_points
-
-    from synthbox.orchestration.agents.base import ENTRY_POINT_GROUP
 
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == entry_point]
     if not found:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -10,21 +11,23 @@ from synthbox.cli.base import (
     BadInput,
 )
 from synthbox.config import load_settings
+from synthbox.host.install import CONFIG, DATA, InstallError, install, uninstall, wait_until_healthy
 
 
 @click.command("install")
 @click.option("--root", "root_dir", default="/", show_default=True,
               help="Write the tree under this folder instead (no user, no systemd).")
+
+
 @click.option("--binary", default=None, help="The file to install (default: this binary).")
 @click.option("--overwrite-config", is_flag=True, help="Replace an existing synthbox.toml.")
 @click.option("--cluster", is_flag=True,
               help="Run the cluster supervisor (synthbox start) instead of one serve.")
+
+
 def install_command(root_dir: str, binary: str | None, overwrite_config: bool,
                     cluster: bool) -> None:
     """Install this binary as the synthbox systemd service, and start it."""
-    from pathlib import Path
-
-    from synthbox.host.install import CONFIG, DATA, InstallError, install, wait_until_healthy
 
     if binary is None and not getattr(sys, "frozen", False):
         raise BadInput("--binary: needed when not run from the built binary "
@@ -50,12 +53,11 @@ def install_command(root_dir: str, binary: str | None, overwrite_config: bool,
 @click.command("uninstall")
 @click.option("--root", "root_dir", default="/", show_default=True,
               help="Remove the tree written under this folder.")
+
+
 @click.option("--purge", is_flag=True, help="Also remove the data, the config and the user.")
 def uninstall_command(root_dir: str, purge: bool) -> None:
     """Stop and remove the service and the binary (the data stays unless --purge)."""
-    from pathlib import Path
-
-    from synthbox.host.install import InstallError, uninstall
 
     try:
         for line in uninstall(Path(root_dir), purge):

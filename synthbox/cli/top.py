@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from synthbox.cli.base import with_engine
+from synthbox.metrics import describe
 from synthbox.records.models import STATES
 
 COLUMNS = (*STATES, "paused")
@@ -16,8 +17,6 @@ COLUMNS = (*STATES, "paused")
 
 def render(engine: Any) -> str:
     """One screen: each queue's counts and its last minute, then the instances."""
-    from synthbox.metrics import describe
-
     figures = describe(engine)
     backends = engine.backends()
     lines = [f"SynthBox top  {time.strftime('%H:%M:%S')}   records: {backends['records']}",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from synthbox import __version__
-from synthbox.accounts.setup import SETUP_FILE
+from synthbox.accounts.setup import SETUP_FILE, setup_token
 from synthbox.config import Settings
 from synthbox.errors import SynthBoxError
 from synthbox.host.notify import notify, start_watchdog
@@ -67,8 +67,6 @@ def show_start_block(settings: Settings, engine: Engine, url: str | None) -> Non
     """Print the start block; also into the data directory when nobody watches a terminal
     (started from a file manager, or by systemd). The setup link is a secret: it goes to a
     terminal or to that file (mode 0600, in the 0700 data directory), never to a log."""
-    from synthbox.accounts.setup import setup_token
-
     token = setup_token(engine.data_path) if url else None
     link = f"{url}setup/{token}" if url and token else None
     terminal = sys.stderr.isatty()
@@ -174,18 +172,54 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def serve(settings: Settings) -> int:
+    """Serve until SIGTERM or Ctrl-C, then stop: HTTP drained, jobs finished or handed back."""
     configure_logging(settings)
-    inherited = os.environ.get("SYNTHBOX_LISTEN_FD")  # a child of `synthbox start`
-    if not settings.web:
-        sock = None
-    elif inherited:
-        sock = socket.socket(fileno=int(inherited))
-    else:
-        sock = listen(settings.host, settings.port)
+    sock = _socket(settings)
     from synthbox.app import alert_evaluator, build_engine  # the domains: not in the supervisor
 
     engine = build_engine(settings)
     stop = threading.Event()
+    _stop_on_signals(stop)
+    server, url = (None, None) if sock is None else _http_server(settings, engine, sock)
+    if settings.workers:
+        engine.add_periodic(alert_evaluator(engine).periodic())
+        engine.start_workers()
+    http_thread = None if server is None else start_thread("http", server.run)
+    show_start_block(settings, engine, url)
+    notify("READY=1")
+    state_dir = os.environ.get("SYNTHBOX_STATE_DIR")
+    if state_dir:
+        start_thread("state", report_state, Path(state_dir), engine, stop)
+    start_watchdog(stop, lambda: "ok" == engine.readiness()["records"])
+
+    while not stop.wait(1.0):
+        pass
+    notify("STOPPING=1")
+    if server is not None:
+        drain_http(server)
+    engine.stop()
+    if server is not None:
+        server.close()
+        server.task_dispatcher.shutdown(timeout=5)
+        if http_thread is not None:
+            http_thread.join(5)
+    engine.close()
+    log.info("stopped", extra=event("stop", instance=engine.instance_id))
+    return 0
+
+
+def _socket(settings: Settings) -> socket.socket | None:
+    """The HTTP socket: none without the web, the supervisor's when a child of `synthbox
+    start`, else a new one."""
+    inherited = os.environ.get("SYNTHBOX_LISTEN_FD")
+    if not settings.web:
+        return None
+    if inherited:
+        return socket.socket(fileno=int(inherited))
+    return listen(settings.host, settings.port)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
     first_signal_at: list[float] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -203,49 +237,22 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    server = None
-    url = None
-    if sock is not None:
-        from waitress import create_server
 
-        from synthbox.web import create_app
+def _http_server(settings: Settings, engine: Engine, sock: socket.socket) -> tuple[Any, str]:
+    """waitress over the Flask app, on `sock`; and the URL it answers on."""
+    from waitress import create_server
 
-        # waitress answers an over-long Content-Length with 413 before reading the body,
-        # and applies X-Forwarded-* (client address, https) only when told to trust them
-        proxy = ({"trusted_proxy": "*", "trusted_proxy_headers":
-                  "x-forwarded-for x-forwarded-proto x-forwarded-host"}
-                 if settings.trust_proxy else {})
-        server = create_server(create_app(engine), sockets=[sock],
-                               threads=settings.http_threads, ident="synthbox",
-                               clear_untrusted_proxy_headers=True,
-                               max_request_body_size=settings.max_body_bytes, **proxy)
-        server.channel_class = _json_error_channel()  # type: ignore[union-attr]
-        host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-        url = f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]
-    if settings.workers:
-        engine.add_periodic(alert_evaluator(engine).periodic())
-        engine.start_workers()
-    http_thread = None
-    if server is not None:
-        http_thread = start_thread("http", server.run)
-    show_start_block(settings, engine, url)
-    notify("READY=1")
-    state_dir = os.environ.get("SYNTHBOX_STATE_DIR")
-    if state_dir:
-        start_thread("state", report_state, Path(state_dir), engine, stop)
-    start_watchdog(stop, lambda: "ok" == engine.readiness()["records"])
+    from synthbox.web import create_app  # Flask: not in a --workers-only instance
 
-    while not stop.wait(1.0):
-        pass
-    notify("STOPPING=1")
-    if server is not None:
-        drain_http(server)
-    engine.stop()
-    if server is not None:
-        server.close()
-        server.task_dispatcher.shutdown(timeout=5)  # type: ignore[union-attr]
-        if http_thread is not None:
-            http_thread.join(5)
-    engine.close()
-    log.info("stopped", extra=event("stop", instance=engine.instance_id))
-    return 0
+    # waitress answers an over-long Content-Length with 413 before reading the body,
+    # and applies X-Forwarded-* (client address, https) only when told to trust them
+    proxy = ({"trusted_proxy": "*", "trusted_proxy_headers":
+              "x-forwarded-for x-forwarded-proto x-forwarded-host"}
+             if settings.trust_proxy else {})
+    server = create_server(create_app(engine), sockets=[sock],
+                           threads=settings.http_threads, ident="synthbox",
+                           clear_untrusted_proxy_headers=True,
+                           max_request_body_size=settings.max_body_bytes, **proxy)
+    server.channel_class = _json_error_channel()  # type: ignore[union-attr]
+    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    return server, f"http://{host}:{server.effective_port}/"  # type: ignore[union-attr]

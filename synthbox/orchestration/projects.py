@@ -20,6 +20,7 @@ from synthbox.inputs import http_url
 from synthbox.jobs.service import JOB_ID, milliseconds
 from synthbox.orchestration import checks
 from synthbox.orchestration.agents.base import ENTRY_POINT_GROUP
+from synthbox.orchestration.agents.repo_scan import checkout_dir
 from synthbox.orchestration.models import (
     AGENT_KINDS,
     Agent,
@@ -136,8 +137,6 @@ def update_project(ref: str, payload: dict[str, Any], actor: Actor = SYSTEM) -> 
 def delete_project(ref: str, data_path: Path, actor: Actor = SYSTEM) -> None:
     """The project and everything it owns, its clone too; its queued jobs fail as "no
     project"."""
-    from synthbox.orchestration.agents.repo_scan import checkout_dir
-
     project = find_project(ref)
     hooks = [h.id for h in Hook.select(Hook.id).where(Hook.project_id == project.id)]
     runs = Run.select(Run.id).where(Run.project_id == project.id)

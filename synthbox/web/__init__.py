@@ -8,6 +8,8 @@ from synthbox.accounts.jwts import TokenIssuer
 from synthbox.accounts.tokens import adopt_bootstrap_token
 from synthbox.jobs.engine import Engine
 from synthbox.paths import resource_root
+from synthbox.services import get_email_queue_service, get_orchestration_queue_service
+from synthbox.web import api, errors, health, metrics, security, ui
 
 
 def create_app(engine: Engine) -> Flask:
@@ -19,9 +21,6 @@ def create_app(engine: Engine) -> Flask:
     app.config["SYNTHBOX_ISSUER"] = TokenIssuer(engine.data_path)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     adopt_bootstrap_token(engine.data_path)
-
-    from synthbox.services import get_email_queue_service, get_orchestration_queue_service
-    from synthbox.web import api, errors, health, metrics, security, ui
 
     app.config["SYNTHBOX_EMAILS"] = get_email_queue_service(engine)
     app.config["SYNTHBOX_ORCHESTRATION"] = get_orchestration_queue_service(engine)

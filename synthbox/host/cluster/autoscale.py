@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any
 
+from synthbox.app import build_engine
 from synthbox.host.cluster.options import Autoscale
 
 log = logging.getLogger("synthbox.cluster")
@@ -14,8 +15,6 @@ log = logging.getLogger("synthbox.cluster")
 
 class Autoscaler:
     def __init__(self, supervisor: Any, rule: Autoscale):
-        from synthbox.app import build_engine
-
         self.supervisor = supervisor
         self.rule = rule
         self.engine = build_engine(supervisor.settings)  # reads the shared records; no workers

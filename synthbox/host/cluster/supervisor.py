@@ -18,6 +18,7 @@ from synthbox.config import SETTINGS, Settings
 from synthbox.host.cluster.child import Child, instance_logger
 from synthbox.host.cluster.control import ControlServer
 from synthbox.host.cluster.options import ClusterOptions, instance_count
+from synthbox.host.notify import notify, start_watchdog
 from synthbox.host.serve import StartError, listen
 from synthbox.threads import start_thread
 
@@ -269,7 +270,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: start_thread("reload", self.reload))
         if self.options.autoscale is not None:
-            from synthbox.host.cluster.autoscale import Autoscaler
+            from synthbox.host.cluster.autoscale import Autoscaler  # the domains: opt-in
 
             instances = self.options.autoscale.min
             self._scaler = Autoscaler(self, self.options.autoscale)
@@ -280,8 +281,6 @@ class Supervisor:
                  os.getpid(), instances, self.settings.host, self.sock.getsockname()[1],
                  control.path)
         self._notify_when_ready()
-        from synthbox.host.notify import start_watchdog
-
         start_watchdog(self.stopping, lambda: any(s.state == "online" for s in self.slots))
         try:
             while not self.stopping.wait(0.25):
@@ -297,8 +296,6 @@ class Supervisor:
         return 0
 
     def _notify_when_ready(self) -> None:
-        from synthbox.host.notify import notify
-
         def wait() -> None:
             while not self.stopping.is_set():
                 with self.lock:

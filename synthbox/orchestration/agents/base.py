@@ -24,6 +24,7 @@ from typing import Any
 from synthbox.config import SETTINGS
 from synthbox.jobs.errors import TIMEOUTS_HELD, JobTimeout
 from synthbox.orchestration.outbound import Network, OutboundRefused, post_json
+from synthbox.paths import self_command
 
 OUTPUT_CAP = 64 * 1024  # characters of output kept with an agent run
 REPORT_ITEMS_CAP = 1000
@@ -165,8 +166,6 @@ def command_line(config: dict[str, Any]) -> list[str]:
 
 def python_agent_argv(entry_point: str) -> list[str]:
     """This program, asked to run one `synthbox.agents` entry point in a child process."""
-    from synthbox.paths import self_command
-
     return self_command("run-agent", entry_point)
 
 

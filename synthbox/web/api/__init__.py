@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from flask import Flask
 
+from synthbox.web.api import admin, alerts, auth, emails, jobs, openapi, projects
+
 
 def init_app(app: Flask) -> None:
-    from synthbox.web.api import admin, alerts, auth, emails, jobs, openapi, projects
-
     for blueprint in (auth.bp, jobs.bp, admin.bp, openapi.bp, alerts.bp, emails.bp,
                       projects.bp, projects.hooks_bp):
         app.register_blueprint(blueprint)

@@ -7,20 +7,19 @@ JavaScript. `static/synthbox.js` only refreshes live figures and shows local tim
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 
 from flask import Flask
 
+from synthbox.accounts.jwts import SECRET_FILE
+from synthbox.secrets import read_or_create_secret
+from synthbox.web.ui import admin, alerts, base, emails, projects, queues, signin
+
 
 def init_app(app: Flask, data_path: Path) -> None:
     """The UI's pages, and the signed cookie that carries a message across a redirect."""
-    import hashlib
-    import hmac
-
-    from synthbox.accounts.jwts import SECRET_FILE
-    from synthbox.secrets import read_or_create_secret
-    from synthbox.web.ui import admin, alerts, base, emails, projects, queues, signin
-
     key = read_or_create_secret(data_path, SECRET_FILE)[0]
     app.secret_key = hmac.new(key.encode(), b"synthbox ui messages", hashlib.sha256).digest()
     app.config.update(SESSION_COOKIE_NAME="synthbox_messages", SESSION_COOKIE_HTTPONLY=True,

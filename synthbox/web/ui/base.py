@@ -24,6 +24,7 @@ from synthbox.accounts.principal import for_user
 from synthbox.actors import Actor
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.web.security import check_form, safe_next
+from synthbox.web.ui.signin import signed_in
 
 
 def ui_page(permission: str = "read") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -33,8 +34,6 @@ def ui_page(permission: str = "read") -> Callable[[Callable[..., Any]], Callable
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            from synthbox.web.ui.signin import signed_in
-
             found = signed_in()
             if found is None:
                 return redirect(url_for("pages.login",
