@@ -1,0 +1,132 @@
+"""Issue 23: the security promises in the README, each against real parts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from synthbox.errors import InputError
+from synthbox.mail.models import Email
+from synthbox.mail.service import EmailService
+from tests.conftest import Serve, remember_secret, wait_for
+from tests.smtp_server import SmtpServer
+
+FAST = {"email": {"backoff_delay": 0.3, "rate_limit_max": 1000}}
+
+# each decodes to a value holding CR, LF or NUL: q and b words, upper case, a line break
+# split over two words, a word inside other text, a long value that folds, an odd charset
+INJECTIONS = [
+    "=?utf-8?q?Hi=0D=0AFrom:_ceo@bank.example=0D=0AReply-To:_evil@example.com?=",
+    "=?utf-8?b?SGkNCkJjYzogZXZpbEBleGFtcGxlLmNvbQ==?=",
+    "=?UTF-8?Q?Hi=0d=0aBcc:_evil@example.com?=",
+    "=?utf-8?q?Hi=0D?= =?utf-8?q?=0ABcc:_evil@example.com?=",
+    "Hello =?utf-8?q?there=0A=0A?=the sender's own body",
+    "word " * 40 + "=?utf-8?q?x=0D=0ABcc:_evil@example.com?=",
+    "a=?utf-8?q?=0D=0A?=Bcc:evil@example.com",
+    "=?utf-8?q?nul=00byte?=",
+    "=?iso-8859-1?q?lone=0Dcr?=",
+]
+
+
+@pytest.fixture
+def smtp():
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def mailer(engine_builder, smtp, **settings):
+    engine = engine_builder({"smtp_url": f"smtp://localhost:{smtp.port}",
+                             "mail_from": "app@synthbox.test", **settings}, FAST)
+    return engine, EmailService(engine)
+
+
+def received_headers(smtp) -> list[list[tuple[str, str]]]:
+    return [list(m["message"].items()) for m in smtp.messages]
+
+
+# -- 1. mail header injection through encoded words ---------------------------------------
+
+@pytest.mark.parametrize("value", INJECTIONS)
+def test_an_encoded_line_break_in_any_header_is_refused(engine_builder, smtp, value):
+    engine, emails = mailer(engine_builder, smtp)
+    from synthbox.mail.templates import save_template
+
+    save_template("hello", "Hello {{ name }}", "Hi", None)
+    attempts = [({"subject": value}, "subject"),
+                ({"subject": "ok", "headers": {"X-Campaign": value}}, "headers.X-Campaign"),
+                ({"template": "hello", "variables": {"name": value}}, "subject")]
+    for extra, field in attempts:
+        payload = {"to": "a@example.com", **extra}
+        if "template" not in extra:
+            payload["text"] = "body"
+        with pytest.raises(InputError) as caught:
+            emails.send(payload)
+        assert caught.value.field == field, extra
+    for field in ("from", "to", "replyTo"):
+        with pytest.raises(InputError) as caught:
+            emails.send({"to": "a@example.com", "subject": "ok", "text": "x",
+                         field: "=?utf-8?q?a=0D=0ABcc=3Aevil?=@example.com"})
+        assert caught.value.field in (field, f"{field}[0]")
+    with pytest.raises(InputError) as caught:
+        save_template("evil", value, "x", None)
+    assert caught.value.field == "subject"
+    ok = emails.send({"to": "a@example.com", "subject": "=?utf-8?q?Caf=C3=A9_au_lait?=",
+                      "text": "body", "headers": {"X-Note": "=?utf-8?b?w6ljaG8=?="}})
+    wait_for(lambda: emails.get(ok["id"])["state"] == "sent", message="sent")
+    [message] = [m["message"] for m in smtp.messages]
+    assert message["Subject"] == "Café au lait" and message["X-Note"] == "écho"
+    assert message["From"] == "app@synthbox.test" and message["Reply-To"] is None
+    assert message["Bcc"] is None
+    assert message.get_body(("plain",)).get_content().strip() == "body"
+    engine.stop(timeout=5)
+
+
+@pytest.mark.parametrize("value", INJECTIONS[:4])
+def test_a_stored_injected_header_is_never_written_out(engine_builder, smtp, value):
+    """A record written before the decoded check (or by any other path) fails to build:
+    the generator's policy refuses it whatever the Python patch level."""
+    engine, emails = mailer(engine_builder, smtp)
+    engine.service("email").pause()
+    sent = emails.send({"to": "a@example.com", "subject": "placeholder", "text": "body"})
+    Email.update(subject=value, headers=json.dumps({"X-Campaign": value})).where(
+        Email.id == int(sent["id"])).execute()
+    engine.service("email").resume()
+    wait_for(lambda: emails.get(sent["id"])["state"] == "failed", message="failed")
+    assert "cannot build the message" in emails.get(sent["id"])["lastError"]
+    control = emails.send({"to": "a@example.com", "subject": "after", "text": "body"})
+    wait_for(lambda: emails.get(control["id"])["state"] == "sent", message="control sent")
+    assert [m["message"]["Subject"] for m in smtp.messages] == ["after"]
+    assert all(m["message"]["From"] == "app@synthbox.test" for m in smtp.messages)
+
+
+def test_the_api_answers_400_naming_the_field_and_the_sink_gets_nothing(tmp_path, smtp):
+    env = {"SYNTHBOX_SMTP_URL": f"smtp://localhost:{smtp.port}",
+           "SYNTHBOX_MAIL_FROM": "app@synthbox.test"}
+    server = Serve(tmp_path / "data", env).start()
+    try:
+        remember_secret(server.token)
+        status, _ = server.request("PUT", "/api/v1/emails/templates/hello",
+                                   {"subject": "Hello {{ name }}", "text": "Hi"})
+        assert status == 200
+        bodies = [({"subject": INJECTIONS[0]}, "subject"),
+                  ({"subject": "ok", "headers": {"X-Tag": INJECTIONS[1]}}, "headers.X-Tag"),
+                  ({"template": "hello", "variables": {"name": INJECTIONS[3]}}, "subject")]
+        for extra, field in bodies:
+            body = {"to": "a@example.com", **extra}
+            if "template" not in extra:
+                body["text"] = "x"
+            status, reply = server.request("POST", "/api/v1/emails", body)
+            assert status == 400, reply
+            assert reply["error"]["field"] == field
+            assert "encoded word" in reply["error"]["message"]
+        status, reply = server.request("POST", "/api/v1/emails/bulk", {"emails": [
+            {"to": "a@example.com", "subject": "fine", "text": "x"},
+            {"to": "a@example.com", "subject": INJECTIONS[2], "text": "x"}]})
+        assert status == 400 and reply["error"]["field"] == "emails[1].subject"
+        status, reply = server.request("GET", "/api/v1/emails")
+        assert reply["data"]["emails"] == [], "nothing was recorded"
+        assert smtp.messages == []
+    finally:
+        server.stop()
