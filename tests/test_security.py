@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -128,5 +129,50 @@ def test_the_api_answers_400_naming_the_field_and_the_sink_gets_nothing(tmp_path
         status, reply = server.request("GET", "/api/v1/emails")
         assert reply["data"]["emails"] == [], "nothing was recorded"
         assert smtp.messages == []
+    finally:
+        server.stop()
+
+
+# -- 2. bounded template rendering --------------------------------------------------------
+
+RUNAWAY_TEMPLATES = {
+    # no output at all, 10^10 iterations: only a time budget stops it
+    "spin": "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+    # 30 M characters (1.9 s and 30 MB before the cap)
+    "flood": "{% for a in range(100000) %}{% for b in range(30) %}xxxxxxxxxx{% endfor %}"
+             "{% endfor %}",
+    "range": "{{ range(10 ** 12) | list }}",  # OverflowError: Range too big (was a 500)
+    "repeat": "{{ 'x' * 10 ** 7 }}",
+    "divide": "{{ 1 // 0 }}",
+}
+
+
+def test_a_runaway_template_is_a_400_naming_the_template_within_the_budget(tmp_path, smtp):
+    budget = 3.0  # synthbox.mail.rendering.TIME_BUDGET
+    env = {"SYNTHBOX_SMTP_URL": f"smtp://localhost:{smtp.port}",
+           "SYNTHBOX_MAIL_FROM": "app@synthbox.test"}
+    server = Serve(tmp_path / "data", env).start()
+    try:
+        remember_secret(server.token)
+        for name, source in {**RUNAWAY_TEMPLATES, "fine": "Hi {{ who }}"}.items():
+            status, reply = server.request("PUT", f"/api/v1/emails/templates/{name}",
+                                           {"subject": "About {{ who }}", "text": source})
+            assert status == 200, reply
+        for name in RUNAWAY_TEMPLATES:
+            started = time.monotonic()
+            status, reply = server.request("POST", "/api/v1/emails", {
+                "to": "a@example.com", "template": name, "variables": {"who": "Ann"}})
+            took = time.monotonic() - started
+            assert status == 400, (name, reply)
+            assert reply["error"]["field"] == "template", (name, reply)
+            assert f"cannot render '{name}'" in reply["error"]["message"]
+            assert took < budget + 2, f"{name} took {took:.1f} s"
+        status, reply = server.request("POST", "/api/v1/emails", {
+            "to": "a@example.com", "template": "fine", "variables": {"who": "Ann"}})
+        assert status == 201, reply
+        wait_for(lambda: len(smtp.messages) == 1, message="the fine one arrives")
+        message = smtp.messages[0]["message"]
+        assert message["Subject"] == "About Ann"
+        assert message.get_body(("plain",)).get_content().strip() == "Hi Ann"
     finally:
         server.stop()
