@@ -200,9 +200,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("email_domain_limits", {}, "Sends per recipient domain across every instance, "
             'e.g. `{"gmail.com": [20, 60]}` (20 per 60 s); an email over it waits, no attempt '
             "is used.", _parse_domain_limits),
-    Setting("agent_http_allow", (), "Addresses or networks `http` agents may call although "
-            "they are loopback, private or link-local (comma-separated), e.g. `10.0.0.0/8`.",
-            _parse_networks),
+    Setting("outbound_allow", (), "Addresses or networks SynthBox may call although they are "
+            "loopback, private or link-local (comma-separated), e.g. `10.0.0.0/8`: one list "
+            "for every outbound request (`http` agents, alert webhooks), checked after DNS "
+            "and on every redirect.", _parse_networks),
+    Setting("agent_http_allow", (), "Former name of `outbound_allow`, still read: its "
+            "entries are added to that list.", _parse_networks),
     Setting("shutdown_timeout", 25.0, "Seconds a stop waits for running jobs before "
             "handing them back to the queue.", _positive_float),
     Setting("http_threads", 8, "Threads serving HTTP requests.", _positive_int),

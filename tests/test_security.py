@@ -176,3 +176,77 @@ def test_a_runaway_template_is_a_400_naming_the_template_within_the_budget(tmp_p
         assert message.get_body(("plain",)).get_content().strip() == "Hi Ann"
     finally:
         server.stop()
+
+
+# -- 3. one outbound policy ----------------------------------------------------------------
+
+def _fire_webhook_alert(engine, url: str) -> str:
+    """Make a `waiting` rule fire once and return what its webhook delivery recorded."""
+    from synthbox.alerting import rules
+    from synthbox.alerting.evaluate import AlertEvaluator
+    from synthbox.alerting.models import AlertEvent
+
+    name = f"hook-{AlertEvent.select().count()}"
+    rules.create_rule({"name": name, "kind": "waiting", "queue": "diagnostics",
+                       "threshold": 0, "webhook": url}, list(engine.queues))
+    diagnostics = engine.service("diagnostics")
+    diagnostics.pause()  # so the job stays waiting, with or without workers
+    if not diagnostics.get_stats()["paused"] + diagnostics.get_stats()["waiting"]:
+        diagnostics.add_bulk([{"name": "noop"}])
+    AlertEvaluator(engine).check_all()
+    event = wait_for(lambda: AlertEvent.get_or_none(
+        (AlertEvent.rule == name) & (AlertEvent.delivery != "")), message="delivered")
+    return event.delivery
+
+
+def test_alert_webhooks_go_through_the_outbound_guard(engine_builder):
+    from tests.receiver import Receiver
+
+    inside = Receiver()
+    elsewhere = Receiver()
+    hop = Receiver(redirect=elsewhere.url.replace("127.0.0.1", "127.0.0.2"),
+                   redirect_status=307)
+    try:
+        engine = engine_builder({}, workers=False)
+        for url in (inside.url, inside.url.replace("127.0.0.1", "localhost"),
+                    "http://169.254.169.254/latest/meta-data/", "http://[::1]:9/x",
+                    "http://10.1.2.3:9/x"):
+            delivery = _fire_webhook_alert(engine, url)
+            assert delivery.startswith("webhook refused: url: "), delivery
+            assert "SynthBox calls it only when outbound_allow lists it" in delivery
+        assert inside.received == [], "a loopback receiver is never called"
+
+        allowed = engine_builder({"outbound_allow": "127.0.0.1"}, workers=False,
+                                 data_dir=engine.settings.data_path)
+        assert _fire_webhook_alert(allowed, inside.url) == "webhook answered 200"
+        assert inside.received[0]["state"] == "firing"
+        assert inside.headers[0]["User-Agent"] == "SynthBox-alerts"
+        # an allowed first hop redirects to a loopback address the list does not cover
+        delivery = _fire_webhook_alert(allowed, hop.url)
+        assert len(hop.received) == 1
+        assert delivery.startswith("webhook refused: url: 127.0.0.2 is a loopback"), delivery
+    finally:
+        for receiver in (inside, elsewhere, hop):
+            receiver.stop()
+
+
+def test_agents_and_webhooks_share_the_allow_list(engine_builder):
+    from synthbox.orchestration import projects
+    from synthbox.services import get_orchestration_queue_service
+    from tests.receiver import Receiver
+
+    agent_end = Receiver({"tasks": []})
+    try:
+        engine = engine_builder({"outbound_allow": "127.0.0.1"},
+                                {"orchestration": {"rate_limit_max": 0, "attempts": 1}})
+        service = get_orchestration_queue_service(engine)
+        projects.create_project({"slug": "guarded"})
+        projects.create_agent("guarded", {"slug": "caller", "kind": "http",
+                                          "config": {"url": agent_end.url}})
+        run = service.trigger("guarded", {}, "manual")
+        wait_for(lambda: engine.find_job(int(run["jobId"]))["state"] == "completed",
+                 message="the agent ran")
+        assert len(agent_end.received) == 1
+        assert _fire_webhook_alert(engine, agent_end.url) == "webhook answered 200"
+    finally:
+        agent_end.stop()

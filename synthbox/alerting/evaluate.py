@@ -7,8 +7,6 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +14,7 @@ from synthbox.alerting.models import AlertEvent, AlertRule
 from synthbox.alerting.rules import KINDS
 from synthbox.jobs.engine import Engine
 from synthbox.logs import event
+from synthbox.orchestration.outbound import OutboundRefused, allowed_networks, post_json
 
 log = logging.getLogger("synthbox.alerts")
 
@@ -108,16 +107,13 @@ class AlertEvaluator:
         AlertEvent.update(delivery="; ".join([answer, *deliveries])).where(
             AlertEvent.id == event_id).execute()
 
-    @staticmethod
-    def _post(url: str, payload: dict[str, Any]) -> str:
-        request = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                         method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  "User-Agent": "SynthBox-alerts"})
+    def _post(self, url: str, payload: dict[str, Any]) -> str:
+        """Through the same guard as every outbound request (after DNS, on redirects)."""
         try:
-            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:
-                return f"webhook answered {response.status}"
-        except urllib.error.HTTPError as exc:
-            return f"webhook answered {exc.code}"
-        except (OSError, ValueError) as exc:
-            return f"webhook failed: {exc}"
+            status, _ = post_json(url, payload, {}, time.monotonic() + WEBHOOK_TIMEOUT,
+                                  allowed_networks(self.engine.settings), "SynthBox-alerts")
+        except OutboundRefused as exc:
+            return f"webhook refused: {exc}"
+        except Exception as exc:  # noqa: BLE001 - refused, reset, TLS, timeout, protocol
+            return f"webhook failed: {type(exc).__name__}: {exc}"
+        return f"webhook answered {status}"

@@ -6,6 +6,7 @@ from synthbox.config import Settings
 from synthbox.jobs.spec import QueueSpec
 from synthbox.orchestration.agents import AgentProcesses
 from synthbox.orchestration.handler import make_orchestrate
+from synthbox.orchestration.outbound import allowed_networks
 from synthbox.orchestration.service import ORCHESTRATE, ORCHESTRATION_QUEUE
 from synthbox.orchestration.triggers import schedule_chore
 
@@ -15,7 +16,7 @@ def orchestration_queue_spec(settings: Settings) -> QueueSpec:
     from 30 s, 10 minutes per job, completed kept 24 h, failed 7 d; cron in the chore."""
     processes = AgentProcesses()
     return QueueSpec(name=ORCHESTRATION_QUEUE,
-                     handlers={ORCHESTRATE: make_orchestrate(settings.agent_http_allow,
+                     handlers={ORCHESTRATE: make_orchestrate(allowed_networks(settings),
                                                              settings.data_path, processes)},
                      concurrency=3, rate_limit_max=5, rate_limit_duration=60.0, attempts=3,
                      backoff_type="exponential", backoff_delay=30.0, timeout=600.0,
