@@ -250,3 +250,46 @@ def test_agents_and_webhooks_share_the_allow_list(engine_builder):
         assert _fire_webhook_alert(engine, agent_end.url) == "webhook answered 200"
     finally:
         agent_end.stop()
+
+
+# -- 5. no secrets in debug logs ----------------------------------------------------------
+
+def test_debug_logs_show_sql_without_values_and_no_secret(tmp_path):
+    secrets_used = {"query key": "querykey-5f3e1a9c", "agent header": "header-7c1d2e3f4a",
+                    "agent env": "envvalue-9a8b7c6d", "password": "pw-correct-horse-99"}
+    for value in secrets_used.values():
+        remember_secret(value)
+    server = Serve(tmp_path / "data", {"SYNTHBOX_LOG_LEVEL": "debug"}).start()
+    try:
+        remember_secret(server.token)
+        assert server.request("POST", "/api/v1/projects", {"slug": "p1"})[0] == 201
+        status, _ = server.request("POST", "/api/v1/projects/p1/agents", {
+            "slug": "caller", "kind": "http",
+            "config": {"url": f"https://hooks.invalid/x?key={secrets_used['query key']}",
+                       "headers": {"X-Api-Key": secrets_used["agent header"]}}})
+        assert status == 201
+        status, _ = server.request("POST", "/api/v1/projects/p1/agents", {
+            "slug": "runner", "kind": "command",
+            "config": {"command": ["true"], "env": {"TOKEN": secrets_used["agent env"]}}})
+        assert status == 201
+        status, hook = server.request("POST", "/api/v1/projects/p1/hooks", {"slug": "h1"})
+        secrets_used["hook secret"] = hook["data"]["secret"]
+        remember_secret(hook["data"]["secret"])
+        assert server.request("POST", "/api/v1/admin/users", {
+            "name": "bob", "password": secrets_used["password"], "role": "viewer"})[0] == 201
+        status, pair = server.request("POST", "/api/v1/auth/login", {
+            "name": "bob", "password": secrets_used["password"]}, token=None)
+        assert status == 200
+        remember_secret(pair["data"]["accessToken"])
+        status, run = server.request("POST", "/api/v1/projects/p1/orchestrations", {})
+        assert status == 201, run
+        path = f"/api/v1/projects/p1/runs/{run['data']['jobId']}"
+        wait_for(lambda: len(server.request("GET", path)[1]["data"]["agentRuns"]) == 2,
+                 message="both agents ran")
+    finally:
+        server.stop()
+    output = server.output()
+    assert "values not logged]" in output, "debug shows the SQL, without its values"
+    leaked = [what for what, value in secrets_used.items() if value in output]
+    assert leaked == [], f"in the debug log: {leaked}"
+    assert "$argon2" not in output, "no password hash"
