@@ -293,3 +293,43 @@ def test_debug_logs_show_sql_without_values_and_no_secret(tmp_path):
     leaked = [what for what, value in secrets_used.items() if value in output]
     assert leaked == [], f"in the debug log: {leaked}"
     assert "$argon2" not in output, "no password hash"
+
+
+# -- 6. no account lockout for everyone -----------------------------------------------------
+
+def _login_from(server, address: str, name: str, password: str) -> tuple[int, float]:
+    import http.client
+
+    started = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("POST", "/api/v1/auth/login", json.dumps({"name": name, "password": password}),
+                 {"Content-Type": "application/json", "X-Forwarded-For": address})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.status, time.monotonic() - started
+
+
+def test_a_guesser_locks_out_only_itself_and_others_get_a_growing_delay(tmp_path):
+    server = Serve(tmp_path / "data", {"SYNTHBOX_TRUST_PROXY": "true"}).start()
+    try:
+        remember_secret(server.token)
+        right, wrong = "target password 1", "wrong guess 123"
+        assert server.request("POST", "/api/v1/admin/users", {
+            "name": "target", "password": right, "role": "viewer"})[0] == 201
+        attacker = "203.0.113.66"
+        assert [_login_from(server, attacker, "target", wrong)[0]
+                for _ in range(10)] == [401] * 10
+        assert _login_from(server, attacker, "target", wrong)[0] == 429
+        assert _login_from(server, attacker, "target", right)[0] == 429, \
+            "the guessing address waits, the right password included"
+        status, took = _login_from(server, "198.51.100.7", "target", right)
+        assert status == 200, "the owner, elsewhere, still signs in"
+        assert took >= 0.25, "after 10 failures every address waits a little"
+        waits = [_login_from(server, f"192.0.2.{i}", "target", wrong) for i in range(1, 6)]
+        assert [status for status, _ in waits] == [401] * 5, "no hard lock elsewhere"
+        assert waits[-1][1] > waits[0][1] >= 0.25, f"a growing delay: {waits}"
+        status, took = _login_from(server, "198.51.100.8", "target", right)
+        assert status == 200 and took >= 0.5
+    finally:
+        server.stop()
