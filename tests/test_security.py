@@ -333,3 +333,77 @@ def test_a_guesser_locks_out_only_itself_and_others_get_a_growing_delay(tmp_path
         assert status == 200 and took >= 0.5
     finally:
         server.stop()
+
+
+# -- 4. repo-scan stays inside the checkout -------------------------------------------------
+
+def _commit_repo(repo, files: dict, links: dict) -> None:
+    import os
+    import subprocess
+
+    repo.mkdir(parents=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Ann", "GIT_AUTHOR_EMAIL": "ann@example.com",
+           "GIT_COMMITTER_NAME": "Ann", "GIT_COMMITTER_EMAIL": "ann@example.com"}
+    for name, content in files.items():
+        (repo / name).write_bytes(content)
+    for name, target in links.items():
+        (repo / name).symlink_to(target)
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "one"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+
+
+def _scan(engine_builder, repository: str, **settings):
+    from synthbox.orchestration import projects
+    from synthbox.services import get_orchestration_queue_service
+
+    engine = engine_builder(settings, {"orchestration": {"rate_limit_max": 0, "attempts": 1}})
+    service = get_orchestration_queue_service(engine)
+    projects.create_project({"slug": "scanned", "repository": repository})
+    run = service.trigger("scanned", {"jobType": "github_analysis"}, "manual")
+    wait_for(lambda: engine.find_job(int(run["jobId"]))["state"] in ("completed", "failed"),
+             message="the scan finished")
+    return service.get_run("scanned", run["jobId"])
+
+
+def test_a_pushed_symlink_to_a_host_file_reveals_nothing(engine_builder, tmp_path):
+    host_file = tmp_path / "host" / "secret.txt"  # stands for /etc/shadow and the like
+    host_file.parent.mkdir()
+    host_file.write_bytes(b"TODO TODO FIXME\n" + b"x" * 1_500_000)
+    repo = tmp_path / "git" / "repo"
+    _commit_repo(repo, {"README.md": b"# r\n", "app.py": b"# TODO: one\n"},
+                 {"leak": str(host_file), "leak-dir": str(host_file.parent)})
+    found = _scan(engine_builder, str(repo), repository_roots=str(tmp_path / "git"))
+    by_kind = {s["detail"]["kind"]: s["detail"] for s in found["suggestions"]}
+    assert (by_kind["todo"]["todo"], by_kind["todo"]["fixme"]) == (1, 0)
+    assert by_kind["todo"]["files"] == [{"path": "app.py", "count": 1}]
+    assert "large-file" not in by_kind, "nothing about the host file's size"
+    assert "secret" not in json.dumps(found)
+
+
+def test_a_local_repository_must_be_under_repository_roots(engine_builder, tmp_path,
+                                                           serve_factory):
+    repo = tmp_path / "elsewhere" / "repo"
+    _commit_repo(repo, {"README.md": b"# r\n"}, {})
+    found = _scan(engine_builder, str(repo))  # no repository_roots: no local path
+    [agent_run] = found["agentRuns"]
+    assert agent_run["status"] == "failed"
+    assert "repository: a local path must be under repository_roots" in agent_run["error"]
+    assert not (tmp_path / "data" / "repos" / "1" / "checkout").exists(), "nothing cloned"
+
+    server = serve_factory({"SYNTHBOX_REPOSITORY_ROOTS": str(tmp_path / "git")},
+                           data_dir=tmp_path / "served")
+    remember_secret(server.token)
+    link = tmp_path / "git" / "sneaky"
+    link.parent.mkdir()
+    link.symlink_to(repo.parent)  # under the root by name, outside once resolved
+    for repository in (str(repo), f"file://{repo}", str(link / "repo"), "../elsewhere/repo"):
+        status, reply = server.request("POST", "/api/v1/projects",
+                                       {"slug": "p", "repository": repository})
+        assert status == 400 and reply["error"]["field"] == "repository", repository
+    inside = tmp_path / "git" / "real"
+    _commit_repo(inside, {"README.md": b"# r\n"}, {})
+    for slug, repository in (("a", str(inside)), ("b", "https://example.com/r.git"),
+                             ("c", "git@example.com:o/r.git")):
+        status, reply = server.request("POST", "/api/v1/projects",
+                                       {"slug": slug, "repository": repository})
+        assert status == 201, reply

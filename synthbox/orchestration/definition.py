@@ -16,8 +16,9 @@ def orchestration_queue_spec(settings: Settings) -> QueueSpec:
     from 30 s, 10 minutes per job, completed kept 24 h, failed 7 d; cron in the chore."""
     processes = AgentProcesses()
     return QueueSpec(name=ORCHESTRATION_QUEUE,
-                     handlers={ORCHESTRATE: make_orchestrate(allowed_networks(settings),
-                                                             settings.data_path, processes)},
+                     handlers={ORCHESTRATE: make_orchestrate(
+                         allowed_networks(settings), settings.data_path, processes,
+                         settings.repository_roots)},
                      concurrency=3, rate_limit_max=5, rate_limit_duration=60.0, attempts=3,
                      backoff_type="exponential", backoff_delay=30.0, timeout=600.0,
                      keep_completed_age=24 * 3600.0, keep_completed_count=1000,

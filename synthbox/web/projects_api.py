@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, request
 
 from synthbox.orchestration import projects, triggers
 from synthbox.orchestration.models import Suggestion, Task
+from synthbox.orchestration.reposcan import check_repository_location
 from synthbox.orchestration.service import OrchestrationService
 from synthbox.web.auth import authenticate_api_request, caller, needs, record
 from synthbox.web.errors import ok
@@ -30,6 +31,14 @@ def _page_args() -> tuple[int, int | None]:
     return query_int("limit", 50, 1, 500) or 50, query_int("cursor", None, 0, 10**18)
 
 
+def _check_repository(payload: Any) -> None:
+    """A local path only under repository_roots (the scan checks again, links resolved)."""
+    repository = payload.get("repository") if isinstance(payload, dict) else None
+    if isinstance(repository, str) and repository and "********" not in repository:
+        roots = current_app.config["SYNTHBOX_ENGINE"].settings.repository_roots
+        check_repository_location(repository, roots)
+
+
 @bp.get("")
 @needs("read")
 def list_projects() -> Any:
@@ -39,6 +48,7 @@ def list_projects() -> Any:
 @bp.post("")
 @needs("admin")
 def create_project() -> Any:
+    _check_repository(json_body())
     created = projects.create_project(json_body())
     record("project.create", f"project:{created['slug']}")
     return ok(created, 201)
@@ -53,6 +63,7 @@ def get_project(project: str) -> Any:
 @bp.patch("/<project>")
 @needs("admin")
 def update_project(project: str) -> Any:
+    _check_repository(json_body())
     changed = projects.update_project(project, json_body())
     record("project.update", f"project:{changed['slug']}")
     return ok(changed)
