@@ -407,3 +407,35 @@ def test_a_local_repository_must_be_under_repository_roots(engine_builder, tmp_p
         status, reply = server.request("POST", "/api/v1/projects",
                                        {"slug": slug, "repository": repository})
         assert status == 201, reply
+
+
+# -- 7. robustness seen on the way ----------------------------------------------------------
+
+def test_refusals_name_the_real_path_and_405_says_what_is_allowed(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    server = Serve(tmp_path / "data").start()
+    try:
+        remember_secret(server.token)
+        status, reply = server.request("POST", "/api/v1/queues/orchestration/jobs",
+                                       {"name": "orchestrate", "data": {}})
+        assert status == 403
+        assert "POST /api/v1/projects/{project}/orchestrations" in reply["error"]["message"]
+        status, reply = server.request("POST", "/api/v1/queues/email/jobs", {"name": "send"})
+        assert status == 403 and "POST /api/v1/emails" in reply["error"]["message"]
+        for method, path in (("DELETE", "/api/v1/emails"), ("PUT", "/api/v1/projects"),
+                             ("PATCH", "/healthz")):
+            request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}",
+                                             method=method)
+            request.add_header("Authorization", f"Bearer {server.token}")
+            try:
+                urllib.request.urlopen(request, timeout=10)
+                raise AssertionError(f"{method} {path} was accepted")
+            except urllib.error.HTTPError as error:
+                assert error.code == 405
+                allowed = {m.strip() for m in error.headers["Allow"].split(",")}
+                assert "GET" in allowed and method not in allowed, (path, allowed)
+                assert json.loads(error.read())["error"]["code"] == "method_not_allowed"
+    finally:
+        server.stop()
