@@ -439,3 +439,40 @@ def test_refusals_name_the_real_path_and_405_says_what_is_allowed(tmp_path):
                 assert json.loads(error.read())["error"]["code"] == "method_not_allowed"
     finally:
         server.stop()
+
+
+def test_the_alert_check_waits_for_a_locked_sqlite_instead_of_failing(engine_builder, caplog):
+    import sqlite3
+    import threading
+
+    from synthbox.alerting import rules
+    from synthbox.alerting.evaluate import AlertEvaluator
+    from synthbox.alerting.models import AlertEvent
+
+    engine = engine_builder({}, workers=False)
+    rules.create_rule({"name": "backlog", "kind": "waiting", "queue": "diagnostics",
+                       "threshold": 0}, list(engine.queues))
+    engine.service("diagnostics").add_bulk([{"name": "noop"}])
+    held, release = threading.Event(), threading.Event()
+
+    def long_writer() -> None:  # another process's long write (a 15 MB job, a big bulk)
+        conn = sqlite3.connect(engine.settings.data_path / "synthbox.db", timeout=30)
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        release.wait(30)
+        conn.rollback()
+        conn.close()
+
+    writer = threading.Thread(target=long_writer)
+    writer.start()
+    held.wait(10)
+    threading.Timer(12.0, release.set).start()  # past SQLite's 10 s busy timeout
+    try:
+        with caplog.at_level("WARNING", logger="synthbox.alerts"):
+            AlertEvaluator(engine).check_all()
+    finally:
+        release.set()
+        writer.join(30)
+    assert [(e.rule, e.state) for e in AlertEvent.select()] == [("backlog", "firing")]
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], \
+        caplog.text
