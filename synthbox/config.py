@@ -110,6 +110,16 @@ def _parse_networks(raw: Any) -> tuple[Any, ...]:
                          "127.0.0.1") from None
 
 
+def _parse_paths(raw: Any) -> tuple[Path, ...]:
+    items = [part.strip() for part in raw.split(",")] if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError("must be a list of directories, e.g. /srv/git")
+    paths = tuple(Path(item).expanduser() for item in items if item)
+    if any(not path.is_absolute() for path in paths):
+        raise ValueError("must be absolute directories, e.g. /srv/git")
+    return paths
+
+
 def _parse_alerts(raw: Any) -> list[dict[str, Any]]:
     try:
         value = json.loads(raw) if isinstance(raw, str) else raw
@@ -205,9 +215,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("email_domain_limits", {}, "Sends per recipient domain across every instance, "
             'e.g. `{"gmail.com": [20, 60]}` (20 per 60 s); an email over it waits, no attempt '
             "is used.", _parse_domain_limits),
-    Setting("agent_http_allow", (), "Addresses or networks `http` agents may call although "
-            "they are loopback, private or link-local (comma-separated), e.g. `10.0.0.0/8`.",
-            _parse_networks),
+    Setting("outbound_allow", (), "Addresses or networks SynthBox may call although they are "
+            "loopback, private or link-local (comma-separated), e.g. `10.0.0.0/8`: one list "
+            "for every outbound request (`http` agents, alert webhooks), checked after DNS "
+            "and on every redirect.", _parse_networks),
+    Setting("agent_http_allow", (), "Former name of `outbound_allow`, still read: its "
+            "entries are added to that list.", _parse_networks),
+    Setting("repository_roots", (), "Directories a project's repository may be a local path "
+            "(or `file://` URL) under, comma-separated, e.g. `/srv/git`; empty: only remote "
+            "URLs (https, ssh, git).", _parse_paths),
     Setting("shutdown_timeout", 25.0, "Seconds a stop waits for running jobs before "
             "handing them back to the queue.", _positive_float),
     Setting("http_threads", 8, "Threads serving HTTP requests.", _positive_int),

@@ -27,7 +27,22 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and k != "event"}
 _TOKENS = re.compile(r"(sbx_[A-Za-z0-9_-]{8,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_.-]+|"
-                     r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,})")
+                     r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}|"
+                     r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=$,.-]+)")  # a password hash
+# the values of a URL's query (`?key=...&sig=...`): keys and signatures travel there
+_QUERY_VALUE = re.compile(r"(?<=[?&])([^=\s&#'\"]+)=[^\s&#'\"]+")
+_URL_QUERY = re.compile(r"(?i:https?://)[^\s?#'\"]+\?[^\s#'\"]*")
+
+
+def _sql_without_values(record: logging.LogRecord) -> str | None:
+    """peewee logs each query as `(sql, params)` at debug: the SQL and how many values,
+    never the values (webhook secrets, agent env, password hashes are among them)."""
+    if record.name.startswith("peewee") and isinstance(record.msg, tuple) and \
+            len(record.msg) == 2 and isinstance(record.msg[0], str):
+        params = record.msg[1]
+        count = len(params) if isinstance(params, list | tuple | dict) else 0
+        return f"{record.msg[0]} [{count} values not logged]"
+    return None
 
 
 def event(name: str, **fields: Any) -> dict[str, Any]:
@@ -49,13 +64,14 @@ class ScrubSecrets(logging.Filter):
             except OSError:
                 pass
         text = _TOKENS.sub(MASK, masked(text))
+        text = _URL_QUERY.sub(lambda url: _QUERY_VALUE.sub(rf"\1={MASK}", url.group(0)), text)
         for secret in self.secrets:
             text = text.replace(secret, MASK)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
-            message = record.getMessage()
+            message = _sql_without_values(record) or record.getMessage()
         except Exception:  # a bad format string: the line says so, the caller goes on
             message = f"{record.msg!r} (could not be formatted with its arguments)"
         if record.exc_info and not record.exc_text:

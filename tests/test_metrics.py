@@ -161,7 +161,8 @@ def test_a_failure_rule_fires_once_and_clears_once(serve_factory, tmp_path):
     receiver = Receiver()
     rule = {"name": "many-failures", "kind": "failures", "queue": "diagnostics",
             "threshold": 5, "window": 60, "webhook": receiver.url}
-    env = {"SYNTHBOX_ALERTS": json.dumps([rule])}
+    env = {"SYNTHBOX_ALERTS": json.dumps([rule]),
+           "SYNTHBOX_OUTBOUND_ALLOW": "127.0.0.1"}  # the receiver is on loopback
     shared = tmp_path / "shared"
     one = serve_factory(env, data_dir=shared)
     two = serve_factory(env, data_dir=shared)  # two instances check: still one announcement

@@ -289,7 +289,7 @@ def test_github_analysis_finds_what_the_repository_holds(engine_builder, tmp_pat
     _git(repo, "add", ".")
     _git(repo, "commit", "-q", "-m", "second", author="Bob <bob@example.com>")
 
-    engine, service = _engine(engine_builder, {"attempts": 1})
+    engine, service = _engine(engine_builder, {"attempts": 1}, repository_roots=str(tmp_path))
     projects.create_project({"slug": "demo", "repository": str(repo)})
     run = service.trigger("demo", {"jobType": "github_analysis"}, "manual")
     assert _finished_job(engine, run["jobId"])["state"] == "completed"
@@ -753,7 +753,7 @@ def test_a_changed_repository_is_cloned_afresh(engine_builder, tmp_path):
         _git(repo, "add", ".")
         _git(repo, "commit", "-q", "-m", name)
         repos.append(repo)
-    engine, service = _engine(engine_builder, {"attempts": 1})
+    engine, service = _engine(engine_builder, {"attempts": 1}, repository_roots=str(tmp_path))
     projects.create_project({"slug": "moving", "repository": str(repos[0])})
     run = service.trigger("moving", {"jobType": "github_analysis"}, "manual")
     _finished_job(engine, run["jobId"])

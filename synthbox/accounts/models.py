@@ -57,7 +57,7 @@ class IssuedToken(BaseModel):
 
 class LoginFailure(BaseModel):
     id = BigAutoField()
-    key = CharField(max_length=160, index=True)  # "user:NAME" or "address:IP"
+    key = CharField(max_length=160, index=True)  # "user:NAME", "address:IP", "pair:NAME\nIP"
     at = DoubleField()
 
 

@@ -20,7 +20,10 @@ from synthbox.errors import Conflict, InputError, NotAllowed, NotFound, Throttle
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 FAILURE_WINDOW = 60.0
-MAX_FAILURES = {"user": 10, "address": 30}  # within the window; an address may hold users
+# within the window: one address on one account, and one address (which may hold users)
+MAX_FAILURES = {"pair": 10, "address": 30}
+ACCOUNT_FAILURES_BEFORE_DELAY = 10  # from every address together; then a growing delay
+MAX_DELAY = 4.0
 
 
 def check_name(name: Any) -> str:
@@ -81,30 +84,48 @@ def list_users(limit: int = 1000, after: int | None = None) -> tuple[list[dict[s
     return page_by_id(User, user_dict, limit, after)
 
 
+def _failures(key: str, since: float) -> list[float]:
+    return [f.at for f in LoginFailure.select(LoginFailure.at).where(
+        LoginFailure.key == key, LoginFailure.at >= since).order_by(LoginFailure.at)]
+
+
 def _retry_after(key: str, now: float) -> int | None:
     """Seconds until `key` may try again, or None if it may now. Counts the attempt being
     made, which is recorded before the password is checked: parallel guesses cannot all
     slip in under the limit."""
     limit = MAX_FAILURES[key.split(":", 1)[0]]
-    since = now - FAILURE_WINDOW
-    times = [f.at for f in LoginFailure.select(LoginFailure.at).where(
-        LoginFailure.key == key, LoginFailure.at >= since).order_by(LoginFailure.at)]
+    times = _failures(key, now - FAILURE_WINDOW)
     if len(times) <= limit:
         return None
     return max(1, int(times[-(limit + 1)] + FAILURE_WINDOW - now) + 1)
 
 
+def account_delay(name: str, now: float) -> float:
+    """Seconds every sign-in to account `name` waits, from any address: nothing until it
+    has ACCOUNT_FAILURES_BEFORE_DELAY failures within the window, then doubling every 5
+    more, up to MAX_DELAY. The account is never locked for everyone."""
+    excess = len(_failures(f"user:{name}", now - FAILURE_WINDOW)) - \
+        ACCOUNT_FAILURES_BEFORE_DELAY
+    return 0.0 if excess <= 0 else min(MAX_DELAY, 0.25 * 2 ** (excess / 5))
+
+
 def authenticate(name: str, password: str, address: str = "") -> User:
-    """The user, if the password is right. Throttled per account and per address; unknown
-    names cost the same time as known ones."""
+    """The user, if the password is right. Throttled per account and address together
+    (OWASP: a guesser locks out only itself), per address across accounts, and with a
+    growing delay per account from every address; unknown names cost the same time as
+    known ones."""
     now = time.time()
-    keys = [f"user:{str(name)[:64]}", f"address:{address}"]
+    account = str(name)[:64]
+    keys = [f"pair:{account}\n{address}", f"address:{address}", f"user:{account}"]
     attempt = [LoginFailure.create(key=key, at=now).id for key in keys]
-    for key in keys:
+    for key in keys[:2]:
         wait = _retry_after(key, now)
         if wait is not None:
             LoginFailure.delete().where(LoginFailure.id.in_(attempt)).execute()
             raise Throttled("too many failed sign-ins; try again later", wait)
+    delay = account_delay(account, now)
+    if delay:
+        time.sleep(delay)
     dummy = dummy_hash()  # made at the first sign-in, whoever it is for: no time to tell
     user = User.get_or_none(User.name == name) if isinstance(name, str) else None
     stored = user.password_hash if user is not None else dummy

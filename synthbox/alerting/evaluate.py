@@ -7,8 +7,6 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -17,11 +15,22 @@ from synthbox.alerting.rules import KINDS
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.periodic import Periodic
 from synthbox.logs import event
+from synthbox.orchestration.outbound import OutboundRefused, allowed_networks, post_json
 
 log = logging.getLogger("synthbox.alerts")
 
 CHECK_EVERY = 2.0
 WEBHOOK_TIMEOUT = 5.0
+BUSY_WAIT = 30.0  # seconds a rule's check waits for a locked SQLite before giving the turn up
+
+
+def _database_busy(exc: Exception) -> bool:
+    """SQLite's "database is locked" (or busy): another process or a long write holds it
+    past the busy timeout; waiting longer is the answer, not an error."""
+    import peewee
+
+    text = str(exc).lower()
+    return isinstance(exc, peewee.OperationalError) and ("locked" in text or "busy" in text)
 
 
 class AlertEvaluator:
@@ -38,9 +47,32 @@ class AlertEvaluator:
         now = time.time() if now is None else now
         for rule in AlertRule.select().where(AlertRule.enabled):
             try:
+                self._check_when_free(rule, now)
+            except Exception as exc:  # one broken rule does not silence the others
+                if _database_busy(exc):
+                    log.warning("alert rule %s: the database stayed busy for %g s; checked "
+                                "again next turn", rule.name, BUSY_WAIT)
+                else:
+                    log.exception("alert rule %s could not be checked", rule.name)
+
+    def _check_when_free(self, rule: AlertRule, now: float) -> None:
+        """Check `rule`; while SQLite says it is locked, wait and check it afresh (its
+        state read again: a check that got halfway must not be announced twice)."""
+        give_up = time.monotonic() + BUSY_WAIT
+        pause = 0.1
+        while True:
+            try:
                 self._check(rule, now)
-            except Exception:  # one broken rule does not silence the others
-                log.exception("alert rule %s could not be checked", rule.name)
+                return
+            except Exception as exc:
+                if not _database_busy(exc) or time.monotonic() + pause > give_up:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+            fresh = AlertRule.get_or_none(AlertRule.id == rule.id)
+            if fresh is None:
+                return
+            rule = fresh
 
     def _check(self, rule: AlertRule, now: float) -> None:
         value = self.measure(rule, now)
@@ -106,16 +138,13 @@ class AlertEvaluator:
         AlertEvent.update(delivery="; ".join([answer, *deliveries])).where(
             AlertEvent.id == event_id).execute()
 
-    @staticmethod
-    def _post(url: str, payload: dict[str, Any]) -> str:
-        request = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                         method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  "User-Agent": "SynthBox-alerts"})
+    def _post(self, url: str, payload: dict[str, Any]) -> str:
+        """Through the same guard as every outbound request (after DNS, on redirects)."""
         try:
-            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:
-                return f"webhook answered {response.status}"
-        except urllib.error.HTTPError as exc:
-            return f"webhook answered {exc.code}"
-        except (OSError, ValueError) as exc:
-            return f"webhook failed: {exc}"
+            status, _ = post_json(url, payload, {}, time.monotonic() + WEBHOOK_TIMEOUT,
+                                  allowed_networks(self.engine.settings), "SynthBox-alerts")
+        except OutboundRefused as exc:
+            return f"webhook refused: {exc}"
+        except Exception as exc:  # noqa: BLE001 - refused, reset, TLS, timeout, protocol
+            return f"webhook failed: {type(exc).__name__}: {exc}"
+        return f"webhook answered {status}"

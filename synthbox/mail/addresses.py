@@ -1,5 +1,5 @@
 """Checking what goes into an email's headers: addresses (RFC 5322 addr-spec, as senders use
-it) and header values (no CR or LF: that is header injection)."""
+it) and header values (no CR, LF or NUL, written or encoded: that is header injection)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from synthbox.errors import InputError
+from synthbox.mail.headers import breaks_out
 
 # dot-atom local part and a domain of labels: the practical RFC 5322 addr-spec
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -24,12 +25,15 @@ def header_value(value: Any, field: str, most: int = 998) -> str:
         raise InputError(field, "must not contain control characters")
     if len(value) > most:
         raise InputError(field, f"must be at most {most} characters")
+    if breaks_out(value):
+        raise InputError(field, "must not contain line breaks or NUL (CR, LF or NUL), "
+                                "also not inside an encoded word (=?...?=)")
     return value
 
 
 def address(value: Any, field: str) -> str:
     text = header_value(value, field, 320)
-    if not ADDRESS.fullmatch(text):
+    if not ADDRESS.fullmatch(text) or "=?" in text:  # no encoded words in an addr-spec
         raise InputError(field, f"{text!r} is not an email address")
     return text
 

@@ -19,6 +19,7 @@ from typing import Any
 from synthbox.jobs.context import JobContext
 from synthbox.jobs.errors import RetryLater, UnrecoverableError
 from synthbox.mail.addresses import domain_of
+from synthbox.mail.headers import VERIFYING
 from synthbox.mail.limits import take_domain_slot
 from synthbox.mail.models import (
     FAILED,
@@ -49,7 +50,9 @@ def suppressed(addresses: list[str]) -> set[str]:
 
 
 def build_message(email: Email) -> EmailMessage:
-    message = EmailMessage()
+    """The message to send; a ValueError if a header would break out of its line (a record
+    written before its values were checked in their decoded form)."""
+    message = EmailMessage(policy=VERIFYING)
     message["Message-ID"] = email.message_id
     message["Date"] = formatdate(email.created_at, localtime=False)
     message["From"] = email.from_addr
@@ -69,6 +72,8 @@ def build_message(email: Email) -> EmailMessage:
             message.set_content(email.html, subtype="html")
         else:
             message.add_alternative(email.html, subtype="html")
+    for name, value in message.raw_items():  # as they will be written, before SENDING
+        VERIFYING.fold_binary(name, value)
     return message
 
 

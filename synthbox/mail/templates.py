@@ -1,13 +1,13 @@
 """Named email templates, rendered in a sandboxed Jinja environment: a template can use
-the variables it is given and nothing else (no attribute tricks, no file access)."""
+the variables it is given and nothing else (no attribute tricks, no file access), within
+a time and size budget, in a separate process (see rendering.py)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 
 from synthbox.accounts.audit import record_by
 from synthbox.accounts.users import check_name
@@ -15,9 +15,9 @@ from synthbox.actors import SYSTEM, Actor
 from synthbox.errors import InputError, NotFound
 from synthbox.mail.addresses import header_value
 from synthbox.mail.models import EmailTemplate
-
-_PLAIN = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
-_HTML = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+from synthbox.mail.rendering import HTML as _HTML
+from synthbox.mail.rendering import PLAIN as _PLAIN
+from synthbox.mail.rendering import RenderError, renderer
 
 
 def _compile(source: Any, field: str, html: bool = False) -> str | None:
@@ -75,11 +75,8 @@ def render(name: Any, variables: Any, prefix: str = "") -> dict[str, str | None]
     if not isinstance(variables, dict):
         raise InputError(prefix + "variables", "must be an object")
     try:
-        subject = _PLAIN.from_string(template.subject).render(variables)
-        text = None if template.text is None else _PLAIN.from_string(template.text).render(
-            variables)
-        html = None if template.html is None else _HTML.from_string(template.html).render(
-            variables)
-    except TemplateError as exc:
-        raise InputError(prefix + "variables", f"cannot render {name!r}: {exc}") from None
-    return {"subject": subject, "text": text, "html": html}
+        return renderer().render({"subject": template.subject, "text": template.text,
+                                  "html": template.html}, variables)
+    except RenderError as exc:
+        field = prefix + ("variables" if exc.variables else "template")
+        raise InputError(field, f"cannot render {name!r}: {exc}") from None

@@ -31,17 +31,18 @@ class AgentsFailed(Exception):
 
 
 def make_orchestrate(allow: Sequence[Network], data_path: Path,
-                     processes: AgentProcesses) -> Any:
+                     processes: AgentProcesses, repository_roots: Sequence[Path] = ()) -> Any:
     def orchestrate(job: JobContext) -> dict[str, Any]:
-        return Orchestration(job, allow, data_path, processes).run()
+        return Orchestration(job, allow, data_path, processes, repository_roots).run()
 
     return orchestrate
 
 
 class Orchestration:
     def __init__(self, job: JobContext, allow: Sequence[Network], data_path: Path,
-                 processes: AgentProcesses):
+                 processes: AgentProcesses, repository_roots: Sequence[Path] = ()):
         self.job = job
+        self.repository_roots = repository_roots
         self.processes = processes
         self.allow = allow
         self.data_path = data_path
@@ -117,6 +118,7 @@ class Orchestration:
             deadline=min(started + agent.timeout, self.deadline),
             timeout=min(agent.timeout, self.deadline - started), cancelled=self.job.cancelled,
             processes=self.processes, allow=self.allow, repository=project.repository,
+            repository_roots=self.repository_roots,
             workdir=checkout_dir(self.data_path, project.id))
         outcome = run_agent(call)
         duration = int((time.monotonic() - started) * 1000)

@@ -1,10 +1,12 @@
-"""Outbound HTTP for `http` agents, refused to addresses inside the host's networks.
+"""Every outbound HTTP request SynthBox makes (`http` agents, alert webhooks), refused to
+addresses inside the host's networks: one guard, one allow-list (`outbound_allow`).
 
 A URL's host is resolved once, every address is checked, and the connection goes to the
 checked address (so DNS cannot answer differently a moment later); each redirect is
 checked the same way. Loopback, private, link-local (the cloud metadata service at
 169.254.169.254 among them), shared, multicast and reserved addresses are refused unless
-an allow-list entry (`agent_http_allow`) covers them.
+an allow-list entry (`outbound_allow`, or its former name `agent_http_allow`) covers
+them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ MAX_REPLY_BYTES = 1_000_000
 
 
 class OutboundRefused(Exception):
-    """The address is not one an agent may call; the message says which and why."""
+    """The address is not one SynthBox may call; the message says which and why."""
+
+
+def allowed_networks(settings: Any) -> tuple[Network, ...]:
+    """The one allow-list every outbound request is checked against."""
+    return (*settings.outbound_allow, *settings.agent_http_allow)
 
 
 def _kind(ip: IPAddress) -> str | None:
@@ -47,8 +54,8 @@ def check_address(ip: IPAddress, allow: Sequence[Network]) -> None:
         return
     kind = _kind(ip)
     if kind is not None:
-        raise OutboundRefused(f"url: {ip} is a {kind} address; agents may not call it "
-                              "unless agent_http_allow lists it")
+        raise OutboundRefused(f"url: {ip} is a {kind} address; SynthBox calls it only "
+                              "when outbound_allow lists it")
 
 
 def resolve(host: str, port: int, allow: Sequence[Network]) -> str:
@@ -83,7 +90,8 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
 
 
 def post_json(url: str, body: Any, headers: dict[str, str], deadline: float,
-              allow: Sequence[Network]) -> tuple[int, str]:
+              allow: Sequence[Network], user_agent: str = "SynthBox-agent"
+              ) -> tuple[int, str]:
     """POST `body` as JSON; (status, reply text up to 1 MB). Redirects are followed
     (307/308 keep the POST, others become a GET), each one checked again."""
     payload: bytes | None = json.dumps(body).encode()
@@ -107,14 +115,14 @@ def post_json(url: str, body: Any, headers: dict[str, str], deadline: float,
         address = resolve(parts.hostname, port, allow)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError("the agent's time ran out")
+            raise TimeoutError("the time to answer ran out")
         kind = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
         connection = kind(parts.hostname, port, address, remaining)
         try:
             path = parts.path or "/"
             if parts.query:
                 path += "?" + parts.query
-            sent_headers = {"User-Agent": "SynthBox-agent", **headers}
+            sent_headers = {"User-Agent": user_agent, **headers}
             if payload is not None:
                 sent_headers["Content-Type"] = "application/json"
             connection.request(method, path, body=payload, headers=sent_headers)
@@ -140,7 +148,7 @@ def _read(connection: http.client.HTTPConnection, response: http.client.HTTPResp
     while size <= MAX_REPLY_BYTES:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError("the agent's time ran out")
+            raise TimeoutError("the time to answer ran out")
         if connection.sock is not None:
             connection.sock.settimeout(remaining)
         chunk = response.read1(65536)

@@ -57,7 +57,11 @@ def init_app(app: Flask) -> None:
         if not _wants_json():
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
-        return envelope(exc.code or 500, code, exc.description or exc.name)
+        response = envelope(exc.code or 500, code, exc.description or exc.name)
+        for name, value in exc.get_headers():  # Allow on a 405, as RFC 9110 requires
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:

@@ -87,6 +87,7 @@ class AgentCall:
     processes: AgentProcesses = field(default_factory=lambda: AgentProcesses())
     allow: Sequence[Network] = ()
     repository: str | None = None
+    repository_roots: Sequence[Path] = ()
     workdir: Path | None = None
 
 

@@ -14,9 +14,12 @@ import os
 import re
 import shutil
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+from synthbox.errors import InputError
 from synthbox.orchestration.agents.base import AgentCall, AgentOutcome, run_process
 
 ACTIVE_DAYS = 90
@@ -53,6 +56,29 @@ def _origin(call: AgentCall, checkout: Path) -> str | None:
         return None
 
 
+def local_path(repository: str) -> Path | None:
+    """The directory `repository` names on this host, or None for a remote URL (a scheme
+    other than file://, or git's scp form `host:path`)."""
+    if "://" in repository:
+        parts = urlsplit(repository)
+        return Path(unquote(parts.path)) if parts.scheme.lower() == "file" else None
+    head = repository.split("/", 1)[0]
+    if ":" in head:  # user@host:path, as git reads it
+        return None
+    return Path(repository)
+
+
+def check_repository_location(repository: str | None, roots: Sequence[Path]) -> None:
+    """A local repository must lie under one of `roots` (links resolved first)."""
+    path = None if repository is None else local_path(repository)
+    if path is None:
+        return
+    real = path.expanduser().resolve()
+    if not any(real.is_relative_to(root.expanduser().resolve()) for root in roots):
+        raise InputError("repository", f"a local path must be under repository_roots "
+                                       f"({', '.join(map(str, roots)) or 'none set'})")
+
+
 def checkout_dir(data_path: Path, project_id: int) -> Path:
     """Where a project's clone lives (by id: a slug may be reused by another project)."""
     return data_path / "repos" / str(project_id)
@@ -62,6 +88,10 @@ def scan_repository(call: AgentCall) -> AgentOutcome:
     if not call.repository:
         return AgentOutcome("failed", error="repository: the project has no repository")
     assert call.workdir is not None
+    try:
+        check_repository_location(call.repository, call.repository_roots)
+    except InputError as exc:
+        return AgentOutcome("failed", error=str(exc))
     call.workdir.mkdir(parents=True, exist_ok=True)
     checkout = call.workdir / "checkout"
     with (call.workdir / ".lock").open("w") as lock:
@@ -88,10 +118,14 @@ def _facts(call: AgentCall, checkout: Path, large_bytes: int) -> dict[str, Any]:
     markers: Counter[str] = Counter()
     per_file: Counter[str] = Counter()
     large = []
+    inside = checkout.resolve()
     for name in files:
         path = checkout / name
+        # a committed link is not followed: its target may be a host file outside
+        if path.is_symlink() or not path.resolve().is_relative_to(inside):
+            continue
         try:
-            size = path.stat().st_size
+            size = path.lstat().st_size
         except OSError:
             continue
         if size > large_bytes:

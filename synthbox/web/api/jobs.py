@@ -82,12 +82,17 @@ def validated(func: Any, *args: Any, **kwargs: Any) -> Any:
         raise InputError(api_field(exc.field), exc.rule) from None
 
 
+# where the jobs of each internal queue are added instead
+OWN_API = {"email": "POST /api/v1/emails",
+           "orchestration": "POST /api/v1/projects/{project}/orchestrations"}
+
+
 def writable_queue(name: str) -> QueueService:
     """A queue the generic job API may add to."""
     service = queue_service(name)
     if service.spec.internal:
         raise NotAllowed(f"queue: jobs of the {name} queue are added through its own API "
-                         f"(/api/v1/{name}s)")
+                         f"({OWN_API.get(name, f'/api/v1/{name}s')})")
     return service
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from synthbox.orchestration import projects, triggers
+from synthbox.orchestration.agents.repo_scan import check_repository_location
 from synthbox.orchestration.models import Suggestion, Task
 from synthbox.orchestration.service import OrchestrationService
 from synthbox.web.api.auth import acting, authenticate_api_request, caller, needs
@@ -30,6 +31,14 @@ def _page_args() -> tuple[int, int | None]:
     return page_args()
 
 
+def _check_repository(payload: Any) -> None:
+    """A local path only under repository_roots (the scan checks again, links resolved)."""
+    repository = payload.get("repository") if isinstance(payload, dict) else None
+    if isinstance(repository, str) and repository and "********" not in repository:
+        roots = current_app.config["SYNTHBOX_ENGINE"].settings.repository_roots
+        check_repository_location(repository, roots)
+
+
 @bp.get("")
 @needs("read")
 def list_projects() -> Any:
@@ -39,6 +48,7 @@ def list_projects() -> Any:
 @bp.post("")
 @needs("admin")
 def create_project() -> Any:
+    _check_repository(json_body())
     created = projects.create_project(json_body(), actor=acting())
     return ok(created, 201)
 
@@ -52,6 +62,7 @@ def get_project(project: str) -> Any:
 @bp.patch("/<project>")
 @needs("admin")
 def update_project(project: str) -> Any:
+    _check_repository(json_body())
     changed = projects.update_project(project, json_body(), actor=acting())
     return ok(changed)
 
