@@ -179,3 +179,19 @@ def test_few_imports_are_deferred_and_each_says_why():
     found = deferred_imports(PACKAGE)
     assert len(found) <= 10, found
     assert [line for line in found if "  # " not in line] == []
+
+
+def test_no_module_over_400_lines_and_no_function_over_60():
+    """Small modules, short functions (STYLE): split a module as it passes 400 lines."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text()
+        where = path.relative_to(PACKAGE.parent)
+        if len(source.splitlines()) > 400:
+            too_long.append(f"{where}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 60:
+                    too_long.append(f"{where}:{node.lineno} {node.name}: {length} lines")
+    assert too_long == []

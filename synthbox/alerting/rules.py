@@ -14,8 +14,8 @@ from synthbox.accounts.audit import record_by
 from synthbox.accounts.paging import page_by_id
 from synthbox.actors import SYSTEM, Actor
 from synthbox.alerting.models import AlertEvent, AlertRule
+from synthbox.checks import Field, check_bool, check_http_url, check_payload, is_number, one_of
 from synthbox.errors import Conflict, InputError, NotFound
-from synthbox.inputs import http_url
 from synthbox.mail.addresses import address
 
 # kind: (what the value is, default threshold, whether `window` applies)
@@ -27,7 +27,6 @@ KINDS = {
     "instance_silent": ("instances whose heartbeat is older than the threshold (s)", 60.0,
                         False),
 }
-FIELDS = ("name", "kind", "queue", "threshold", "window", "webhook", "emails", "enabled")
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
@@ -47,54 +46,55 @@ def event_dict(event: AlertEvent) -> dict[str, Any]:
 def check(payload: Any, queues: list[str], prefix: str = "",
           partial: bool = False) -> dict[str, Any]:
     """A rule's fields, each checked; `prefix` names where it came from (alerts[0].)."""
-    if not isinstance(payload, dict):
-        raise InputError(prefix.rstrip(".") or "body", "must be an object")
-    for key in payload:
-        if key not in FIELDS:
-            raise InputError(prefix + key, f"unknown field; one of {', '.join(FIELDS)}")
-    fields: dict[str, Any] = {}
-    if not partial or "name" in payload:
-        name = payload.get("name")
-        if not isinstance(name, str) or not NAME.fullmatch(name):
-            raise InputError(prefix + "name", "must be 1-63 lowercase letters, digits, - or _")
-        fields["name"] = name
-    if not partial or "kind" in payload:
-        if payload.get("kind") not in KINDS:
-            raise InputError(prefix + "kind", f"must be one of {', '.join(KINDS)}")
-        fields["kind"] = payload["kind"]
-    if "queue" in payload or not partial:
-        queue = payload.get("queue")
-        if queue is not None and queue not in queues:
-            raise InputError(prefix + "queue", f"must be one of {', '.join(queues)} (or "
-                                               "left out for every queue)")
-        fields["queue"] = queue
-    for key in ("threshold", "window"):
-        if key in payload:
-            number = payload[key]
-            if isinstance(number, bool) or not isinstance(number, int | float) \
-                    or not math.isfinite(number) or number < 0 \
-                    or (key == "window" and not 1 <= number <= 7 * 86400):
-                raise InputError(prefix + key, "must be a number, 0 or more" if key ==
-                                 "threshold" else "must be 1 to 604800 seconds")
-            fields[key] = float(number)
+    fields = check_payload(payload, _fields(queues), prefix, partial)
     if fields.get("kind") == "instance_silent" and fields.get("threshold", 60) > 240:
         raise InputError(prefix + "threshold", "must be at most 240 seconds for "
                                                "instance_silent (silent instances are "
                                                "forgotten after 300 s)")
-    if "webhook" in payload:
-        url = payload["webhook"]
-        fields["webhook"] = None if url is None else http_url(url, prefix + "webhook")
-    if "emails" in payload:
-        emails = payload["emails"] or []
-        if not isinstance(emails, list) or len(emails) > 20:
-            raise InputError(prefix + "emails", "must be a list of at most 20 addresses")
-        fields["emails"] = json.dumps([address(e, f"{prefix}emails[{i}]")
-                                       for i, e in enumerate(emails)])
-    if "enabled" in payload:
-        if not isinstance(payload["enabled"], bool):
-            raise InputError(prefix + "enabled", "must be true or false")
-        fields["enabled"] = payload["enabled"]
+    if "emails" in fields:
+        fields["emails"] = json.dumps(fields["emails"] or [])
     return fields
+
+
+def _fields(queues: list[str]) -> tuple[Field, ...]:
+    def queue(value: Any, field: str) -> str:
+        if value not in queues:
+            raise InputError(field, f"must be one of {', '.join(queues)} (or left out for "
+                                    "every queue)")
+        return str(value)
+
+    return (Field("name", _name, required=True, nullable=False),
+            Field("kind", one_of(*KINDS), required=True, nullable=False),
+            Field("queue", queue),
+            Field("threshold", _threshold, nullable=False),
+            Field("window", _window, nullable=False),
+            Field("webhook", check_http_url),
+            Field("emails", _emails),
+            Field("enabled", check_bool, nullable=False))
+
+
+def _name(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise InputError(field, "must be 1-63 lowercase letters, digits, - or _")
+    return value
+
+
+def _threshold(value: Any, field: str) -> float:
+    if not is_number(value) or not math.isfinite(value) or value < 0:
+        raise InputError(field, "must be a number, 0 or more")
+    return float(value)
+
+
+def _window(value: Any, field: str) -> float:
+    if not is_number(value) or not 1 <= value <= 7 * 86400:
+        raise InputError(field, "must be 1 to 604800 seconds")
+    return float(value)
+
+
+def _emails(value: Any, field: str) -> list[str]:
+    if not isinstance(value, list) or len(value) > 20:
+        raise InputError(field, "must be a list of at most 20 addresses")
+    return [address(e, f"{field}[{i}]") for i, e in enumerate(value)]
 
 
 def list_rules() -> list[dict[str, Any]]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
+from synthbox.checks import check_one_of, check_seconds, check_string, check_whole
+from synthbox.errors import InputError
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.rows import NewJob
 from synthbox.jobs.spec import BACKOFF_TYPES, QueueSpec
@@ -55,68 +57,77 @@ def job_row(spec: QueueSpec, job: Mapping[str, Any], now: float,
             prefix: str = "") -> NewJob:
     """A job's options checked and resolved against its queue's defaults. Every error names
     the field (`prefix` locates a job in a bulk add)."""
-    for key in job:
-        if key not in JOB_OPTIONS:
-            raise JobOptionError(prefix + key,
+    with job_option_errors():
+        for key in job:
+            if key not in JOB_OPTIONS:
+                raise InputError(prefix + key,
                                  f"unknown option; one of {', '.join(sorted(JOB_OPTIONS))}")
-    name = job.get("name")
+        run_at = now
+        if job.get("run_at") is not None:
+            run_at = check_run_at(job["run_at"], prefix + "run_at")
+        elif job.get("delay") is not None:
+            run_at = now + check_run_at(job["delay"], prefix + "delay", now)
+        backoff_type, backoff_delay = _backoff(spec, job.get("backoff"), prefix + "backoff")
+        timeout = spec.timeout if job.get("timeout") is None else check_seconds(
+            job["timeout"], prefix + "timeout")
+        dedup_key = job.get("key")
+        if dedup_key is not None and (not isinstance(dedup_key, str | int)
+                                      or isinstance(dedup_key, bool)):
+            raise InputError(prefix + "key", "must be a string of 1 to 255 characters")
+        return NewJob(spec.name, _job_name(spec, job.get("name"), prefix + "name"),
+                      _job_data(job.get("data"), prefix + "data"),
+                      check_whole(job.get("priority", 0), prefix + "priority", 0,
+                                  HIGH_PRIORITY),
+                      run_at,
+                      check_whole(job.get("attempts", spec.attempts), prefix + "attempts",
+                                  1, 1000),
+                      backoff_type, backoff_delay, timeout, now,
+                      None if dedup_key is None
+                      else check_string(str(dedup_key), prefix + "key"))
+
+
+def _job_name(spec: QueueSpec, name: Any, field: str) -> str:
     if not isinstance(name, str) or not name:
-        raise JobOptionError(prefix + "name", "must be a non-empty string")
+        raise InputError(field, "must be a non-empty string")
     if spec.handler_for(name) is None:
-        raise JobOptionError(prefix + "name", f"queue {spec.name} has no job named {name!r}; "
-                             f"one of {', '.join(sorted(spec.handlers))}")
+        raise InputError(field, f"queue {spec.name} has no job named {name!r}; "
+                                f"one of {', '.join(sorted(spec.handlers))}")
+    return name
+
+
+def _job_data(data: Any, field: str) -> str:
     try:
-        data = json.dumps(job.get("data") if job.get("data") is not None else {},
-                          allow_nan=False)
+        return json.dumps(data if data is not None else {}, allow_nan=False)
     except (TypeError, ValueError):
-        raise JobOptionError(prefix + "data", "must be JSON: objects, lists, strings, "
-                             "numbers, true, false or null") from None
-    priority = check_whole(job.get("priority", 0), prefix + "priority", 0, HIGH_PRIORITY)
-    run_at = now
-    if job.get("run_at") is not None:
-        run_at = check_seconds(job["run_at"], prefix + "run_at", allow_zero=True,
-                          most=LATEST_RUN_AT)
-    elif job.get("delay") is not None:
-        run_at = now + check_seconds(job["delay"], prefix + "delay", allow_zero=True,
-                                most=LATEST_RUN_AT - now)
-    attempts = check_whole(job.get("attempts", spec.attempts), prefix + "attempts", 1, 1000)
-    backoff_type, backoff_delay = spec.backoff_type, spec.backoff_delay
-    if job.get("backoff") is not None:
-        backoff = job["backoff"]
-        if not isinstance(backoff, Mapping):
-            raise JobOptionError(prefix + "backoff", 'must be {"type": ..., "delay": ...}')
-        backoff_type = backoff.get("type", backoff_type)
-        if backoff_type not in BACKOFF_TYPES:
-            raise JobOptionError(prefix + "backoff.type",
-                                 f"must be one of {', '.join(BACKOFF_TYPES)}")
-        backoff_delay = check_seconds(backoff.get("delay", backoff_delay),
-                                 prefix + "backoff.delay", allow_zero=True)
-    timeout = spec.timeout
-    if job.get("timeout") is not None:
-        timeout = check_seconds(job["timeout"], prefix + "timeout")
-    dedup_key = job.get("key")
-    if dedup_key is not None and (
-            not isinstance(dedup_key, str | int) or isinstance(dedup_key, bool)
-            or not str(dedup_key) or len(str(dedup_key)) > 255):
-        raise JobOptionError(prefix + "key", "must be a string of 1 to 255 characters")
-    return NewJob(spec.name, name, data, priority, run_at, attempts, backoff_type,
-                  backoff_delay, timeout, now, None if dedup_key is None else str(dedup_key))
+        raise InputError(field, "must be JSON: objects, lists, strings, numbers, true, "
+                                "false or null") from None
 
 
-def check_whole(value: Any, field: str, low: int, high: int) -> int:
-    """`value` if it is a whole number from `low` to `high`; else an error naming `field`."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise JobOptionError(field, f"must be a whole number from {low} to {high}")
-    return value
+def _backoff(spec: QueueSpec, backoff: Any, field: str) -> tuple[str, float]:
+    """(type, delay in seconds): the queue's, with what the job gives instead."""
+    if backoff is None:
+        return spec.backoff_type, spec.backoff_delay
+    if not isinstance(backoff, Mapping):
+        raise InputError(field, 'must be {"type": ..., "delay": ...}')
+    return (check_one_of(backoff.get("type", spec.backoff_type), field + ".type",
+                         BACKOFF_TYPES),
+            check_seconds(backoff.get("delay", spec.backoff_delay), field + ".delay",
+                          allow_zero=True))
 
 
-def check_seconds(value: Any, field: str, allow_zero: bool = False,
-            most: float = LATEST_RUN_AT) -> float:
-    """`value` as seconds if it is a number in range; else an error naming `field`."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise JobOptionError(field, "must be a number")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise JobOptionError(field, "must be 0 or more" if allow_zero else "must be more than 0")
-    if value > most:
-        raise JobOptionError(field, "is too far in the future (the latest is 9999-12-31)")
-    return float(value)
+@contextmanager
+def job_option_errors() -> Iterator[None]:
+    """Bad input met inside as a JobOptionError: each interface then names the field its
+    own way (`opts.jobId` in the API, `--job-id` in the CLI)."""
+    try:
+        yield
+    except JobOptionError:
+        raise
+    except InputError as exc:
+        raise JobOptionError(exc.field, exc.rule) from None
+
+
+def check_run_at(value: Any, field: str, now: float = 0.0) -> float:
+    """Seconds from `now` (a delay, or a Unix time with now 0), no later than 9999."""
+    return check_seconds(value, field, allow_zero=True, most=LATEST_RUN_AT - now,
+                         past_most="is too far in the future (the latest is 9999-12-31)")

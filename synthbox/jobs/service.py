@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
+from synthbox.checks import check_seconds, check_whole
 from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.errors import JobOptionError
-from synthbox.jobs.options import HIGH_PRIORITY, check_seconds, check_whole, job_row
+from synthbox.jobs.options import HIGH_PRIORITY, job_option_errors, job_row
 from synthbox.jobs.rows import INSERT_JOB, INSERT_VALUES, JOB_COLUMNS, JobRow, NewJob
 from synthbox.jobs.spec import QueueSpec
 from synthbox.jobs.store import PRIORITIES, JobStore
@@ -213,7 +214,8 @@ class QueueService:
                   search: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """Jobs in `state` (any if None), newest first, optionally matching `search`; pass
         the returned cursor as `before` for the next page."""
-        limit = check_whole(limit, "limit", 1, 1000)
+        with job_option_errors():
+            limit = check_whole(limit, "limit", 1, 1000)
         now = time.time()
         where, params = self._matching(state, search, now)
         if before is not None:
@@ -307,8 +309,9 @@ class QueueService:
         seconds ago; waiting and delayed jobs by their creation time."""
         if state not in (COMPLETED, FAILED, WAITING, DELAYED):
             raise JobOptionError("state", "must be one of completed, failed, waiting, delayed")
-        grace = check_seconds(grace, "grace", allow_zero=True)
-        limit = check_whole(limit, "limit", 1, 1_000_000)
+        with job_option_errors():
+            grace = check_seconds(grace, "grace", allow_zero=True)
+            limit = check_whole(limit, "limit", 1, 1_000_000)
         cutoff = time.time() - grace
         if state in (COMPLETED, FAILED):
             where = "status=? AND finished_at<?"
@@ -326,7 +329,8 @@ class QueueService:
 
     def cleanup(self, age_ms: int = 86_400_000) -> int:
         """The seed's cleanup(grace in ms): completed and failed jobs older than that."""
-        grace = check_seconds(age_ms, "age_ms", allow_zero=True) / 1000
+        with job_option_errors():
+            grace = check_seconds(age_ms, "age_ms", allow_zero=True) / 1000
         return self.clean(COMPLETED, grace) + self.clean(FAILED, grace)
 
     def pause(self) -> None:

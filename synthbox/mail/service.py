@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 import time
 from email.utils import make_msgid
@@ -17,10 +16,11 @@ from typing import Any
 from synthbox.accounts.audit import record_by
 from synthbox.actors import SYSTEM, Actor
 from synthbox.errors import Conflict, InputError, NotFound
-from synthbox.jobs.options import HIGH_PRIORITY, LATEST_RUN_AT
+from synthbox.jobs.options import HIGH_PRIORITY
 from synthbox.jobs.service import JOB_ID, LegacyServiceMethods, QueueService
-from synthbox.mail.addresses import address, address_list, domain_of, header_value
+from synthbox.mail.addresses import address, domain_of
 from synthbox.mail.delivery import suppressed
+from synthbox.mail.fields import check_email
 from synthbox.mail.models import (
     EMAIL_STATES,
     FAILED,
@@ -35,10 +35,6 @@ from synthbox.mail.templates import render
 
 EMAIL_QUEUE = "email"
 SEND = "send"
-MAX_BODY_CHARS = 5_000_000
-HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,76}")
-RESERVED_HEADERS = {"from", "to", "cc", "bcc", "reply-to", "subject", "message-id", "date",
-                    "mime-version", "content-type", "content-transfer-encoding"}
 
 
 def email_dict(email: Email) -> dict[str, Any]:
@@ -137,15 +133,8 @@ class EmailService(LegacyServiceMethods):
         Email.update(job_id=int(job["id"])).where(Email.id == email.id).execute()
 
     def _check(self, payload: Any, prefix: str, now: float) -> dict[str, Any]:
-        if not isinstance(payload, dict):
-            raise InputError(prefix.rstrip(".") or "body", "must be a JSON object")
-        known = {"from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "headers",
-                 "tags", "userId", "priority", "sendAt", "idempotencyKey", "template",
-                 "variables"}
-        for key in payload:
-            if key not in known:
-                raise InputError(prefix + key, f"unknown field; one of {', '.join(sorted(known))}")
-        if "template" in payload:
+        """The request checked, its template (if it names one) rendered first."""
+        if isinstance(payload, dict) and "template" in payload:
             for own in ("subject", "text", "html"):
                 if own in payload:
                     raise InputError(prefix + own, "comes from the template; leave it out")
@@ -153,56 +142,7 @@ class EmailService(LegacyServiceMethods):
                                            prefix)}
             payload.pop("template")
             payload.pop("variables", None)
-        sender = payload.get("from") or self.default_from
-        if not sender:
-            raise InputError(prefix + "from", "is required (or set mail_from)")
-        to = address_list(payload.get("to"), prefix + "to")
-        cc = address_list(payload.get("cc"), prefix + "cc")
-        bcc = address_list(payload.get("bcc"), prefix + "bcc")
-        if not (to or cc or bcc):
-            raise InputError(prefix + "to", "at least one recipient is required")
-        subject = header_value(payload.get("subject", ""), prefix + "subject")
-        text, html = payload.get("text"), payload.get("html")
-        for name, body in (("text", text), ("html", html)):
-            if body is not None and (not isinstance(body, str) or len(body) > MAX_BODY_CHARS):
-                raise InputError(prefix + name, f"must be a string of at most {MAX_BODY_CHARS} "
-                                                "characters")
-        if text is None and html is None:
-            raise InputError(prefix + "text", "text or html is required")
-        headers = payload.get("headers") or {}
-        if not isinstance(headers, dict) or len(headers) > 50:
-            raise InputError(prefix + "headers", "must be an object of at most 50 headers")
-        for name, value in headers.items():
-            if not HEADER_NAME.fullmatch(name) or name.lower() in RESERVED_HEADERS:
-                raise InputError(prefix + f"headers.{name}", "is not a header you may set")
-            header_value(value, prefix + f"headers.{name}")
-        tags = payload.get("tags") or []
-        if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 64
-                                                 for t in tags) or len(tags) > 20:
-            raise InputError(prefix + "tags", "must be a list of at most 20 short strings")
-        priority = payload.get("priority", 0)
-        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 10:
-            raise InputError(prefix + "priority", "must be a whole number from 0 to 10")
-        send_at = payload.get("sendAt")
-        if send_at is None:
-            when = now
-        elif isinstance(send_at, int | float) and not isinstance(send_at, bool) and \
-                0 <= send_at / 1000 <= LATEST_RUN_AT:
-            when = send_at / 1000
-        else:
-            raise InputError(prefix + "sendAt", "must be a time in Unix milliseconds")
-        key = payload.get("idempotencyKey")
-        if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 255):
-            raise InputError(prefix + "idempotencyKey", "must be a string of 1 to 255 characters")
-        user_id = payload.get("userId")
-        if user_id is not None and not isinstance(user_id, str | int):
-            raise InputError(prefix + "userId", "must be a string")
-        reply_to = payload.get("replyTo")
-        return {"from_addr": address(sender, prefix + "from"), "to": to, "cc": cc, "bcc": bcc,
-                "reply_to": None if reply_to is None else address(reply_to, prefix + "replyTo"),
-                "subject": subject, "text": text, "html": html, "headers": json.dumps(headers),
-                "tags": json.dumps(tags), "user_id": None if user_id is None else str(user_id),
-                "priority": priority, "send_at": when, "idempotency_key": key}
+        return check_email(payload, prefix, now, self.default_from)
 
     # -- reading and changing -------------------------------------------------------------
 

@@ -14,11 +14,19 @@ from peewee import IntegrityError
 
 from synthbox.accounts.audit import record_by
 from synthbox.actors import SYSTEM, Actor
+from synthbox.checks import (
+    check_bool,
+    check_http_url,
+    check_json_object,
+    check_known_fields,
+    check_seconds,
+    check_slug,
+    check_string_map,
+    check_text,
+)
 from synthbox.config import MASK
 from synthbox.errors import Conflict, InputError, NotFound
-from synthbox.inputs import http_url
 from synthbox.jobs.service import JOB_ID, milliseconds
-from synthbox.orchestration import checks
 from synthbox.orchestration.agents.base import ENTRY_POINT_GROUP
 from synthbox.orchestration.agents.repo_scan import checkout_dir
 from synthbox.orchestration.models import (
@@ -37,6 +45,7 @@ from synthbox.orchestration.models import (
 PROJECT_FIELDS = ("slug", "name", "repository", "settings")
 AGENT_FIELDS = ("slug", "name", "kind", "config", "enabled", "timeout")
 DEFAULT_AGENT_TIMEOUT = 300.0
+MOST_AGENT_TIMEOUT = 86400.0
 
 
 def shown_url(url: str | None) -> str | None:
@@ -94,7 +103,7 @@ def find_agent(project: Project, slug: str) -> Agent:
 def _repository(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    checked = checks.text(value, "repository", 2000)
+    checked = check_text(value, "repository", 2000)
     if checked.startswith("-"):
         raise InputError("repository", "must be a git URL or a path, not an option")
     return checked
@@ -107,11 +116,11 @@ def list_projects() -> list[dict[str, Any]]:
 
 
 def create_project(payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, Any]:
-    checks.known_fields(payload, PROJECT_FIELDS)
-    fields = {"slug": checks.slug(payload.get("slug"), "slug"),
-              "name": checks.text(payload.get("name", payload.get("slug")), "name"),
+    check_known_fields(payload, PROJECT_FIELDS)
+    fields = {"slug": check_slug(payload.get("slug"), "slug"),
+              "name": check_text(payload.get("name", payload.get("slug")), "name"),
               "repository": _repository(payload.get("repository")),
-              "settings": json.dumps(checks.json_object(payload.get("settings"), "settings"))}
+              "settings": json.dumps(check_json_object(payload.get("settings"), "settings"))}
     try:
         project = Project.create(**fields, created_at=time.time())
     except IntegrityError:
@@ -122,13 +131,13 @@ def create_project(payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, 
 
 def update_project(ref: str, payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, Any]:
     project = find_project(ref)
-    checks.known_fields(payload, PROJECT_FIELDS[1:])
+    check_known_fields(payload, PROJECT_FIELDS[1:])
     if "name" in payload:
-        project.name = checks.text(payload["name"], "name")
+        project.name = check_text(payload["name"], "name")
     if "repository" in payload and payload["repository"] != shown_url(project.repository):
         project.repository = _repository(payload["repository"])
     if "settings" in payload:
-        project.settings = json.dumps(checks.json_object(payload["settings"], "settings"))
+        project.settings = json.dumps(check_json_object(payload["settings"], "settings"))
     project.save()
     record_by(actor, "project.update", f"project:{project.slug}")
     return project_dict(project)
@@ -161,17 +170,17 @@ def list_agents(ref: str) -> list[dict[str, Any]]:
 
 def create_agent(ref: str, payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, Any]:
     project = find_project(ref)
-    checks.known_fields(payload, AGENT_FIELDS)
+    check_known_fields(payload, AGENT_FIELDS)
     kind = payload.get("kind")
     if kind not in AGENT_KINDS:
         raise InputError("kind", f"must be one of {', '.join(AGENT_KINDS)}")
-    slug = checks.slug(payload.get("slug"), "slug")
+    slug = check_slug(payload.get("slug"), "slug")
     fields = {"slug": slug, "kind": kind,
-              "name": checks.text(payload.get("name", slug), "name"),
+              "name": check_text(payload.get("name", slug), "name"),
               "config": json.dumps(check_config(kind, payload.get("config"))),
-              "enabled": checks.boolean(payload.get("enabled", True), "enabled"),
-              "timeout": checks.seconds(payload.get("timeout", DEFAULT_AGENT_TIMEOUT),
-                                        "timeout")}
+              "enabled": check_bool(payload.get("enabled", True), "enabled"),
+              "timeout": check_seconds(payload.get("timeout", DEFAULT_AGENT_TIMEOUT),
+                                       "timeout", most=MOST_AGENT_TIMEOUT)}
     try:
         agent = Agent.create(project_id=project.id, created_at=time.time(), **fields)
     except IntegrityError:
@@ -185,18 +194,18 @@ def update_agent(ref: str, slug: str, payload: dict[str, Any], actor: Actor = SY
                  ) -> dict[str, Any]:
     project = find_project(ref)
     agent = find_agent(project, slug)
-    checks.known_fields(payload, AGENT_FIELDS[1:])
+    check_known_fields(payload, AGENT_FIELDS[1:])
     if "kind" in payload and payload["kind"] != agent.kind:
         raise InputError("kind", "cannot change; create a new agent instead")
     if "name" in payload:
-        agent.name = checks.text(payload["name"], "name")
+        agent.name = check_text(payload["name"], "name")
     if "config" in payload:
         agent.config = json.dumps(check_config(agent.kind, _unmask(
             payload["config"], json.loads(agent.config))))
     if "enabled" in payload:
-        agent.enabled = checks.boolean(payload["enabled"], "enabled")
+        agent.enabled = check_bool(payload["enabled"], "enabled")
     if "timeout" in payload:
-        agent.timeout = checks.seconds(payload["timeout"], "timeout")
+        agent.timeout = check_seconds(payload["timeout"], "timeout", most=MOST_AGENT_TIMEOUT)
     agent.save()
     record_by(actor, "agent.update", f"agent:{project.slug}/{slug}")
     return agent_dict(agent)
@@ -224,18 +233,18 @@ def _unmask(config: Any, stored: dict[str, Any]) -> Any:
 
 def check_config(kind: str, raw: Any) -> dict[str, Any]:
     """An agent's configuration, checked for its kind (see README, Orchestration)."""
-    config = checks.json_object(raw, "config")
+    config = check_json_object(raw, "config")
     if kind == "http":
-        checks.known_fields(config, ("url", "headers"), "config.")
-        url = http_url(config.get("url"), "config.url")
-        return {"url": url, "headers": checks.string_map(config.get("headers"),
+        check_known_fields(config, ("url", "headers"), "config.")
+        url = check_http_url(config.get("url"), "config.url")
+        return {"url": url, "headers": check_string_map(config.get("headers"),
                                                          "config.headers")}
     if kind == "command":
-        checks.known_fields(config, ("command", "shell", "env", "cwd"), "config.")
-        shell = checks.boolean(config.get("shell", False), "config.shell")
+        check_known_fields(config, ("command", "shell", "env", "cwd"), "config.")
+        shell = check_bool(config.get("shell", False), "config.shell")
         command = config.get("command")
         if shell:
-            command = checks.text(command, "config.command", 10000)
+            command = check_text(command, "config.command", 10000)
         elif not (isinstance(command, list) and 1 <= len(command) <= 200 and all(
                 isinstance(a, str) and a and "\0" not in a for a in command)):
             raise InputError("config.command", "must be a list of arguments, the program "
@@ -244,9 +253,9 @@ def check_config(kind: str, raw: Any) -> dict[str, Any]:
         if cwd is not None and not (isinstance(cwd, str) and cwd.startswith("/")):
             raise InputError("config.cwd", "must be an absolute path")
         return {"command": command, "shell": shell, "cwd": cwd,
-                "env": checks.string_map(config.get("env"), "config.env")}
+                "env": check_string_map(config.get("env"), "config.env")}
     if kind == "python":
-        checks.known_fields(config, ("entryPoint",), "config.")
+        check_known_fields(config, ("entryPoint",), "config.")
         name = config.get("entryPoint")
         names = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
         if name not in names:
@@ -254,7 +263,7 @@ def check_config(kind: str, raw: Any) -> dict[str, Any]:
                                                   f"{ENTRY_POINT_GROUP} entry point; "
                                                   f"found: {', '.join(sorted(names)) or 'none'}")
         return {"entryPoint": name}
-    checks.known_fields(config, ("largeFileBytes",), "config.")
+    check_known_fields(config, ("largeFileBytes",), "config.")
     size = config.get("largeFileBytes", 1_000_000)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InputError("config.largeFileBytes", "must be a whole number of bytes above 0")

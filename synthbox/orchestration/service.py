@@ -13,6 +13,7 @@ from typing import Any
 
 from synthbox.accounts.audit import record_by
 from synthbox.actors import Actor
+from synthbox.checks import check_json_object, check_known_fields
 from synthbox.errors import InputError, NotFound
 from synthbox.jobs.options import HIGH_PRIORITY
 from synthbox.jobs.service import (
@@ -21,7 +22,6 @@ from synthbox.jobs.service import (
     QueueService,
     milliseconds,
 )
-from synthbox.orchestration import checks
 from synthbox.orchestration.models import (
     JOB_TYPES,
     TRIGGERS,
@@ -46,7 +46,7 @@ def check_request(project: Project, payload: dict[str, Any], prefix: str = ""
     job_type = payload.get("jobType", "single_agent" if agent_slug else "batch")
     if job_type not in JOB_TYPES:
         raise InputError(prefix + "jobType", f"must be one of {', '.join(JOB_TYPES)}")
-    context = checks.json_object(payload.get("context"), prefix + "context")
+    context = check_json_object(payload.get("context"), prefix + "context")
     priority = payload.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 10:
         raise InputError(prefix + "priority", "must be a whole number from 0 to 10")
@@ -107,7 +107,7 @@ class OrchestrationService(LegacyServiceMethods):
         if triggered_by not in TRIGGERS:
             raise InputError("triggeredBy", f"must be one of {', '.join(TRIGGERS)}")
         project = find_project(project_ref)
-        checks.known_fields(payload, REQUEST_FIELDS)
+        check_known_fields(payload, REQUEST_FIELDS)
         request = check_request(project, payload)
         user = payload.get("userId", user_id)
         if user is not None and not isinstance(user, str | int):

@@ -32,9 +32,9 @@ from peewee import IntegrityError
 
 from synthbox.accounts.audit import record_by
 from synthbox.actors import SYSTEM, Actor
+from synthbox.checks import check_bool, check_known_fields, check_slug
 from synthbox.errors import InputError, NotAllowed, NotFound
 from synthbox.jobs.service import JOB_ID, milliseconds
-from synthbox.orchestration import checks
 from synthbox.orchestration.models import Hook, HookDelivery, Project, Schedule
 from synthbox.orchestration.projects import find_project
 from synthbox.orchestration.service import OrchestrationService, check_request
@@ -119,7 +119,7 @@ def save_schedule(project_ref: str, payload: dict[str, Any], schedule_id: str | 
     """Create a schedule, or change one (also while instances run: the next due time is
     worked out again from now)."""
     project = find_project(project_ref)
-    checks.known_fields(payload, SCHEDULE_FIELDS)
+    check_known_fields(payload, SCHEDULE_FIELDS)
     schedule = (_find_schedule(project, schedule_id) if schedule_id is not None else
                 Schedule(project_id=project.id, created_at=time.time(), timezone="UTC"))
     if schedule_id is None or "cron" in payload:
@@ -127,7 +127,7 @@ def save_schedule(project_ref: str, payload: dict[str, Any], schedule_id: str | 
     if "timezone" in payload:
         schedule.timezone = _check_timezone(payload["timezone"])
     if "enabled" in payload:
-        schedule.enabled = checks.boolean(payload["enabled"], "enabled")
+        schedule.enabled = check_bool(payload["enabled"], "enabled")
     if schedule_id is None or {"jobType", "agentSlug", "context"} & payload.keys():
         merged = {"jobType": payload.get("jobType", schedule.job_type or "batch"),
                   "agentSlug": payload.get("agentSlug", schedule.agent_slug),
@@ -218,15 +218,15 @@ def list_hooks(project_ref: str) -> list[dict[str, Any]]:
 
 def create_hook(project_ref: str, payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, Any]:
     project = find_project(project_ref)
-    checks.known_fields(payload, HOOK_FIELDS)
-    slug = checks.slug(payload.get("slug"), "slug")
+    check_known_fields(payload, HOOK_FIELDS)
+    slug = check_slug(payload.get("slug"), "slug")
     request = check_request(project, {k: payload[k] for k in ("jobType", "agentSlug")
                                       if k in payload})
     secret = secrets.token_hex(32)
     try:
         hook = Hook.create(project_id=project.id, slug=slug, secret=secret,
                            job_type=request["jobType"], agent_slug=request["agentSlug"],
-                           enabled=checks.boolean(payload.get("enabled", True), "enabled"),
+                           enabled=check_bool(payload.get("enabled", True), "enabled"),
                            created_at=time.time())
     except IntegrityError:
         raise InputError("slug", f"project {project.slug!r} has a hook {slug!r} already"
@@ -239,9 +239,9 @@ def update_hook(project_ref: str, slug: str, payload: dict[str, Any], actor: Act
                 ) -> dict[str, Any]:
     project = find_project(project_ref)
     hook = find_hook(project, slug)
-    checks.known_fields(payload, HOOK_FIELDS[1:])
+    check_known_fields(payload, HOOK_FIELDS[1:])
     if "enabled" in payload:
-        hook.enabled = checks.boolean(payload["enabled"], "enabled")
+        hook.enabled = check_bool(payload["enabled"], "enabled")
     if {"jobType", "agentSlug"} & payload.keys():
         request = check_request(project, {
             "jobType": payload.get("jobType", hook.job_type),
