@@ -12,12 +12,12 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from synthbox.errors import SynthBoxError
-from synthbox.paths import data_dir
+from synthbox.settings import Settings
 
 
 class SettingsError(SynthBoxError, ValueError):
@@ -253,25 +253,6 @@ SETTINGS: tuple[Setting, ...] = (
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
 
-@dataclass
-class Settings:
-    """Resolved settings: one attribute per entry of SETTINGS."""
-
-    values: dict[str, Any]
-    sources: dict[str, str] = field(default_factory=dict)
-    config_file: Path | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    @property
-    def data_path(self) -> Path:
-        return data_dir(self.values["data_dir"])
-
-
 def _apply(setting: Setting, raw: Any, source: str) -> Any:
     try:
         return setting.parse(raw)
@@ -331,4 +312,4 @@ def load_settings(
             value = _apply(setting, cli[setting.name], source)
         values[setting.name] = value
         sources[setting.name] = source
-    return Settings(values, sources, config_file)
+    return Settings(**values, sources=sources, config_file=config_file)

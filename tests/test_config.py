@@ -162,3 +162,24 @@ def test_a_postgres_url_without_a_database_name_is_refused(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(
         "Error: database_url: names no database")
+
+
+def test_the_typed_settings_are_the_declared_ones():
+    """synthbox/settings.py has a typed field per entry of SETTINGS, in order, typed as its
+    default; mypy then checks every use. A setting added to one and not the other fails."""
+    import dataclasses
+
+    from synthbox.config import SETTINGS
+    from synthbox.settings import Settings
+
+    types = {str: "str", int: "int", float: "float", bool: "bool", dict: "dict[str, Any]",
+             tuple: "tuple[Any, ...]", list: "list[Any]"}
+    declared = [(s.name, types[type(s.default)]) for s in SETTINGS]
+    typed = [(f.name, f.type) for f in dataclasses.fields(Settings)
+             if f.name not in ("sources", "config_file")]
+    assert typed == declared
+    settings = load_settings({"port": "4000"}, env={})
+    assert settings.port == 4000 and settings.values["port"] == 4000
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.port = 1  # type: ignore[misc]
+    assert dataclasses.replace(settings, web=False).web is False

@@ -11,6 +11,7 @@ touches a running deployment's jobs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -39,15 +40,12 @@ from synthbox.jobs.engine import Engine
 def measure(settings: Settings, backend: str, jobs: int, progress: bool = False,
             records_url: str = "") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="synthbox-bench-") as tmp:
-        values = dict(settings.values)
-        values["data_dir"] = tmp
-        values["database_url"] = records_url
-        values["queues"] = {"diagnostics": {"concurrency": 8}}
-        if backend == "redis":
-            values["redis_url"] = settings.redis_url or "redis://127.0.0.1:6379/0"
-        else:
-            values["redis_url"] = ""
-        engine = build_engine(Settings(values), namespace=f"synthbox-bench-{os.getpid()}")
+        redis_url = (settings.redis_url or "redis://127.0.0.1:6379/0") if backend == "redis" \
+            else ""
+        bench_settings = dataclasses.replace(
+            settings, data_dir=tmp, database_url=records_url, redis_url=redis_url,
+            queues={"diagnostics": {"concurrency": 8}})
+        engine = build_engine(bench_settings, namespace=f"synthbox-bench-{os.getpid()}")
         try:
             return _measure(engine, backend, jobs, progress)
         finally:

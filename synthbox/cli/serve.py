@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
@@ -21,5 +22,5 @@ def serve(workers_only: bool, **options: Any) -> None:
     """Serve the API and run the queue workers (the default command)."""
     settings = resolve_settings(options)
     if workers_only:
-        settings.values["web"] = False
+        settings = dataclasses.replace(settings, web=False)
     sys.exit(run(settings))
