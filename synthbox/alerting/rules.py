@@ -57,7 +57,7 @@ def check(payload: Any, queues: list[str], prefix: str = "",
             raise InputError(prefix + "name", "must be 1-63 lowercase letters, digits, - or _")
         fields["name"] = name
     if not partial or "kind" in payload:
-        if payload.get("kind") not in KINDS:
+        if not isinstance(payload.get("kind"), str) or payload["kind"] not in KINDS:
             raise InputError(prefix + "kind", f"must be one of {', '.join(KINDS)}")
         fields["kind"] = payload["kind"]
     if "queue" in payload or not partial:

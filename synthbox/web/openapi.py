@@ -12,171 +12,18 @@ from flask import Blueprint, jsonify
 
 from synthbox import __version__
 from synthbox.web.auth import authenticate_api_request, needs
+from synthbox.web.openapi_schemas import (
+    CURSOR,
+    LIMIT,
+    NULLABLE_INT,
+    NULLABLE_STR,
+    SCHEMAS,
+    STATES,
+    USER_NAME,
+)
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 bp.before_request(authenticate_api_request)
-
-NULLABLE_INT = {"type": ["integer", "null"]}
-NULLABLE_STR = {"type": ["string", "null"]}
-STATES = ["waiting", "active", "completed", "failed", "delayed"]
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object", "required": ["success", "error"],
-        "properties": {
-            "success": {"const": False},
-            "error": {"type": "object", "required": ["code", "message"],
-                      "properties": {"code": {"type": "string"},
-                                     "message": {"type": "string"},
-                                     "field": {"type": "string"}}}}},
-    "Stats": {"type": "object",
-              "required": ["waiting", "active", "completed", "failed", "delayed", "paused",
-                           "total"],
-              "properties": {k: {"type": "integer", "minimum": 0} for k in (
-                  "waiting", "active", "completed", "failed", "delayed", "paused", "total")}},
-    "Queue": {"type": "object", "required": ["name", "paused", "stats"],
-              "properties": {"name": {"type": "string"}, "paused": {"type": "boolean"},
-                             "stats": {"$ref": "#/components/schemas/Stats"}}},
-    "Job": {
-        "type": "object",
-        "required": ["id", "queue", "name", "data", "state", "priority", "attemptsMade",
-                     "attempts", "timestamp", "runAt"],
-        "properties": {
-            "id": {"type": "string"}, "queue": {"type": "string"}, "name": {"type": "string"},
-            "data": {}, "state": {"enum": STATES}, "priority": {"type": "integer"},
-            "attemptsMade": {"type": "integer"}, "attempts": {"type": "integer"},
-            "backoff": {"type": "object"}, "timeout": NULLABLE_INT, "jobId": NULLABLE_STR,
-            "stalledCount": {"type": "integer"}, "progress": {"type": "integer"},
-            "returnvalue": {}, "failedReason": NULLABLE_STR, "timestamp": {"type": "integer"},
-            "runAt": {"type": "integer"}, "processedOn": NULLABLE_INT,
-            "finishedOn": NULLABLE_INT, "errors": {"type": "array"},
-            "stacktrace": {"type": "array"}, "logs": {"type": "array"}}},
-    "JobPage": {"type": "object", "required": ["jobs", "nextCursor"],
-                "properties": {"jobs": {"type": "array",
-                                        "items": {"$ref": "#/components/schemas/Job"}},
-                               "nextCursor": NULLABLE_STR}},
-    "NewJob": {"type": "object", "required": ["name"],
-               "properties": {"name": {"type": "string"}, "data": {},
-                              "opts": {"type": "object", "properties": {
-                                  "priority": {"type": "integer", "minimum": 0, "maximum": 10},
-                                  "delay": {"type": "number", "minimum": 0},
-                                  "runAt": {"type": "number", "minimum": 0},
-                                  "attempts": {"type": "integer", "minimum": 1},
-                                  "backoff": {"type": "object"},
-                                  "timeout": {"type": "number", "exclusiveMinimum": 0},
-                                  "jobId": {"type": "string"}}}}},
-    "TokenPair": {"type": "object",
-                  "required": ["accessToken", "refreshToken", "tokenType", "expiresIn"],
-                  "properties": {"accessToken": {"type": "string"},
-                                 "refreshToken": {"type": "string"},
-                                 "tokenType": {"const": "Bearer"},
-                                 "expiresIn": {"type": "integer"},
-                                 "user": {"$ref": "#/components/schemas/User"}}},
-    "User": {"type": "object", "required": ["id", "name", "role", "disabled"],
-             "properties": {"id": {"type": "string"}, "name": {"type": "string"},
-                            "role": {"enum": ["admin", "operator", "viewer"]},
-                            "disabled": {"type": "boolean"}, "createdAt": {"type": "integer"},
-                            "lastLoginAt": NULLABLE_INT}},
-    "Token": {"type": "object", "required": ["id", "name", "scopes"],
-              "properties": {"id": {"type": "string"}, "name": {"type": "string"},
-                             "scopes": {"type": "array", "items": {"type": "string"}},
-                             "createdBy": {"type": "string"}, "createdAt": {"type": "integer"},
-                             "lastUsedAt": NULLABLE_INT, "revokedAt": NULLABLE_INT,
-                             "token": {"type": "string"}}},
-    "NewEmail": {"type": "object", "properties": {
-        "from": {"type": "string"}, "to": {}, "cc": {}, "bcc": {},
-        "replyTo": {"type": "string"}, "subject": {"type": "string"},
-        "text": {"type": "string"}, "html": {"type": "string"}, "headers": {"type": "object"},
-        "tags": {"type": "array"}, "userId": {"type": "string"},
-        "priority": {"type": "integer", "minimum": 0, "maximum": 10},
-        "sendAt": {"type": "number"}, "idempotencyKey": {"type": "string"},
-        "template": {"type": "string"}, "variables": {"type": "object"}}},
-    "Email": {"type": "object",
-              "required": ["id", "messageId", "from", "to", "subject", "state", "attempts"],
-              "properties": {"id": {"type": "string"}, "messageId": {"type": "string"},
-                             "from": {"type": "string"}, "to": {"type": "array"},
-                             "subject": {"type": "string"},
-                             "state": {"enum": ["queued", "sending", "sent", "failed",
-                                                "suppressed", "uncertain"]},
-                             "attempts": {"type": "integer"}, "lastError": NULLABLE_STR,
-                             "serverReply": NULLABLE_STR, "jobId": NULLABLE_STR}},
-    "Project": {"type": "object", "required": ["id", "slug", "name"],
-                "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
-                               "name": {"type": "string"}, "repository": NULLABLE_STR,
-                               "settings": {"type": "object"}}},
-    "NewProject": {"type": "object", "properties": {
-        "slug": {"type": "string"}, "name": {"type": "string"},
-        "repository": {"type": "string"}, "settings": {"type": "object"}}},
-    "Agent": {"type": "object", "required": ["id", "slug", "kind", "config", "enabled"],
-              "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
-                             "name": {"type": "string"},
-                             "kind": {"enum": ["http", "command", "python", "repo-scan"]},
-                             "config": {"type": "object"}, "enabled": {"type": "boolean"},
-                             "timeout": {"type": "number"}}},
-    "NewAgent": {"type": "object", "properties": {
-        "slug": {"type": "string"}, "name": {"type": "string"},
-        "kind": {"enum": ["http", "command", "python", "repo-scan"]},
-        "config": {"type": "object"}, "enabled": {"type": "boolean"},
-        "timeout": {"type": "number"}}},
-    "Schedule": {"type": "object", "required": ["id", "cron", "timezone", "jobType",
-                                                "nextRunAt"],
-                 "properties": {"id": {"type": "string"}, "cron": {"type": "string"},
-                                "timezone": {"type": "string"}, "jobType": {"type": "string"},
-                                "agentSlug": NULLABLE_STR, "context": {"type": "object"},
-                                "enabled": {"type": "boolean"},
-                                "nextRunAt": {"type": "integer"}, "lastRunAt": NULLABLE_INT}},
-    "NewSchedule": {"type": "object", "properties": {
-        "cron": {"type": "string"}, "timezone": {"type": "string"},
-        "jobType": {"type": "string"}, "agentSlug": {"type": "string"},
-        "context": {"type": "object"}, "enabled": {"type": "boolean"}}},
-    "Hook": {"type": "object", "required": ["id", "slug", "jobType", "path"],
-             "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
-                            "jobType": {"type": "string"}, "agentSlug": NULLABLE_STR,
-                            "enabled": {"type": "boolean"}, "path": {"type": "string"},
-                            "secret": {"type": "string"}}},
-    "NewHook": {"type": "object", "properties": {
-        "slug": {"type": "string"}, "jobType": {"type": "string"},
-        "agentSlug": {"type": "string"}, "enabled": {"type": "boolean"}}},
-    "Run": {"type": "object", "required": ["id", "jobId", "projectId", "triggeredBy",
-                                           "jobType", "state"],
-            "properties": {"id": {"type": "string"}, "jobId": {"type": "string"},
-                           "projectId": {"type": "string"},
-                           "triggeredBy": {"enum": ["cron", "webhook", "manual", "api",
-                                                    "system"]},
-                           "jobType": {"type": "string"}, "agentSlug": NULLABLE_STR,
-                           "state": {"enum": ["queued", "running", "succeeded", "failed"]},
-                           "result": {"type": ["object", "null"]}, "error": NULLABLE_STR,
-                           "agentRuns": {"type": "array"}, "tasks": {"type": "array"},
-                           "suggestions": {"type": "array"}}},
-    "NewRun": {"type": "object", "properties": {
-        "jobType": {"enum": ["batch", "single_agent", "github_analysis", "retry"]},
-        "agentSlug": {"type": "string"}, "context": {"type": "object"},
-        "priority": {"type": "integer", "minimum": 0, "maximum": 10},
-        "userId": {"type": "string"}}},
-    "Item": {"type": "object", "required": ["id", "runId", "agentSlug", "title"],
-             "properties": {"id": {"type": "string"}, "runId": {"type": "string"},
-                            "agentSlug": {"type": "string"}, "title": {"type": "string"},
-                            "detail": {"type": "object"}}},
-    "Alert": {"type": "object", "required": ["name", "kind", "threshold", "firing"],
-              "properties": {"name": {"type": "string"}, "kind": {"type": "string"},
-                             "queue": NULLABLE_STR, "threshold": {"type": "number"},
-                             "window": {"type": "number"}, "webhook": NULLABLE_STR,
-                             "emails": {"type": "array"}, "enabled": {"type": "boolean"},
-                             "source": {"enum": ["api", "config"]},
-                             "firing": {"type": "boolean"},
-                             "value": {"type": ["number", "null"]}}},
-    "NewAlert": {"type": "object", "properties": {
-        "name": {"type": "string"},
-        "kind": {"enum": ["failures", "waiting", "oldest_waiting", "stalled",
-                          "instance_silent"]},
-        "queue": {"type": "string"}, "threshold": {"type": "number"},
-        "window": {"type": "number"}, "webhook": {"type": "string"},
-        "emails": {"type": "array"}, "enabled": {"type": "boolean"}}},
-    "SeedQueue": {"type": "object", "required": ["stats", "failedJobs"],
-                  "properties": {"stats": {"type": "object", "required": [
-                      "waiting", "active", "completed", "failed", "delayed", "total"]},
-                      "failedJobs": {"type": "array"}}},
-}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -191,12 +38,19 @@ def _object(**properties: Any) -> dict[str, Any]:
     return {"type": "object", "properties": properties}
 
 
+def _required(schema: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {**schema, "required": list(names)}
+
+
 # (method, path, summary, permission or None for public, request body, answer data)
 ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("post", "/auth/login", "Sign in for a JWT pair", None,
-     _object(name={"type": "string"}, password={"type": "string"}), _ref("TokenPair")),
+     _required(_object(name={"type": "string", "minLength": 1},
+                       password={"type": "string", "minLength": 1}), "name", "password"),
+     _ref("TokenPair")),
     ("post", "/auth/refresh", "A new JWT pair for a refresh token (each works once)", None,
-     _object(refreshToken={"type": "string"}), _ref("TokenPair")),
+     _required(_object(refreshToken={"type": "string", "minLength": 1}), "refreshToken"),
+     _ref("TokenPair")),
     ("post", "/auth/logout", "Revoke this access token (and a refresh token)", "read",
      _object(refreshToken={"type": "string"}), _object(signedOut={"type": "boolean"})),
     ("post", "/auth/password", "Change your password; every sign-in ends", "signed in",
@@ -223,7 +77,7 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
      _object(search={"type": "string"}, dryRun={"type": "boolean"}),
      _object(count={"type": "integer"}, dryRun={"type": "boolean"})),
     ("post", "/admin/queues/{name}/jobs/delete", "Delete matching jobs", "operate",
-     _object(state={"type": "string"}, search={"type": "string"},
+     _object(state={"enum": STATES}, search={"type": "string"},
              dryRun={"type": "boolean"}),
      _object(count={"type": "integer"}, dryRun={"type": "boolean"})),
     ("get", "/admin/jobs/{job_id}", "A job with its attempts", "read", None, _ref("Job")),
@@ -235,7 +89,8 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("post", "/admin/queues/{name}/retry-failed", "Retry every failed job", "operate", None,
      _object(retried={"type": "integer"})),
     ("post", "/admin/queues/{name}/clean", "Delete old jobs in a state", "operate",
-     _object(state={"type": "string"}, grace={"type": "number"}),
+     _object(state={"enum": ["completed", "failed", "waiting", "delayed"]},
+             grace={"type": "number", "minimum": 0, "maximum": 10**11}),
      _object(removed={"type": "integer"})),
     ("post", "/admin/queues/{name}/pause", "Stop claims", "operate", None,
      _object(paused={"type": "boolean"})),
@@ -244,14 +99,21 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("get", "/admin/users", "Users, oldest first", "admin", None,
      _object(users=_array("User"), nextCursor=NULLABLE_INT)),
     ("post", "/admin/users", "Create a user", "admin",
-     _object(name={"type": "string"}, password={"type": "string"},
-             role={"enum": ["admin", "operator", "viewer"]}), _ref("User")),
+     _required(_object(name=USER_NAME,
+                       password={"type": "string", "minLength": 10, "maxLength": 1024},
+                       role={"enum": ["admin", "operator", "viewer"]}),
+               "name", "password", "role"), _ref("User")),
     ("patch", "/admin/users/{name}", "Disable, enable, or set a password", "admin",
-     _object(disabled={"type": "boolean"}, password={"type": "string"}), _ref("User")),
+     {**_object(disabled={"type": "boolean"},
+                password={"type": "string", "minLength": 10, "maxLength": 1024}),
+      "additionalProperties": False}, _ref("User")),
     ("get", "/admin/tokens", "API tokens (never their values), oldest first", "admin", None,
      _object(tokens=_array("Token"), nextCursor=NULLABLE_INT)),
     ("post", "/admin/tokens", "Create an API token (shown once)", "admin",
-     _object(name={"type": "string"}, scopes={"type": "array"}), _ref("Token")),
+     _required(_object(name=USER_NAME, scopes={
+         "type": "array", "minItems": 1,
+         "items": {"enum": ["jobs:write", "email:send", "orchestration:trigger", "admin"]}}),
+         "name", "scopes"), _ref("Token")),
     ("delete", "/admin/tokens/{name}", "Revoke an API token", "admin", None,
      _object(revoked={"type": "boolean"})),
     ("post", "/emails", "Record and queue an email", "email:send", _ref("NewEmail"),
@@ -263,7 +125,10 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("get", "/emails/templates", "Email templates", "email:read", None,
      {"type": "array"}),
     ("put", "/emails/templates/{name}", "Create or replace a template", "operate",
-     _object(subject={"type": "string"}, text={"type": "string"}, html={"type": "string"}),
+     {**_required(_object(subject={"type": "string", "minLength": 1, "maxLength": 998,
+                                   "pattern": r"^[^\x00-\x1f\x7f]*$"},
+                          text={"type": "string"}, html={"type": "string"}), "subject"),
+      "anyOf": [{"required": ["text"]}, {"required": ["html"]}]},
      {"type": "object"}),
     ("delete", "/emails/templates/{name}", "Delete a template", "operate", None,
      _object(deleted={"type": "boolean"})),
@@ -276,7 +141,7 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("get", "/admin/alerts", "Alert rules and whether each is firing", "admin", None,
      _array("Alert")),
     ("post", "/admin/alerts", "Add an alert rule", "admin", _ref("NewAlert"), _ref("Alert")),
-    ("patch", "/admin/alerts/{name}", "Change an alert rule", "admin", _ref("NewAlert"),
+    ("patch", "/admin/alerts/{name}", "Change an alert rule", "admin", _ref("AlertChange"),
      _ref("Alert")),
     ("delete", "/admin/alerts/{name}", "Remove an alert rule", "admin", None,
      _object(deleted={"type": "boolean"})),
@@ -287,7 +152,7 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("get", "/projects/{project}", "A project (by slug or id)", "read", None,
      _ref("Project")),
     ("patch", "/projects/{project}", "Change a project's name, repository or settings",
-     "admin", _ref("NewProject"), _ref("Project")),
+     "admin", _ref("ProjectChange"), _ref("Project")),
     ("delete", "/projects/{project}", "Delete a project and everything it holds", "admin",
      None, _object(deleted={"type": "boolean"})),
     ("get", "/projects/{project}/agents", "A project's agents", "read", None,
@@ -312,7 +177,7 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("post", "/projects/{project}/hooks", "Add a webhook; its secret is shown once", "admin",
      _ref("NewHook"), _ref("Hook")),
     ("patch", "/projects/{project}/hooks/{slug}", "Change a webhook", "admin",
-     _ref("NewHook"), _ref("Hook")),
+     _ref("HookChange"), _ref("Hook")),
     ("delete", "/projects/{project}/hooks/{slug}", "Remove a webhook", "admin", None,
      _object(deleted={"type": "boolean"})),
     ("post", "/projects/{project}/orchestrations", "Queue a run of the project's agents",
@@ -331,20 +196,22 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
 ]
 
 _QUERY: dict[str, list[tuple[str, dict[str, Any]]]] = {
-    "/queues/{name}/jobs": [("state", {"enum": STATES}), ("limit", {"type": "integer"}),
-                            ("before", {"type": "integer"})],
+    "/queues/{name}/jobs": [("state", {"enum": STATES}),
+                            ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                            ("before", CURSOR)],
     "/admin/queues/{name}/jobs": [("state", {"enum": STATES}), ("search", {"type": "string"}),
-                                  ("limit", {"type": "integer"}),
-                                  ("cursor", {"type": "integer"})],
-    "/admin/audit": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
-    "/admin/alerts/events": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
-    "/emails": [("state", {"type": "string"}), ("limit", {"type": "integer"}),
-                ("before", {"type": "integer"})],
-    "/admin/users": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
-    **{f"/projects/{{project}}/{kind}": [("limit", {"type": "integer"}),
-                                          ("cursor", {"type": "integer"})]
+                                  ("limit", LIMIT),
+                                  ("cursor", CURSOR)],
+    "/admin/audit": [("limit", LIMIT), ("cursor", CURSOR)],
+    "/admin/alerts/events": [("limit", LIMIT), ("cursor", CURSOR)],
+    "/emails": [("state", {"enum": ["queued", "sending", "sent", "failed", "suppressed",
+                                     "uncertain"]}), ("limit", LIMIT),
+                ("before", CURSOR)],
+    "/admin/users": [("limit", LIMIT), ("cursor", CURSOR)],
+    **{f"/projects/{{project}}/{kind}": [("limit", LIMIT),
+                                          ("cursor", CURSOR)]
        for kind in ("runs", "tasks", "suggestions")},
-    "/admin/tokens": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
+    "/admin/tokens": [("limit", LIMIT), ("cursor", CURSOR)],
 }
 _CREATED = {("post", "/queues/{name}/jobs"), ("post", "/queues/{name}/jobs/bulk"),
             ("post", "/admin/users"), ("post", "/admin/tokens"), ("post", "/emails"),
@@ -379,13 +246,15 @@ def _operation(method: str, path: str, summary: str, permission: str | None, bod
                    for name, schema in _QUERY.get(path, [])]
     if parameters:
         operation["parameters"] = parameters
-    if body is not None:
-        operation["requestBody"] = {"required": False,
+    if body is not None:  # a body with required fields must be sent
+        resolved = SCHEMAS[body["$ref"].rsplit("/", 1)[1]] if "$ref" in body else body
+        operation["requestBody"] = {"required": bool(resolved.get("required")),
                                     "content": {"application/json": {"schema": body}}}
     return operation
 
 
-def document() -> dict[str, Any]:
+def document(queues: list[str] | None = None) -> dict[str, Any]:
+    """The document; with `queues` (the served one), an alert rule's queue is one of them."""
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, permission, body, answer in ROUTES:
         paths.setdefault(path, {})[method] = _operation(method, path, summary, permission,
@@ -398,12 +267,24 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "paths": paths,
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": _with_queues(queues),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def _with_queues(queues: list[str] | None) -> dict[str, Any]:
+    if queues is None:
+        return SCHEMAS
+    schemas = dict(SCHEMAS)
+    for name in ("AlertChange", "NewAlert"):
+        schemas[name] = {**schemas[name], "properties": {
+            **schemas[name]["properties"], "queue": {"enum": sorted(queues)}}}
+    return schemas
 
 
 @bp.get("/openapi.json")
 @needs("read")
 def openapi_json() -> Any:
-    return jsonify(document())
+    from flask import current_app
+
+    return jsonify(document(list(current_app.config["SYNTHBOX_ENGINE"].queues)))

@@ -1,0 +1,202 @@
+"""The component schemas of the OpenAPI document (synthbox/web/openapi.py), as data.
+
+They say what the validation accepts, so that a request valid here is not refused there
+(schemathesis checks both ways: tests/test_openapi.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NULLABLE_INT = {"type": ["integer", "null"]}
+NULLABLE_STR = {"type": ["string", "null"]}
+STATES = ["waiting", "active", "completed", "failed", "delayed"]
+# what the validation accepts, so that a request valid here is not refused there
+TEXT = {"type": "string", "minLength": 1, "maxLength": 200,
+        "pattern": r"^[^\x00-\x1f]*[^\x00-\x20][^\x00-\x1f]*$"}  # one line, not blank
+USER_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"}
+SLUG = {"type": "string", "pattern": r"^(?![0-9]+$)[a-z0-9][a-z0-9-]{0,62}$"}
+RULE_NAME = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,62}$"}
+EMAIL_ADDRESS = {"type": "string",
+                 "pattern": r"^[A-Za-z0-9+_-]+(\.[A-Za-z0-9+_-]+)*@[A-Za-z0-9]+(\.[A-Za-z0-9]+)+$"}
+LIMIT = {"type": "integer", "minimum": 1, "maximum": 500}
+CURSOR = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}  # at most 18 digits
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["success", "error"],
+        "properties": {
+            "success": {"const": False},
+            "error": {"type": "object", "required": ["code", "message"],
+                      "properties": {"code": {"type": "string"},
+                                     "message": {"type": "string"},
+                                     "field": {"type": "string"}}}}},
+    "Stats": {"type": "object",
+              "required": ["waiting", "active", "completed", "failed", "delayed", "paused",
+                           "total"],
+              "properties": {k: {"type": "integer", "minimum": 0} for k in (
+                  "waiting", "active", "completed", "failed", "delayed", "paused", "total")}},
+    "Queue": {"type": "object", "required": ["name", "paused", "stats"],
+              "properties": {"name": {"type": "string"}, "paused": {"type": "boolean"},
+                             "stats": {"$ref": "#/components/schemas/Stats"}}},
+    "Job": {
+        "type": "object",
+        "required": ["id", "queue", "name", "data", "state", "priority", "attemptsMade",
+                     "attempts", "timestamp", "runAt"],
+        "properties": {
+            "id": {"type": "string"}, "queue": {"type": "string"}, "name": {"type": "string"},
+            "data": {}, "state": {"enum": STATES}, "priority": {"type": "integer"},
+            "attemptsMade": {"type": "integer"}, "attempts": {"type": "integer"},
+            "backoff": {"type": "object"}, "timeout": NULLABLE_INT, "jobId": NULLABLE_STR,
+            "stalledCount": {"type": "integer"}, "progress": {"type": "integer"},
+            "returnvalue": {}, "failedReason": NULLABLE_STR, "timestamp": {"type": "integer"},
+            "runAt": {"type": "integer"}, "processedOn": NULLABLE_INT,
+            "finishedOn": NULLABLE_INT, "errors": {"type": "array"},
+            "stacktrace": {"type": "array"}, "logs": {"type": "array"}}},
+    "JobPage": {"type": "object", "required": ["jobs", "nextCursor"],
+                "properties": {"jobs": {"type": "array",
+                                        "items": {"$ref": "#/components/schemas/Job"}},
+                               "nextCursor": NULLABLE_STR}},
+    "NewJob": {"type": "object", "required": ["name"],
+               "properties": {"name": {"type": "string"}, "data": {},
+                              "opts": {"type": "object", "properties": {
+                                  "priority": {"type": "integer", "minimum": 0, "maximum": 10},
+                                  "delay": {"type": "number", "minimum": 0},
+                                  "runAt": {"type": "number", "minimum": 0},
+                                  "attempts": {"type": "integer", "minimum": 1},
+                                  "backoff": {"type": "object"},
+                                  "timeout": {"type": "number", "exclusiveMinimum": 0},
+                                  "jobId": {"type": "string"}}}}},
+    "TokenPair": {"type": "object",
+                  "required": ["accessToken", "refreshToken", "tokenType", "expiresIn"],
+                  "properties": {"accessToken": {"type": "string"},
+                                 "refreshToken": {"type": "string"},
+                                 "tokenType": {"const": "Bearer"},
+                                 "expiresIn": {"type": "integer"},
+                                 "user": {"$ref": "#/components/schemas/User"}}},
+    "User": {"type": "object", "required": ["id", "name", "role", "disabled"],
+             "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                            "role": {"enum": ["admin", "operator", "viewer"]},
+                            "disabled": {"type": "boolean"}, "createdAt": {"type": "integer"},
+                            "lastLoginAt": NULLABLE_INT}},
+    "Token": {"type": "object", "required": ["id", "name", "scopes"],
+              "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                             "scopes": {"type": "array", "items": {"type": "string"}},
+                             "createdBy": {"type": "string"}, "createdAt": {"type": "integer"},
+                             "lastUsedAt": NULLABLE_INT, "revokedAt": NULLABLE_INT,
+                             "token": {"type": "string"}}},
+    "NewEmail": {"type": "object", "properties": {
+        "from": {"type": "string"}, "to": {}, "cc": {}, "bcc": {},
+        "replyTo": {"type": "string"}, "subject": {"type": "string"},
+        "text": {"type": "string"}, "html": {"type": "string"}, "headers": {"type": "object"},
+        "tags": {"type": "array"}, "userId": {"type": "string"},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 10},
+        "sendAt": {"type": "number"}, "idempotencyKey": {"type": "string"},
+        "template": {"type": "string"}, "variables": {"type": "object"}},
+        # a template brings its own subject, text and HTML
+        "if": {"required": ["template"]},
+        "then": {"not": {"anyOf": [{"required": [part]} for part in ("subject", "text",
+                                                                       "html")]}}},
+    "Email": {"type": "object",
+              "required": ["id", "messageId", "from", "to", "subject", "state", "attempts"],
+              "properties": {"id": {"type": "string"}, "messageId": {"type": "string"},
+                             "from": {"type": "string"}, "to": {"type": "array"},
+                             "subject": {"type": "string"},
+                             "state": {"enum": ["queued", "sending", "sent", "failed",
+                                                "suppressed", "uncertain"]},
+                             "attempts": {"type": "integer"}, "lastError": NULLABLE_STR,
+                             "serverReply": NULLABLE_STR, "jobId": NULLABLE_STR}},
+    "Project": {"type": "object", "required": ["id", "slug", "name"],
+                "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
+                               "name": {"type": "string"}, "repository": NULLABLE_STR,
+                               "settings": {"type": "object"}}},
+    "ProjectChange": {"type": "object", "additionalProperties": False, "properties": {
+        "name": TEXT,
+        # a remote URL (a local path must be under the repository_roots setting)
+        "repository": {"type": "string", "maxLength": 2000, "pattern":
+                       r"^(?:(?:https?|ssh|git)://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)"
+                       r"[^\x00-\x1f\x7f]*$"},
+        "settings": {"type": "object"}}},
+    "Agent": {"type": "object", "required": ["id", "slug", "kind", "config", "enabled"],
+              "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
+                             "name": {"type": "string"},
+                             "kind": {"enum": ["http", "command", "python", "repo-scan"]},
+                             "config": {"type": "object"}, "enabled": {"type": "boolean"},
+                             "timeout": {"type": "number"}}},
+    "NewAgent": {"type": "object", "properties": {
+        "slug": SLUG, "name": TEXT,
+        "kind": {"enum": ["http", "command", "python", "repo-scan"]},
+        "config": {"type": "object"}, "enabled": {"type": "boolean"},
+        "timeout": {"type": "number"}}},
+    "Schedule": {"type": "object", "required": ["id", "cron", "timezone", "jobType",
+                                                "nextRunAt"],
+                 "properties": {"id": {"type": "string"}, "cron": {"type": "string"},
+                                "timezone": {"type": "string"}, "jobType": {"type": "string"},
+                                "agentSlug": NULLABLE_STR, "context": {"type": "object"},
+                                "enabled": {"type": "boolean"},
+                                "nextRunAt": {"type": "integer"}, "lastRunAt": NULLABLE_INT}},
+    "NewSchedule": {"type": "object", "properties": {
+        "cron": {"type": "string"}, "timezone": {"type": "string"},
+        "jobType": {"type": "string"}, "agentSlug": {"type": "string"},
+        "context": {"type": "object"}, "enabled": {"type": "boolean"}}},
+    "Hook": {"type": "object", "required": ["id", "slug", "jobType", "path"],
+             "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
+                            "jobType": {"type": "string"}, "agentSlug": NULLABLE_STR,
+                            "enabled": {"type": "boolean"}, "path": {"type": "string"},
+                            "secret": {"type": "string"}}},
+    "HookChange": {"type": "object", "additionalProperties": False, "properties": {
+        "jobType": {"enum": ["batch", "single_agent", "github_analysis", "retry"]},
+        "agentSlug": {"type": "string"}, "enabled": {"type": "boolean"}},
+        "if": {"properties": {"jobType": {"const": "single_agent"}}, "required": ["jobType"]},
+        "then": {"required": ["agentSlug"]}, "else": {"not": {"required": ["agentSlug"]}}},
+    "Run": {"type": "object", "required": ["id", "jobId", "projectId", "triggeredBy",
+                                           "jobType", "state"],
+            "properties": {"id": {"type": "string"}, "jobId": {"type": "string"},
+                           "projectId": {"type": "string"},
+                           "triggeredBy": {"enum": ["cron", "webhook", "manual", "api",
+                                                    "system"]},
+                           "jobType": {"type": "string"}, "agentSlug": NULLABLE_STR,
+                           "state": {"enum": ["queued", "running", "succeeded", "failed"]},
+                           "result": {"type": ["object", "null"]}, "error": NULLABLE_STR,
+                           "agentRuns": {"type": "array"}, "tasks": {"type": "array"},
+                           "suggestions": {"type": "array"}}},
+    "NewRun": {"type": "object", "properties": {
+        "jobType": {"enum": ["batch", "single_agent", "github_analysis", "retry"]},
+        "agentSlug": {"type": "string"}, "context": {"type": "object"},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 10},
+        "userId": {"type": "string"}},
+        "if": {"properties": {"jobType": {"const": "single_agent"}}, "required": ["jobType"]},
+        "then": {"required": ["agentSlug"]}, "else": {"not": {"required": ["agentSlug"]}}},
+    "Item": {"type": "object", "required": ["id", "runId", "agentSlug", "title"],
+             "properties": {"id": {"type": "string"}, "runId": {"type": "string"},
+                            "agentSlug": {"type": "string"}, "title": {"type": "string"},
+                            "detail": {"type": "object"}}},
+    "Alert": {"type": "object", "required": ["name", "kind", "threshold", "firing"],
+              "properties": {"name": {"type": "string"}, "kind": {"type": "string"},
+                             "queue": NULLABLE_STR, "threshold": {"type": "number"},
+                             "window": {"type": "number"}, "webhook": NULLABLE_STR,
+                             "emails": {"type": "array"}, "enabled": {"type": "boolean"},
+                             "source": {"enum": ["api", "config"]},
+                             "firing": {"type": "boolean"},
+                             "value": {"type": ["number", "null"]}}},
+    "AlertChange": {"type": "object", "additionalProperties": False, "properties": {
+        "name": RULE_NAME,
+        "kind": {"enum": ["failures", "waiting", "oldest_waiting", "stalled",
+                          "instance_silent"]},
+        "queue": {"type": "string"}, "threshold": {"type": "number", "minimum": 0},
+        "window": {"type": "number", "minimum": 1, "maximum": 604800},
+        "webhook": {"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+"},
+        "emails": {"type": "array", "maxItems": 20, "items": EMAIL_ADDRESS},
+        "enabled": {"type": "boolean"}},
+        # silent instances are forgotten after 300 s
+        "if": {"properties": {"kind": {"const": "instance_silent"}}, "required": ["kind"]},
+        "then": {"properties": {"threshold": {"maximum": 240}}}},
+    "SeedQueue": {"type": "object", "required": ["stats", "failedJobs"],
+                  "properties": {"stats": {"type": "object", "required": [
+                      "waiting", "active", "completed", "failed", "delayed", "total"]},
+                      "failedJobs": {"type": "array"}}},
+}
+SCHEMAS["NewHook"] = {**SCHEMAS["HookChange"], "required": ["slug"], "properties": {
+    "slug": SLUG, **SCHEMAS["HookChange"]["properties"]}}
+SCHEMAS["NewAlert"] = {**SCHEMAS["AlertChange"], "required": ["name", "kind"]}
+SCHEMAS["NewProject"] = {**SCHEMAS["ProjectChange"], "required": ["slug"], "properties": {
+    "slug": SLUG, **SCHEMAS["ProjectChange"]["properties"]}}
