@@ -60,3 +60,63 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(case, live):
         headers={"Authorization": f"Bearer {live.token}"},
         checks=[not_a_server_error, status_code_conformance, content_type_conformance,
                 response_schema_conformance])
+
+
+# Requests whose acceptance depends on data no document can describe: an agent, template
+# or default sender that must exist, a queue's own job names, a cron expression's fields,
+# an agent kind's config. Every other operation must accept what the document calls valid.
+DATA_DEPENDENT = [("POST", "/emails"), ("POST", "/emails/bulk"),
+                  ("POST", "/queues/{name}/jobs"), ("POST", "/queues/{name}/jobs/bulk"),
+                  ("POST", "/projects/{project}/agents"),
+                  ("PATCH", "/projects/{project}/agents/{slug}"),
+                  ("POST", "/projects/{project}/schedules"),
+                  ("PATCH", "/projects/{project}/schedules/{schedule_id}"),
+                  ("POST", "/projects/{project}/hooks"),
+                  ("PATCH", "/projects/{project}/hooks/{slug}"),
+                  ("POST", "/projects/{project}/orchestrations")]
+CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+          "response_schema_conformance", "positive_data_acceptance", "unsupported_method")
+
+
+def test_schemathesis_every_phase_finds_no_5xx_and_no_mismatch(tmp_path):
+    """The CLI as CI runs it, stateful phase included, against a throwaway server, with
+    throwaway admin tokens (tests/schemathesis_hooks.py): revoking the one it holds, which
+    it does, costs it nothing."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = ["[checks]", "enabled = false", *(f"{name}.enabled = true" for name in CHECKS)]
+    for method, path in DATA_DEPENDENT:
+        config += ["", "[[operations]]", f'include-path = "{path}"',
+                   f'include-method = "{method}"',
+                   "checks.positive_data_acceptance.enabled = false"]
+    (tmp_path / "schemathesis.toml").write_text("\n".join(config) + "\n")
+    server = Serve(tmp_path / "data").start()
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+           "PYTHONPATH": str(root), "SYNTHBOX_DATA_DIR": str(server.data_dir)}
+    try:
+        remember_secret(server.token)
+        base = f"http://127.0.0.1:{server.port}/api/v1"
+        status, served = server.request("GET", "/api/v1/openapi.json")
+        assert status == 200
+        (tmp_path / "openapi.json").write_text(json.dumps(served))
+        run = subprocess.run(
+            [str(Path(sys.executable).with_name("schemathesis")), "--config-file",
+             str(tmp_path / "schemathesis.toml"), "run", str(tmp_path / "openapi.json"),
+             "--url", base,
+             "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "5",
+             "--seed", "23", "--no-color", "--request-timeout", "30"],
+            capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
+    finally:
+        server.stop()
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-6000:]
+    assert "Stateful" in output
+    # only what an API token may never do: the signed-in user's own password and sign-out
+    refused = re.findall(r"^  - (\w+ \S+)$", output.split("Authentication failed")[-1]
+                         .split("Missing test data")[0], re.M) if "Authentication failed" in \
+        output else []
+    assert set(refused) <= {"POST /auth/password", "POST /auth/logout"}, refused

@@ -476,3 +476,22 @@ def test_the_alert_check_waits_for_a_locked_sqlite_instead_of_failing(engine_bui
     assert [(e.rule, e.state) for e in AlertEvent.select()] == [("backlog", "firing")]
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], \
         caplog.text
+
+
+def test_a_renderer_process_killed_from_outside_is_replaced(engine_builder, smtp):
+    import os
+    import signal
+
+    from synthbox.mail import rendering
+    from synthbox.mail.templates import save_template
+
+    engine, emails = mailer(engine_builder, smtp)
+    save_template("again", "Again {{ n }}", "body", None)
+    emails.send({"to": "a@example.com", "template": "again", "variables": {"n": 1}})
+    started = [w for w in list(rendering.renderer()._idle.queue) if w is not None]
+    assert started, "the first render started a rendering process"
+    for worker in started:
+        os.kill(worker.process.pid, signal.SIGKILL)
+        worker.process.wait(5)
+    sent = emails.send({"to": "a@example.com", "template": "again", "variables": {"n": 2}})
+    assert sent["subject"] == "Again 2"

@@ -136,8 +136,11 @@ class _Worker:
         self.process.kill()
         self.process.wait(5)
         for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                pipe.close()
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except OSError:  # unflushed input for a process that is gone
+                pass
 
 
 class Renderer:
@@ -156,6 +159,9 @@ class Renderer:
         except queue.Empty:
             raise Throttled("template: every renderer is busy; retry shortly", 1) from None
         try:
+            if worker is not None and worker.process.poll() is not None:
+                worker.stop()  # ended meanwhile (killed from outside): not this one's fault
+                worker = None
             worker = worker or _Worker()
             answer = worker.ask({"parts": parts, "variables": variables}, self.budget)
             if answer is None:

@@ -33,7 +33,7 @@ def json_body() -> dict[str, Any]:
 
 
 PAGE_LIMIT = 1000  # the most items one page of any list holds
-LARGEST_ID = 10**18
+LARGEST_ID = 10**18 - 1  # ids of at most 18 digits
 
 
 def query_int(name: str, default: int | None, low: int, high: int) -> int | None:

@@ -114,7 +114,9 @@ def refresh() -> Any:
 def logout() -> Any:
     token = bearer_token()
     if token is None or not looks_like_jwt(token):
-        raise InputError("authorization", "logout ends a JWT sign-in; revoke API tokens instead")
+        # the request is well formed; this credential cannot be signed out (403, not 400)
+        raise NotAllowed("authorization: logout ends a JWT sign-in; revoke API tokens "
+                         "instead")
     refresh_token = json_body().get("refreshToken")
     issuer().revoke(token, refresh_token if isinstance(refresh_token, str) else None)
     return ok({"signedOut": True})

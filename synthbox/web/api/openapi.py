@@ -12,10 +12,19 @@ from flask import Blueprint, jsonify
 
 from synthbox import __version__
 from synthbox.web.api.auth import authenticate_api_request, needs
-from synthbox.web.api.schemas import NULLABLE_INT, NULLABLE_STR, SCHEMAS, STATES
+from synthbox.web.api.schemas import (
+    CURSOR,
+    LIMIT,
+    NULLABLE_INT,
+    NULLABLE_STR,
+    SCHEMAS,
+    STATES,
+    USER_NAME,
+)
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 bp.before_request(authenticate_api_request)
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -29,12 +38,19 @@ def _object(**properties: Any) -> dict[str, Any]:
     return {"type": "object", "properties": properties}
 
 
+def _required(schema: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {**schema, "required": list(names)}
+
+
 # (method, path, summary, permission or None for public, request body, answer data)
 ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("post", "/auth/login", "Sign in for a JWT pair", None,
-     _object(name={"type": "string"}, password={"type": "string"}), _ref("TokenPair")),
+     _required(_object(name={"type": "string", "minLength": 1},
+                       password={"type": "string", "minLength": 1}), "name", "password"),
+     _ref("TokenPair")),
     ("post", "/auth/refresh", "A new JWT pair for a refresh token (each works once)", None,
-     _object(refreshToken={"type": "string"}), _ref("TokenPair")),
+     _required(_object(refreshToken={"type": "string", "minLength": 1}), "refreshToken"),
+     _ref("TokenPair")),
     ("post", "/auth/logout", "Revoke this access token (and a refresh token)", "read",
      _object(refreshToken={"type": "string"}), _object(signedOut={"type": "boolean"})),
     ("post", "/auth/password", "Change your password; every sign-in ends", "signed in",
@@ -61,7 +77,7 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
      _object(search={"type": "string"}, dryRun={"type": "boolean"}),
      _object(count={"type": "integer"}, dryRun={"type": "boolean"})),
     ("post", "/admin/queues/{name}/jobs/delete", "Delete matching jobs", "operate",
-     _object(state={"type": "string"}, search={"type": "string"},
+     _object(state={"enum": STATES}, search={"type": "string"},
              dryRun={"type": "boolean"}),
      _object(count={"type": "integer"}, dryRun={"type": "boolean"})),
     ("get", "/admin/jobs/{job_id}", "A job with its attempts", "read", None, _ref("Job")),
@@ -73,7 +89,8 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("post", "/admin/queues/{name}/retry-failed", "Retry every failed job", "operate", None,
      _object(retried={"type": "integer"})),
     ("post", "/admin/queues/{name}/clean", "Delete old jobs in a state", "operate",
-     _object(state={"type": "string"}, grace={"type": "number"}),
+     _object(state={"enum": ["completed", "failed", "waiting", "delayed"]},
+             grace={"type": "number", "minimum": 0, "maximum": 10**11}),
      _object(removed={"type": "integer"})),
     ("post", "/admin/queues/{name}/pause", "Stop claims", "operate", None,
      _object(paused={"type": "boolean"})),
@@ -82,14 +99,21 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("get", "/admin/users", "Users, oldest first", "admin", None,
      _object(users=_array("User"), nextCursor=NULLABLE_INT)),
     ("post", "/admin/users", "Create a user", "admin",
-     _object(name={"type": "string"}, password={"type": "string"},
-             role={"enum": ["admin", "operator", "viewer"]}), _ref("User")),
+     _required(_object(name=USER_NAME,
+                       password={"type": "string", "minLength": 10, "maxLength": 1024},
+                       role={"enum": ["admin", "operator", "viewer"]}),
+               "name", "password", "role"), _ref("User")),
     ("patch", "/admin/users/{name}", "Disable, enable, or set a password", "admin",
-     _object(disabled={"type": "boolean"}, password={"type": "string"}), _ref("User")),
+     {**_object(disabled={"type": "boolean"},
+                password={"type": "string", "minLength": 10, "maxLength": 1024}),
+      "additionalProperties": False}, _ref("User")),
     ("get", "/admin/tokens", "API tokens (never their values), oldest first", "admin", None,
      _object(tokens=_array("Token"), nextCursor=NULLABLE_INT)),
     ("post", "/admin/tokens", "Create an API token (shown once)", "admin",
-     _object(name={"type": "string"}, scopes={"type": "array"}), _ref("Token")),
+     _required(_object(name=USER_NAME, scopes={
+         "type": "array", "minItems": 1,
+         "items": {"enum": ["jobs:write", "email:send", "orchestration:trigger", "admin"]}}),
+         "name", "scopes"), _ref("Token")),
     ("delete", "/admin/tokens/{name}", "Revoke an API token", "admin", None,
      _object(revoked={"type": "boolean"})),
     ("post", "/emails", "Record and queue an email", "email:send", _ref("NewEmail"),
@@ -101,7 +125,10 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("get", "/emails/templates", "Email templates", "email:read", None,
      {"type": "array"}),
     ("put", "/emails/templates/{name}", "Create or replace a template", "operate",
-     _object(subject={"type": "string"}, text={"type": "string"}, html={"type": "string"}),
+     {**_required(_object(subject={"type": "string", "minLength": 1, "maxLength": 998,
+                                   "pattern": r"^[^\x00-\x1f\x7f]*$"},
+                          text={"type": "string"}, html={"type": "string"}), "subject"),
+      "anyOf": [{"required": ["text"]}, {"required": ["html"]}]},
      {"type": "object"}),
     ("delete", "/emails/templates/{name}", "Delete a template", "operate", None,
      _object(deleted={"type": "boolean"})),
@@ -114,7 +141,7 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("get", "/admin/alerts", "Alert rules and whether each is firing", "admin", None,
      _array("Alert")),
     ("post", "/admin/alerts", "Add an alert rule", "admin", _ref("NewAlert"), _ref("Alert")),
-    ("patch", "/admin/alerts/{name}", "Change an alert rule", "admin", _ref("NewAlert"),
+    ("patch", "/admin/alerts/{name}", "Change an alert rule", "admin", _ref("AlertChange"),
      _ref("Alert")),
     ("delete", "/admin/alerts/{name}", "Remove an alert rule", "admin", None,
      _object(deleted={"type": "boolean"})),
@@ -125,7 +152,7 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("get", "/projects/{project}", "A project (by slug or id)", "read", None,
      _ref("Project")),
     ("patch", "/projects/{project}", "Change a project's name, repository or settings",
-     "admin", _ref("NewProject"), _ref("Project")),
+     "admin", _ref("ProjectChange"), _ref("Project")),
     ("delete", "/projects/{project}", "Delete a project and everything it holds", "admin",
      None, _object(deleted={"type": "boolean"})),
     ("get", "/projects/{project}/agents", "A project's agents", "read", None,
@@ -150,7 +177,7 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("post", "/projects/{project}/hooks", "Add a webhook; its secret is shown once", "admin",
      _ref("NewHook"), _ref("Hook")),
     ("patch", "/projects/{project}/hooks/{slug}", "Change a webhook", "admin",
-     _ref("NewHook"), _ref("Hook")),
+     _ref("HookChange"), _ref("Hook")),
     ("delete", "/projects/{project}/hooks/{slug}", "Remove a webhook", "admin", None,
      _object(deleted={"type": "boolean"})),
     ("post", "/projects/{project}/orchestrations", "Queue a run of the project's agents",
@@ -169,20 +196,21 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
 ]
 
 _QUERY: dict[str, list[tuple[str, dict[str, Any]]]] = {
-    "/queues/{name}/jobs": [("state", {"enum": STATES}), ("limit", {"type": "integer"}),
-                            ("cursor", {"type": "integer"}), ("before", {"type": "integer"})],
+    "/queues/{name}/jobs": [("state", {"enum": STATES}),
+                            ("limit", LIMIT), ("cursor", CURSOR), ("before", CURSOR)],
     "/admin/queues/{name}/jobs": [("state", {"enum": STATES}), ("search", {"type": "string"}),
-                                  ("limit", {"type": "integer"}),
-                                  ("cursor", {"type": "integer"})],
-    "/admin/audit": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
-    "/admin/alerts/events": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
-    "/emails": [("state", {"type": "string"}), ("limit", {"type": "integer"}),
-                ("cursor", {"type": "integer"}), ("before", {"type": "integer"})],
-    "/admin/users": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
-    **{f"/projects/{{project}}/{kind}": [("limit", {"type": "integer"}),
-                                          ("cursor", {"type": "integer"})]
+                                  ("limit", LIMIT),
+                                  ("cursor", CURSOR)],
+    "/admin/audit": [("limit", LIMIT), ("cursor", CURSOR)],
+    "/admin/alerts/events": [("limit", LIMIT), ("cursor", CURSOR)],
+    "/emails": [("state", {"enum": ["queued", "sending", "sent", "failed", "suppressed",
+                                     "uncertain"]}), ("limit", LIMIT),
+                ("cursor", CURSOR), ("before", CURSOR)],
+    "/admin/users": [("limit", LIMIT), ("cursor", CURSOR)],
+    **{f"/projects/{{project}}/{kind}": [("limit", LIMIT),
+                                          ("cursor", CURSOR)]
        for kind in ("runs", "tasks", "suggestions")},
-    "/admin/tokens": [("limit", {"type": "integer"}), ("cursor", {"type": "integer"})],
+    "/admin/tokens": [("limit", LIMIT), ("cursor", CURSOR)],
 }
 _CREATED = {("post", "/queues/{name}/jobs"), ("post", "/queues/{name}/jobs/bulk"),
             ("post", "/admin/users"), ("post", "/admin/tokens"), ("post", "/emails"),
@@ -217,13 +245,15 @@ def _operation(method: str, path: str, summary: str, permission: str | None, bod
                    for name, schema in _QUERY.get(path, [])]
     if parameters:
         operation["parameters"] = parameters
-    if body is not None:
-        operation["requestBody"] = {"required": False,
+    if body is not None:  # a body with required fields must be sent
+        resolved = SCHEMAS[body["$ref"].rsplit("/", 1)[1]] if "$ref" in body else body
+        operation["requestBody"] = {"required": bool(resolved.get("required")),
                                     "content": {"application/json": {"schema": body}}}
     return operation
 
 
-def document() -> dict[str, Any]:
+def document(queues: list[str] | None = None) -> dict[str, Any]:
+    """The document; with `queues` (the served one), an alert rule's queue is one of them."""
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, permission, body, answer in ROUTES:
         paths.setdefault(path, {})[method] = _operation(method, path, summary, permission,
@@ -236,12 +266,24 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "paths": paths,
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": _with_queues(queues),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def _with_queues(queues: list[str] | None) -> dict[str, Any]:
+    if queues is None:
+        return SCHEMAS
+    schemas = dict(SCHEMAS)
+    for name in ("AlertChange", "NewAlert"):
+        schemas[name] = {**schemas[name], "properties": {
+            **schemas[name]["properties"], "queue": {"enum": sorted(queues)}}}
+    return schemas
 
 
 @bp.get("/openapi.json")
 @needs("read")
 def openapi_json() -> Any:
-    return jsonify(document())
+    from flask import current_app
+
+    return jsonify(document(list(current_app.config["SYNTHBOX_ENGINE"].queues)))

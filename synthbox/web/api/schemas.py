@@ -1,4 +1,7 @@
-"""The shapes of the JSON API's bodies (OpenAPI components), used by its document."""
+"""The component schemas of the OpenAPI document (synthbox/web/openapi.py), as data.
+
+They say what the validation accepts, so that a request valid here is not refused there
+(schemathesis checks both ways: tests/test_openapi.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +9,21 @@ from typing import Any
 
 from synthbox.records.models import COUNTED
 from synthbox.records.models import STATES as MODEL_STATES
+from synthbox.web.requests import LARGEST_ID, PAGE_LIMIT
 
 NULLABLE_INT = {"type": ["integer", "null"]}
 NULLABLE_STR = {"type": ["string", "null"]}
 STATES = list(MODEL_STATES)
+# what the validation accepts, so that a request valid here is not refused there
+TEXT = {"type": "string", "minLength": 1, "maxLength": 200,
+        "pattern": r"^[^\x00-\x1f]*[^\x00-\x20][^\x00-\x1f]*$"}  # one line, not blank
+USER_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"}
+SLUG = {"type": "string", "pattern": r"^(?![0-9]+$)[a-z0-9][a-z0-9-]{0,62}$"}
+RULE_NAME = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,62}$"}
+EMAIL_ADDRESS = {"type": "string",
+                 "pattern": r"^[A-Za-z0-9+_-]+(\.[A-Za-z0-9+_-]+)*@[A-Za-z0-9]+(\.[A-Za-z0-9]+)+$"}
+LIMIT = {"type": "integer", "minimum": 1, "maximum": PAGE_LIMIT}
+CURSOR = {"type": "integer", "minimum": 0, "maximum": LARGEST_ID}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -20,8 +34,7 @@ SCHEMAS: dict[str, Any] = {
                       "properties": {"code": {"type": "string"},
                                      "message": {"type": "string"},
                                      "field": {"type": "string"}}}}},
-    "Stats": {"type": "object",
-              "required": list(COUNTED),
+    "Stats": {"type": "object", "required": list(COUNTED),
               "properties": {k: {"type": "integer", "minimum": 0} for k in COUNTED}},
     "Queue": {"type": "object", "required": ["name", "paused", "stats"],
               "properties": {"name": {"type": "string"}, "paused": {"type": "boolean"},
@@ -53,10 +66,11 @@ SCHEMAS: dict[str, Any] = {
                                   "attempts": {"type": "integer", "minimum": 1},
                                   "backoff": {"type": "object"},
                                   "timeout": {"type": "number", "exclusiveMinimum": 0},
-                                  "jobId": {"type": "string", "description":
+                                  "jobId": {"type": "string", "minLength": 1,
+                                            "maxLength": 255, "description":
                                             "deduplication key: adding it again answers "
                                             "the job it added"},
-                                  "key": {"type": "string",
+                                  "key": {"type": "string", "minLength": 1, "maxLength": 255,
                                           "description": "another name for jobId"}}}}},
     "TokenPair": {"type": "object",
                   "required": ["accessToken", "refreshToken", "tokenType", "expiresIn"],
@@ -83,7 +97,11 @@ SCHEMAS: dict[str, Any] = {
         "tags": {"type": "array"}, "userId": {"type": "string"},
         "priority": {"type": "integer", "minimum": 0, "maximum": 10},
         "sendAt": {"type": "number"}, "idempotencyKey": {"type": "string"},
-        "template": {"type": "string"}, "variables": {"type": "object"}}},
+        "template": {"type": "string"}, "variables": {"type": "object"}},
+        # a template brings its own subject, text and HTML
+        "if": {"required": ["template"]},
+        "then": {"not": {"anyOf": [{"required": [part]} for part in ("subject", "text",
+                                                                       "html")]}}},
     "Email": {"type": "object",
               "required": ["id", "messageId", "from", "to", "subject", "state", "attemptsMade",
                            "attempts"],
@@ -101,9 +119,13 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
                                "name": {"type": "string"}, "repository": NULLABLE_STR,
                                "settings": {"type": "object"}}},
-    "NewProject": {"type": "object", "properties": {
-        "slug": {"type": "string"}, "name": {"type": "string"},
-        "repository": {"type": "string"}, "settings": {"type": "object"}}},
+    "ProjectChange": {"type": "object", "additionalProperties": False, "properties": {
+        "name": TEXT,
+        # a remote URL (a local path must be under the repository_roots setting)
+        "repository": {"type": "string", "maxLength": 2000, "pattern":
+                       r"^(?:(?:https?|ssh|git)://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)"
+                       r"[^\x00-\x1f\x7f]*$"},
+        "settings": {"type": "object"}}},
     "Agent": {"type": "object", "required": ["id", "slug", "kind", "config", "enabled"],
               "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
                              "name": {"type": "string"},
@@ -111,7 +133,7 @@ SCHEMAS: dict[str, Any] = {
                              "config": {"type": "object"}, "enabled": {"type": "boolean"},
                              "timeout": {"type": "number"}}},
     "NewAgent": {"type": "object", "properties": {
-        "slug": {"type": "string"}, "name": {"type": "string"},
+        "slug": SLUG, "name": TEXT,
         "kind": {"enum": ["http", "command", "python", "repo-scan"]},
         "config": {"type": "object"}, "enabled": {"type": "boolean"},
         "timeout": {"type": "number"}}},
@@ -131,9 +153,11 @@ SCHEMAS: dict[str, Any] = {
                             "jobType": {"type": "string"}, "agentSlug": NULLABLE_STR,
                             "enabled": {"type": "boolean"}, "path": {"type": "string"},
                             "secret": {"type": "string"}}},
-    "NewHook": {"type": "object", "properties": {
-        "slug": {"type": "string"}, "jobType": {"type": "string"},
-        "agentSlug": {"type": "string"}, "enabled": {"type": "boolean"}}},
+    "HookChange": {"type": "object", "additionalProperties": False, "properties": {
+        "jobType": {"enum": ["batch", "single_agent", "github_analysis", "retry"]},
+        "agentSlug": {"type": "string"}, "enabled": {"type": "boolean"}},
+        "if": {"properties": {"jobType": {"const": "single_agent"}}, "required": ["jobType"]},
+        "then": {"required": ["agentSlug"]}, "else": {"not": {"required": ["agentSlug"]}}},
     "Run": {"type": "object", "required": ["id", "jobId", "projectId", "triggeredBy",
                                            "jobType", "state"],
             "properties": {"id": {"type": "string"}, "jobId": {"type": "string"},
@@ -149,7 +173,9 @@ SCHEMAS: dict[str, Any] = {
         "jobType": {"enum": ["batch", "single_agent", "github_analysis", "retry"]},
         "agentSlug": {"type": "string"}, "context": {"type": "object"},
         "priority": {"type": "integer", "minimum": 0, "maximum": 10},
-        "userId": {"type": "string"}}},
+        "userId": {"type": "string"}},
+        "if": {"properties": {"jobType": {"const": "single_agent"}}, "required": ["jobType"]},
+        "then": {"required": ["agentSlug"]}, "else": {"not": {"required": ["agentSlug"]}}},
     "Item": {"type": "object", "required": ["id", "runId", "agentSlug", "title"],
              "properties": {"id": {"type": "string"}, "runId": {"type": "string"},
                             "agentSlug": {"type": "string"}, "title": {"type": "string"},
@@ -162,15 +188,25 @@ SCHEMAS: dict[str, Any] = {
                              "source": {"enum": ["api", "config"]},
                              "firing": {"type": "boolean"},
                              "value": {"type": ["number", "null"]}}},
-    "NewAlert": {"type": "object", "properties": {
-        "name": {"type": "string"},
+    "AlertChange": {"type": "object", "additionalProperties": False, "properties": {
+        "name": RULE_NAME,
         "kind": {"enum": ["failures", "waiting", "oldest_waiting", "stalled",
                           "instance_silent"]},
-        "queue": {"type": "string"}, "threshold": {"type": "number"},
-        "window": {"type": "number"}, "webhook": {"type": "string"},
-        "emails": {"type": "array"}, "enabled": {"type": "boolean"}}},
+        "queue": {"type": "string"}, "threshold": {"type": "number", "minimum": 0},
+        "window": {"type": "number", "minimum": 1, "maximum": 604800},
+        "webhook": {"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+"},
+        "emails": {"type": "array", "maxItems": 20, "items": EMAIL_ADDRESS},
+        "enabled": {"type": "boolean"}},
+        # silent instances are forgotten after 300 s
+        "if": {"properties": {"kind": {"const": "instance_silent"}}, "required": ["kind"]},
+        "then": {"properties": {"threshold": {"maximum": 240}}}},
     "SeedQueue": {"type": "object", "required": ["stats", "failedJobs"],
                   "properties": {"stats": {"type": "object",
                                            "required": [*STATES, "total"]},
                       "failedJobs": {"type": "array"}}},
 }
+SCHEMAS["NewHook"] = {**SCHEMAS["HookChange"], "required": ["slug"], "properties": {
+    "slug": SLUG, **SCHEMAS["HookChange"]["properties"]}}
+SCHEMAS["NewAlert"] = {**SCHEMAS["AlertChange"], "required": ["name", "kind"]}
+SCHEMAS["NewProject"] = {**SCHEMAS["ProjectChange"], "required": ["slug"], "properties": {
+    "slug": SLUG, **SCHEMAS["ProjectChange"]["properties"]}}
