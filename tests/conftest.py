@@ -24,6 +24,8 @@ from synthbox.app import build_engine
 from synthbox.config import load_settings
 from synthbox.jobs.engine import Engine
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout
+
 PG_ADMIN_DSN = os.environ.get("SYNTHBOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -290,3 +292,51 @@ def run_cli(*args: str, env: dict[str, str] | None = None,
             and k not in ("REDIS_URL", "DATABASE_URL")}
     return subprocess.run([sys.executable, "-m", "synthbox", *args], env={**base, **(env or {})},
                           capture_output=True, text=True, timeout=120, input=input_text)
+
+
+# -- job factories -----------------------------------------------------------------------
+
+def finished_jobs(engine: Engine, queue: str, states_and_ages: list[tuple[str, float]]
+                  ) -> list[int]:
+    """Jobs of `queue` already finished: one per (state, seconds ago), as if they had run
+    then (retention and cleaning tests). The one place tests write job rows directly."""
+    ids = [int(job["id"]) for job in engine.service(queue).add_bulk(
+        [{"name": "noop"}] * len(states_and_ages))]
+    now = time.time()
+    for job_id, (state, age) in zip(ids, states_and_ages, strict=True):
+        engine.store.execute("UPDATE job SET status=?, finished_at=? WHERE id=?",
+                             (state, now - age, job_id))
+    return ids
+
+
+# -- the app in-process: input and role checks without a server process ---------------------
+
+class InProcess:
+    """The Flask app over an Engine with no workers, asked through Flask's test client.
+    `request` answers like Serve.request: (status, JSON body)."""
+
+    def __init__(self, engine: Engine):
+        from synthbox.secrets import ADMIN_TOKEN_FILE, read_or_create_secret
+        from synthbox.web import create_app
+
+        self.engine = engine
+        self.app = create_app(engine)  # adopts the admin token as `bootstrap`
+        self.client = self.app.test_client()
+        self.token = read_or_create_secret(engine.data_path, ADMIN_TOKEN_FILE)[0]
+
+    def request(self, method: str, path: str, body: Any = None, token: str | None = "default",
+                raw: bytes | None = None) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
+        data = raw if raw is not None else (None if body is None else json.dumps(body))
+        answer = self.client.open(path, method=method, data=data, headers=headers)
+        try:
+            return answer.status_code, json.loads(answer.data or b"null")
+        except ValueError:
+            return answer.status_code, answer.data.decode(errors="replace")
+
+
+@pytest.fixture
+def in_process(engine_builder: Callable[..., Engine]) -> InProcess:
+    return InProcess(engine_builder({}, workers=False))

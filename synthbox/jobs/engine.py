@@ -204,6 +204,16 @@ class Engine:
         for handle in self.queues.values():
             handle.doorbell.ring()  # work that arrived while no instance was running
 
+    def drain(self, queue: str) -> int:
+        """Run `queue`'s due jobs in this thread until none is left; how many ran. A run
+        with no worker threads, for tests and scripts that want it to be deterministic."""
+        handle = self.queues.get(queue)
+        if handle is None:
+            raise UnknownQueue(queue)
+        runner = handle.runner or QueueRunner(handle.service.spec, self.store,
+                                              handle.doorbell, self.instance_id, self.limiter)
+        return runner.drain()
+
     def stop(self, timeout: float | None = None) -> None:
         """Stop the workers: running jobs get `timeout` seconds to finish, then are handed
         back to waiting. Afterwards no job of this instance is active."""

@@ -1,7 +1,7 @@
 """The component schemas of the OpenAPI document (synthbox/web/openapi.py), as data.
 
 They say what the validation accepts, so that a request valid here is not refused there
-(schemathesis checks both ways: tests/test_openapi.py)."""
+(schemathesis checks both ways: tests/web/test_openapi.py)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from synthbox.jobs.errors import JobOptionError
-from tests.conftest import wait_for
+from tests.conftest import finished_jobs, wait_for
 
 
 def states(service, ids):
@@ -143,15 +143,32 @@ def test_timeout_fails_the_job_and_frees_its_slot(make_engine):
 
 
 def test_pause_stops_claims_and_resume_restarts_them(make_engine):
-    engine = make_engine()
+    engine = make_engine(workers=False)
     service = engine.service("diagnostics")
     service.pause()
     assert service.is_paused()
     job = service.add("noop", {})
-    time.sleep(1.0)
+    assert engine.drain("diagnostics") == 0
     assert service.get_job(job["id"])["state"] == "waiting"
     service.resume()
-    wait_for(lambda: service.get_job(job["id"])["state"] == "completed", message="resumed job")
+    assert engine.drain("diagnostics") == 1
+    assert service.get_job(job["id"])["state"] == "completed"
+
+
+def test_a_drain_runs_due_jobs_in_this_thread_in_priority_order(make_engine):
+    """engine.drain(queue): a deterministic run with no worker threads. Due jobs run highest
+    priority first, FIFO within one; a delayed job stays; a failing one retries later."""
+    engine = make_engine(workers=False)
+    service = engine.service("diagnostics")
+    low, high = service.add("noop", {"n": 1}), service.add("noop", {"n": 2}, priority=9)
+    later = service.add("noop", {"n": 3}, delay=3600)
+    flaky = service.add("fail", {"times": 1}, attempts=2, backoff={"type": "fixed",
+                                                                   "delay": 3600})
+    assert engine.drain("diagnostics") == 3
+    done = [service.get_job(j["id"]) for j in (low, high, later, flaky)]
+    assert [j["state"] for j in done] == ["completed", "completed", "delayed", "delayed"]
+    assert done[1]["processedOn"] <= done[0]["processedOn"]
+    assert done[3]["attemptsMade"] == 1 and done[3]["failedReason"]
 
 
 def test_retention_deletes_what_the_policy_says_and_nothing_more(make_engine):
@@ -160,14 +177,9 @@ def test_retention_deletes_what_the_policy_says_and_nothing_more(make_engine):
                                           "keep_failed_age": 60}}, workers=False)
     service = engine.service("diagnostics")
     store = engine.store
-    ids = [int(j["id"]) for j in service.add_bulk([{"name": "noop"}] * 12)]
-    now = time.time()
     # 10 completed (finished 1..10 s ago), 1 failed 2 min ago, 1 failed 10 s ago
-    for n, job_id in enumerate(ids[:10], start=1):
-        store.execute("UPDATE job SET status='completed', finished_at=? WHERE id=?",
-                      (now - n, job_id))
-    store.execute("UPDATE job SET status='failed', finished_at=? WHERE id=?", (now - 120, ids[10]))
-    store.execute("UPDATE job SET status='failed', finished_at=? WHERE id=?", (now - 10, ids[11]))
+    ids = finished_jobs(engine, "diagnostics", [("completed", n) for n in range(1, 11)]
+                        + [("failed", 120), ("failed", 10)])
     waiting = service.add("noop", {}, delay=3600)
     engine.start_workers()
     engine.upkeep.apply_retention(engine.queues["diagnostics"].runner)
@@ -179,11 +191,7 @@ def test_retention_deletes_what_the_policy_says_and_nothing_more(make_engine):
 def test_retention_by_age(make_engine):
     engine = make_engine({"diagnostics": {"keep_completed_age": 60}}, workers=False)
     service = engine.service("diagnostics")
-    ids = [int(j["id"]) for j in service.add_bulk([{"name": "noop"}] * 3)]
-    now = time.time()
-    for job_id, age in zip(ids, (10, 59, 61), strict=True):
-        engine.store.execute("UPDATE job SET status='completed', finished_at=? WHERE id=?",
-                             (now - age, job_id))
+    ids = finished_jobs(engine, "diagnostics", [("completed", age) for age in (10, 59, 61)])
     engine.start_workers()
     engine.upkeep.apply_retention(engine.queues["diagnostics"].runner)
     assert service.get_job(ids[0]) and service.get_job(ids[1])
@@ -199,10 +207,7 @@ def test_retention_deletes_in_small_batches_and_says_when_it_is_behind(make_engi
     monkeypatch.setattr(upkeep, "RETENTION_BATCH", 5)
     monkeypatch.setattr(upkeep, "RETENTION_BATCHES_PER_PASS", 2)
     engine = make_engine({"diagnostics": {"keep_completed_count": 3}}, workers=False)
-    service = engine.service("diagnostics")
-    ids = [int(j["id"]) for j in service.add_bulk([{"name": "noop"}] * 25)]
-    engine.store.execute("UPDATE job SET status='completed', finished_at=?+id",
-                         (time.time() - 100,))
+    ids = finished_jobs(engine, "diagnostics", [("completed", 100 - n) for n in range(25)])
     engine.start_workers()
     runner = engine.queues["diagnostics"].runner
     kept = lambda: sorted(int(r[0]) for r in engine.store.execute(  # noqa: E731

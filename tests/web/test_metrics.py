@@ -7,11 +7,10 @@ import re
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import remember_secret, run_cli, wait_for
+from tests.conftest import ROOT, remember_secret, run_cli, wait_for
 from tests.receiver import Receiver
 
 
@@ -243,7 +242,7 @@ def test_top_and_the_packaging_examples_use_the_real_figures(serve_factory):
     assert "instances (1)" in screen.stdout
 
     exposed = {name for name, _ in samples(scrape(serve)[1])}
-    root = Path(__file__).resolve().parent.parent / "packaging"
+    root = ROOT / "packaging"
     used = set()
     for path in [*root.glob("prometheus/*.yml"), *root.glob("kubernetes/*.yaml"),
                  root / "grafana" / "synthbox-dashboard.json"]:

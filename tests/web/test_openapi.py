@@ -17,7 +17,7 @@ from schemathesis.checks import (
 )
 
 from synthbox.web.api.openapi import document
-from tests.conftest import Serve, remember_secret
+from tests.conftest import ROOT, Serve, remember_secret
 
 SCHEMA = schemathesis.openapi.from_dict(document())
 
@@ -94,7 +94,7 @@ def test_schemathesis_every_phase_finds_no_5xx_and_no_mismatch(tmp_path):
                    "checks.positive_data_acceptance.enabled = false"]
     (tmp_path / "schemathesis.toml").write_text("\n".join(config) + "\n")
     server = Serve(tmp_path / "data").start()
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
            "PYTHONPATH": str(root), "SYNTHBOX_DATA_DIR": str(server.data_dir)}
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Serve, remember_secret, run_cli, wait_for
+from tests.conftest import ROOT, Serve, remember_secret, run_cli, wait_for
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -24,7 +24,7 @@ if not Path(CHROMIUM).exists():
         raise RuntimeError(f"the UI tests need Debian's chromium at {CHROMIUM}")
     pytest.skip("the UI tests need Debian's chromium (apt-get install chromium)",
                 allow_module_level=True)
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui"
+SHOTS = ROOT / "test-artifacts" / "ui"
 PASSWORDS = {"boss": "ui admin password 1", "watcher": "ui viewer password 1"}
 XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 

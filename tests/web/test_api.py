@@ -117,8 +117,9 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "message"), BAD_REQUESTS)
-def test_bad_input_gets_the_json_envelope(server, method, path, body, status, message):
-    got, reply = server.request(method, path, body)
+def test_bad_input_gets_the_json_envelope(in_process, method, path, body, status, message):
+    """The app in-process (the checks are the same in a served one: the other tests here)."""
+    got, reply = in_process.request(method, path, body)
     assert got == status, reply
     assert reply["success"] is False
     assert set(reply["error"]) in ({"code", "message"}, {"code", "message", "field"})

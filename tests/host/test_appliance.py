@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from synthbox.config import load_settings
-from tests.conftest import Serve, free_port, run_cli, wait_for
+from tests.conftest import ROOT, Serve, free_port, run_cli, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
