@@ -29,16 +29,15 @@ def default_engine() -> Engine:
 
 
 def get_email_queue_service(engine: Engine | None = None) -> EmailService:
-    """add_high_priority, schedule_email, get_stats, get_failed_jobs, retry_job, cleanup."""
+    """The email queue's service (synthbox.mail.service.EmailService)."""
     return email_service(engine or default_engine())
 
 
 def get_orchestration_queue_service(engine: Engine | None = None) -> OrchestrationService:
-    """add_job, add_high_priority_job, get_stats, get_failed_jobs, retry_all_failed,
-    cleanup; plus trigger() and the runs of a project."""
+    """The orchestration queue's service (synthbox.orchestration.service)."""
     return OrchestrationService((engine or default_engine()).service(ORCHESTRATION_QUEUE))
 
 
 def get_queue_service(name: str, engine: Engine | None = None) -> QueueService:
-    """Any queue's service: add, add_bulk, get_job, get_stats, retry_all_failed, ..."""
+    """Any queue's service, by the queue's name (synthbox.jobs.service.QueueService)."""
     return (engine or default_engine()).service(name)

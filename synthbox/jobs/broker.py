@@ -267,9 +267,8 @@ class Doorbell:
 
     Producers that add one job at a time are coalesced: at most one broker message per
     `window` seconds or per `burst` rings, and the last ring of a window is never lost.
-    A ring held back goes out when the window since the last message ends, not a whole
-    window after the ring (that pushed each later message back too, and a steady 100
-    jobs/s could wait 6 ms each).
+    A ring held back goes out when the window since the last message ends (benchmarks/
+    README.md says why).
     """
 
     def __init__(self, queue: str, huey: Huey, waker: Waker, window: float = 0.005,

@@ -111,6 +111,3 @@ class QueueRegistry:
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._specs.values())
-
-    def names(self) -> list[str]:
-        return list(self._specs)

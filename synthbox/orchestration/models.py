@@ -19,7 +19,6 @@ AGENT_KINDS = ("http", "command", "python", "repo-scan")
 JOB_TYPES = ("batch", "single_agent", "github_analysis", "retry")
 TRIGGERS = ("cron", "webhook", "manual", "api", "system")
 # a run: queued -> running -> succeeded | failed (running again on the job's next attempt)
-RUN_STATES = ("queued", "running", "succeeded", "failed")
 
 
 class Project(BaseModel):

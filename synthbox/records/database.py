@@ -43,15 +43,12 @@ CHECKPOINTER_IDLE = 5.0  # seconds without a commit before the checkpoint thread
 class SqliteRecords(SqliteDatabase):
     """SQLite with this process's writers in line on a Python lock.
 
-    Every transaction begins IMMEDIATE, taking SQLite's write lock at BEGIN. Threads that
-    find it held would each sleep in SQLite's busy handler, in steps of 1 to 100 ms, and
-    miss the moment it frees: a drain's 8 workers spent three quarters of their busy time
-    there. Queued on a lock, the next one begins the moment the last commits. Other
-    processes (cluster mode) still meet SQLite's own lock and its busy handler.
+    Every transaction begins IMMEDIATE, taking SQLite's write lock at BEGIN; queued on a
+    Python lock, the next writer begins the moment the last commits (SQLite's busy handler
+    sleeps past it). Other processes (cluster mode) still meet SQLite's own lock.
 
-    WAL checkpoints run in a thread of their own, not in whichever commit finds the WAL
-    past 1,000 pages: that commit took 4-6 ms more, and a job added then waited for it.
-    A passive checkpoint takes no write lock, so writers go on meanwhile."""
+    WAL checkpoints run passively in a thread of their own, not inside whichever commit
+    finds the WAL long. benchmarks/README.md has the measurements behind both."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -14,7 +14,6 @@ from synthbox.errors import NotAllowed
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 
 def init_app(app: Flask, max_body_bytes: int) -> None:
