@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -286,6 +287,29 @@ def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
             server.process.wait(10)
 
 
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Serve]]:
+    """A module's `synthbox serve`: served(env, users={name: (role, password)}) starts one
+    on a data directory of its own (the accounts made first, as an operator makes them),
+    its admin token kept out of logs; every one is stopped after the module."""
+    started: list[Serve] = []
+
+    def start(env: dict[str, str] | None = None,
+              users: dict[str, tuple[str, str]] | None = None) -> Serve:
+        data = tmp_path_factory.mktemp("served") / "data"
+        data.mkdir()
+        for name, (role, password) in (users or {}).items():
+            create_user(data, name, role, password)
+        serve = Serve(data, env).start()
+        remember_secret(serve.token)
+        started.append(serve)
+        return serve
+
+    yield start
+    for serve in started:
+        serve.stop()
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None,
             input_text: str | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHBOX_")
@@ -340,3 +364,40 @@ class InProcess:
 @pytest.fixture
 def in_process(engine_builder: Callable[..., Engine]) -> InProcess:
     return InProcess(engine_builder({}, workers=False))
+
+
+# -- what a served instance wrote, and who may sign in ----------------------------------------
+
+class Records:
+    """Reads the records a serve process wrote: SQLite in its data directory, or PostgreSQL."""
+
+    def __init__(self, data_dir: Path, database_url: str | None = None):
+        self.data_dir = data_dir
+        self.database_url = database_url
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self.database_url:
+            import psycopg2
+
+            with psycopg2.connect(self.database_url) as conn, conn.cursor() as cursor:
+                cursor.execute(sql.replace("?", "%s"), params)
+                rows = cursor.fetchall()
+            conn.close()
+            return rows
+        conn = sqlite3.connect(self.data_dir / "synthbox.db", timeout=10)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.query("SELECT status, COUNT(*) FROM job GROUP BY status"))
+
+
+def create_user(data_dir: Path, name: str, role: str, password: str) -> None:
+    """An account made as an operator makes one: `synthbox users create`, the password
+    typed at the prompt."""
+    remember_secret(password)
+    result = run_cli("users", "create", name, "--role", role,
+                     env={"SYNTHBOX_DATA_DIR": str(data_dir)}, input_text=password + "\n")
+    assert result.returncode == 0, result.stderr

@@ -13,29 +13,16 @@ from http.cookies import SimpleCookie
 import jwt
 import pytest
 
-from tests.conftest import Serve, remember_secret, run_cli, wait_for
+from tests.conftest import Serve, create_user, remember_secret, run_cli, wait_for
 
 PASSWORDS = {"root": "correct horse battery", "ops": "operator password 1",
              "eve": "viewer password 12"}
 
 
-def create_user(data_dir, name, role, password):
-    remember_secret(password)
-    result = run_cli("users", "create", name, "--role", role,
-                     env={"SYNTHBOX_DATA_DIR": str(data_dir)}, input_text=password + "\n")
-    assert result.returncode == 0, result.stderr
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("accounts") / "data"
-    data.mkdir()
-    for name, role in (("root", "admin"), ("ops", "operator"), ("eve", "viewer")):
-        create_user(data, name, role, PASSWORDS[name])
-    serve = Serve(data).start()
-    remember_secret(serve.token)
-    yield serve
-    serve.stop()
+def server(served):
+    return served(users={name: (role, PASSWORDS[name]) for name, role in (
+        ("root", "admin"), ("ops", "operator"), ("eve", "viewer"))})
 
 
 def login(server, name, password=None):

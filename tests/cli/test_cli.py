@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import run_cli, wait_for
+from tests.conftest import Records, run_cli, wait_for
 
 
 @pytest.fixture
@@ -154,8 +154,8 @@ def test_what_the_cli_changes_is_in_the_audit_log_as_cli(env, tmp_path):
     for step in steps:
         done = run_cli(*step, env=env)
         assert done.returncode == 0, (step, done.stderr)
-    with sqlite3.connect(tmp_path / "data" / "synthbox.db") as db:
-        lines = db.execute("SELECT actor, action, target FROM audit_entry ORDER BY id").fetchall()
+    lines = Records(tmp_path / "data").query(
+        "SELECT actor, action, target FROM audit_entry ORDER BY id")
     assert lines == [("cli", "queue.pause", "queue:diagnostics"),
                      ("cli", "queue.resume", "queue:diagnostics"),
                      ("cli", "queue.retry-failed", "queue:diagnostics"),

@@ -7,40 +7,13 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisServer, wait_for
-
-
-class Records:
-    """Reads the records a serve process wrote: SQLite in its data directory, or PostgreSQL."""
-
-    def __init__(self, data_dir: Path, database_url: str | None = None):
-        self.data_dir = data_dir
-        self.database_url = database_url
-
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        if self.database_url:
-            import psycopg2
-
-            with psycopg2.connect(self.database_url) as conn, conn.cursor() as cursor:
-                cursor.execute(sql.replace("?", "%s"), params)
-                rows = cursor.fetchall()
-            conn.close()
-            return rows
-        conn = sqlite3.connect(self.data_dir / "synthbox.db", timeout=10)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
-
-    def counts(self) -> dict[str, int]:
-        return dict(self.query("SELECT status, COUNT(*) FROM job GROUP BY status"))
+from tests.conftest import Records, RedisServer, wait_for
 
 
 def counts(data_dir: Path) -> dict[str, int]:

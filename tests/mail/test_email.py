@@ -9,7 +9,7 @@ import pytest
 
 from synthbox.app import email_service
 from synthbox.errors import InputError
-from tests.conftest import Serve, remember_secret, wait_for
+from tests.conftest import Records, Serve, remember_secret, wait_for
 from tests.smtp_server import SmtpServer
 
 FAST = {"email": {"backoff_delay": 0.3, "rate_limit_max": 1000}}
@@ -350,12 +350,10 @@ def test_100_emails_over_the_api_from_two_processes_keep_the_limit(tmp_path, smt
     status, reply = one.request("POST", "/api/v1/emails/bulk", {"emails": emails})
     assert status == 201 and len(reply["data"]) == 100
     wait_for(lambda: len(smtp.messages) == 100, 60, message="100 emails")
-    import sqlite3
 
-    conn = sqlite3.connect(data / "synthbox.db")
-    starts = [r[0] for r in conn.execute("SELECT started_at FROM job WHERE queue='email'")]
-    job_keys = {r[0] for r in conn.execute("SELECT DISTINCT job_key FROM job")}
-    conn.close()
+    records = Records(data)
+    starts = [r[0] for r in records.query("SELECT started_at FROM job WHERE queue='email'")]
+    job_keys = {r[0] for r in records.query("SELECT DISTINCT job_key FROM job")}
     assert len(starts) == 100 and _windows_ok(starts, 10)
     page = one.request("GET", "/api/v1/emails?state=sent&limit=30")[1]["data"]
     assert len(page["emails"]) == 30 and page["nextCursor"] is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from synthbox.services import get_orchestration_queue_service
-from tests.conftest import Serve, remember_secret, wait_for
+from tests.conftest import wait_for
 
 FAST = {"orchestration": {"rate_limit_max": 0, "backoff_delay": 0.2}}
 
@@ -93,11 +93,9 @@ def deliver(serve, path, body: bytes, headers: dict[str, str]):
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    serve = Serve(tmp_path_factory.mktemp("orch-api") / "data").start()
-    remember_secret(serve.token)
+def api(served):
+    serve = served()
     created(serve, "/projects", {"slug": "base", "repository": "https://example.com/r.git"})
     created(serve, "/projects/base/agents", {"slug": "only", "kind": "command",
                                               "config": {"command": ["true"]}})
-    yield serve
-    serve.stop()
+    return serve

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
 from synthbox.orchestration import projects
-from tests.conftest import Serve, remember_secret, run_cli, wait_for
+from tests.conftest import Records, Serve, remember_secret, run_cli, wait_for
 from tests.orchestration.conftest import (
     _engine,
     _finished_job,
@@ -88,8 +87,8 @@ def test_agent_secrets_are_masked_and_kept(api):
         "headers": {"Authorization": "********"}}})
     assert status == 200
     assert changed["data"]["config"]["headers"] == {"Authorization": "********"}
-    with sqlite3.connect(api.data_dir / "synthbox.db") as db:  # the stored value is real
-        [(config,)] = db.execute("SELECT config FROM agent WHERE slug='hooker'").fetchall()
+    # the stored value is real
+    [(config,)] = Records(api.data_dir).query("SELECT config FROM agent WHERE slug='hooker'")
     stored = json.loads(config)
     assert stored["headers"]["Authorization"] == "Bearer agent-header-secret"
     assert stored["url"] == "https://agents.example.com/v2"
@@ -176,8 +175,8 @@ def test_urls_with_credentials_are_masked_and_kept(api):
     status, _ = call(api, "PATCH", "/projects/private", {
         "name": "Private", "repository": shown["data"]["repository"]})
     assert status == 200
-    with sqlite3.connect(api.data_dir / "synthbox.db") as db:
-        [(stored,)] = db.execute("SELECT repository FROM project WHERE slug='private'")
+    [(stored,)] = Records(api.data_dir).query(
+        "SELECT repository FROM project WHERE slug='private'")
     assert stored == "https://bot:ghp_repotoken123@git.example.com/o/r.git"
 
 

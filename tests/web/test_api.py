@@ -10,13 +10,8 @@ from tests.conftest import wait_for
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from tests.conftest import Serve
-
-    serve = Serve(tmp_path_factory.mktemp("api") / "data",
-                  {"SYNTHBOX_QUEUES": json.dumps({"diagnostics": {"concurrency": 2}})}).start()
-    yield serve
-    serve.stop()
+def server(served):
+    return served({"SYNTHBOX_QUEUES": json.dumps({"diagnostics": {"concurrency": 2}})})
 
 
 def test_health_and_ready_need_no_token(server):

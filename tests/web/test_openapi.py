@@ -23,11 +23,8 @@ SCHEMA = schemathesis.openapi.from_dict(document())
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    serve = Serve(tmp_path_factory.mktemp("openapi") / "data").start()
-    remember_secret(serve.token)
-    yield serve
-    serve.stop()
+def live(served):
+    return served()
 
 
 def test_the_document_lists_every_api_route_and_no_other(live):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Serve, remember_secret, run_cli, wait_for
+from tests.conftest import ROOT, Serve, remember_secret, wait_for
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -29,24 +29,11 @@ PASSWORDS = {"boss": "ui admin password 1", "watcher": "ui viewer password 1"}
 XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 
 
-def create_user(data_dir, name, role):
-    remember_secret(PASSWORDS[name])
-    result = run_cli("users", "create", name, "--role", role,
-                     env={"SYNTHBOX_DATA_DIR": str(data_dir)}, input_text=PASSWORDS[name] + "\n")
-    assert result.returncode == 0, result.stderr
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("ui") / "data"
-    data.mkdir()
-    create_user(data, "boss", "admin")
-    create_user(data, "watcher", "viewer")
-    serve = Serve(data, {"SYNTHBOX_QUEUES": json.dumps(
-        {"orchestration": {"rate_limit_max": 0}})}).start()
-    remember_secret(serve.token)
-    yield serve
-    serve.stop()
+def server(served):
+    return served({"SYNTHBOX_QUEUES": json.dumps({"orchestration": {"rate_limit_max": 0}})},
+                  users={"boss": ("admin", PASSWORDS["boss"]),
+                         "watcher": ("viewer", PASSWORDS["watcher"])})
 
 
 @pytest.fixture(scope="module")
