@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import synthbox
 from synthbox.config import load_settings
 from tests.conftest import Serve, free_port, run_cli, wait_for
 
@@ -165,7 +166,7 @@ def test_first_run_with_nothing_configured(tmp_path):
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0
-    assert "SynthBox 0.1.0 is running" in err
+    assert f"SynthBox {synthbox.__version__} is running" in err
 
 
 def _notify_socket(path: Path) -> socket.socket:
