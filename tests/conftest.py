@@ -283,6 +283,18 @@ def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
             server.process.wait(10)
 
 
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    """dist/synthbox, the one-file binary, built once per session by packaging/build.sh."""
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(["bash", str(root / "packaging" / "build.sh")], cwd=root,
+                            env={k: v for k, v in os.environ.items() if k != "DIST_DIR"},
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "built dist/synthbox:" in result.stdout
+    return root / "dist" / "synthbox"
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None,
             input_text: str | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHBOX_")
