@@ -77,15 +77,9 @@ def files_under_watch() -> set[Path]:
 
 
 @pytest.fixture(scope="module")
-def deb(binary, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("deb")
-    env = {**os.environ, "DIST_DIR": str(out), "SYNTHBOX_BINARY": str(binary)}
-    result = subprocess.run(["bash", str(ROOT / "packaging" / "build-deb.sh")], env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    built = out / f"synthbox_{synthbox.__version__}_amd64.deb"
-    assert f"built {built}:" in result.stdout
-    return built
+def deb(release) -> Path:
+    """The .deb packaging/release.sh made with packaging/build-deb.sh."""
+    return release.deb
 
 
 @pytest.fixture

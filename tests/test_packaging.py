@@ -7,6 +7,7 @@ user: the installed `synthbox` serves every UI page and static file, and runs jo
 
 from __future__ import annotations
 
+import hashlib
 import html
 import http.cookiejar
 import os
@@ -56,15 +57,9 @@ def shipped_files() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def distributions(tmp_path_factory) -> dict[str, Path]:
-    """The sdist, and the wheel built from it (python -m build, as packaging/release.sh)."""
-    out = tmp_path_factory.mktemp("dist")
-    result = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    version = synthbox.__version__
-    return {"wheel": out / f"synthbox-{version}-py3-none-any.whl",
-            "sdist": out / f"synthbox-{version}.tar.gz"}
+def distributions(release) -> dict[str, Path]:
+    """The sdist, and the wheel built from it, as packaging/release.sh makes them."""
+    return {"wheel": release.wheel, "sdist": release.sdist}
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -166,6 +161,24 @@ def check_installation(venv: Path, server: BinaryServe) -> None:
         if source.is_file():
             path = "/static/" + source.relative_to(ROOT / "static").as_posix()
             assert browser.get(path) == (200, source.read_bytes()), path
+
+
+def test_one_command_makes_every_artifact_with_sums_and_sizes(release):
+    artifacts = [release.wheel, release.sdist, release.binary, release.deb]
+    listed = {}
+    for line in release.sums.read_text().splitlines():
+        digest, name = line.split()
+        listed[name] = digest
+    assert sorted(listed) == sorted(path.name for path in artifacts)
+    for path in artifacts:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == listed[path.name], path.name
+        size = path.stat().st_size
+        assert re.search(rf"^  {re.escape(path.name)} +{size} bytes +{size / 1e6:.1f} MB$",
+                         release.printed, re.MULTILINE), release.printed
+    header = release.binary.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 0x3E
+    assert os.access(release.binary, os.X_OK)
+    assert release.binary.stat().st_size <= 25_000_000
 
 
 def test_the_wheel_and_sdist_carry_every_file_the_code_reads(distributions):
