@@ -52,6 +52,12 @@ if missing and os.environ.get("REQUIRE_PACKAGING_TESTS") != "1":
     pytest.skip(f"the .deb tests need {', '.join(missing)}", allow_module_level=True)
 
 
+@pytest.fixture(autouse=True)
+def tools_present() -> None:
+    if missing:
+        pytest.fail(f"the .deb tests need {', '.join(missing)} (REQUIRE_PACKAGING_TESTS=1)")
+
+
 def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(list(argv), capture_output=True, text=True, timeout=300,
                             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
