@@ -66,8 +66,8 @@ def main(repository: str, cold: bool) -> None:
     install = blocks[0].strip()
     first_job = next(block for block in blocks if "admin-token" in block)
     first_job = first_job.replace(str(README_PORT), str(port)).strip()
-    add, last = first_job.rsplit("\ncurl", 1)  # set TOKEN and add; read it
-    read = first_job.splitlines()[0] + "\ncurl" + last
+    add, tail = first_job.rsplit("\ncurl", 1)  # set TOKEN and add; read it
+    read = first_job.splitlines()[0] + "\ncurl" + tail
     sh("python3 -m venv .venv")
     env["PATH"] = f"{clone / '.venv' / 'bin'}:{env['PATH']}"  # . .venv/bin/activate
     env["VIRTUAL_ENV"] = str(clone / ".venv")
