@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dist=${DIST_DIR:-dist}
 venv=build/venv
+# PyInstaller's cache, which --clean empties, is per user by default: a build in another
+# checkout at the same time lost its cached libraries halfway. Keep it in this checkout.
+export PYINSTALLER_CONFIG_DIR=$PWD/build/pyinstaller-config
 rm -rf "$venv" build/synthbox "$dist/synthbox"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
