@@ -162,6 +162,15 @@ def check_installation(venv: Path, server: BinaryServe) -> None:
             path = "/static/" + source.relative_to(ROOT / "static").as_posix()
             assert browser.get(path) == (200, source.read_bytes()), path
 
+    # `synthbox install` reads the systemd unit from the package too.
+    stand_in = venv.parent / "binary"
+    stand_in.write_bytes(b"#!/bin/sh\n")
+    written = installed(venv, "install", "--root", str(venv.parent / "root"), "--binary",
+                        str(stand_in))
+    assert written.returncode == 0, written.stderr
+    unit = (venv.parent / "root" / "etc/systemd/system/synthbox.service").read_text()
+    assert unit == (ROOT / "packaging/systemd/synthbox.service").read_text()
+
 
 def test_one_command_makes_every_artifact_with_sums_and_sizes(release):
     artifacts = [release.wheel, release.sdist, release.binary, release.deb]
