@@ -1,3 +1,3 @@
 """SynthBox: a self-hosted background-job appliance."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

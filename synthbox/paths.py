@@ -10,11 +10,16 @@ from synthbox.errors import SynthBoxError
 
 
 def resource_root() -> Path:
-    """The folder holding `templates/` and `static/`, from source or from a frozen build."""
+    """The folder holding `templates/`, `static/` and `packaging/systemd/`: the package
+    itself when installed from a wheel (pyproject.toml maps them in), the bundle when
+    frozen, the top of the checkout when run from source (an editable install)."""
     bundle = getattr(sys, "_MEIPASS", None)
     if bundle:
         return Path(bundle)
-    return Path(__file__).resolve().parent.parent
+    package = Path(__file__).resolve().parent
+    if (package / "templates").is_dir():
+        return package
+    return package.parent
 
 
 def default_data_dir() -> Path:

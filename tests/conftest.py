@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +309,49 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., S
     yield start
     for serve in started:
         serve.stop()
+
+
+@dataclass(frozen=True)
+class Release:
+    """What packaging/release.sh made, and what it printed."""
+
+    wheel: Path
+    sdist: Path
+    binary: Path
+    deb: Path
+    sums: Path
+    printed: str
+
+
+@pytest.fixture(scope="session")
+def release() -> Iterator[Release]:
+    """packaging/release.sh, once per session, into a temporary DIST_DIR: the wheel, the
+    sdist, the one-file binary, the .deb and SHA256SUMS. The folder is open to other
+    users (tests run the binary as nobody)."""
+    import tempfile
+
+    import synthbox
+
+    root = ROOT
+    dist = Path(tempfile.mkdtemp(prefix="synthbox-release-"))
+    dist.chmod(0o755)
+    result = subprocess.run(["bash", str(root / "packaging" / "release.sh")], cwd=root,
+                            env={**os.environ, "DIST_DIR": str(dist)},
+                            capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    version = synthbox.__version__
+    yield Release(wheel=dist / f"synthbox-{version}-py3-none-any.whl",
+                  sdist=dist / f"synthbox-{version}.tar.gz",
+                  binary=dist / f"synthbox-{version}-linux-x86_64",
+                  deb=dist / f"synthbox_{version}_amd64.deb", sums=dist / "SHA256SUMS",
+                  printed=result.stdout)
+    shutil.rmtree(dist, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def binary(release: Release) -> Path:
+    """The one-file binary of this session's release (packaging/build.sh builds it)."""
+    return release.binary
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None,
