@@ -22,7 +22,7 @@ import pytest
 
 import synthbox
 from tests.conftest import SERVE_LOGS, wait_for
-from tests.test_appliance import BinaryServe
+from tests.host.test_appliance import BinaryServe
 from tests.test_upgrade import (
     FAST_STALL_CONFIG,
     PREVIOUS,
