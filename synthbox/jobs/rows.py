@@ -49,9 +49,10 @@ class NewJob(NamedTuple):
 
     def stored(self, job_id: int) -> JobRow:
         """The row this job is once inserted as `job_id`."""
-        return JobRow(id=job_id, status="waiting", attempts_made=0, stalled_count=0,
-                      result=None, progress=0, failed_reason=None, started_at=None,
-                      finished_at=None, **self._asdict())
+        return JobRow(job_id, self.queue, self.name, self.data, "waiting", self.priority,
+                      self.run_at, 0, self.attempts_max, self.backoff_type, self.backoff_delay,
+                      self.timeout, 0, None, 0, None, self.created_at, None, None,
+                      self.job_key)  # positional: every add makes one (3 us by keyword)
 
 
 JOB_COLUMNS = ", ".join(JobRow._fields)

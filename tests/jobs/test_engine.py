@@ -775,3 +775,8 @@ def test_the_job_row_names_the_job_tables_columns():
     assert set(JobRow._fields) | {"lease_until", "owner"} == set(Job._meta.fields)
     assert set(NewJob._fields) <= set(JobRow._fields)
     assert all(name in INSERT_JOB for name in NewJob._fields)
+    new = NewJob("q", "noop", "{}", 3, 10.0, 2, "fixed", 1.5, None, 9.0, "k")
+    stored = new.stored(5)._asdict()
+    assert {name: stored[name] for name in NewJob._fields} == new._asdict()
+    assert (stored["id"], stored["status"], stored["attempts_made"], stored["result"]) == (
+        5, "waiting", 0, None)
