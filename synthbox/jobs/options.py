@@ -56,34 +56,42 @@ def flag_name(field: str) -> str:
 def job_row(spec: QueueSpec, job: Mapping[str, Any], now: float,
             prefix: str = "") -> NewJob:
     """A job's options checked and resolved against its queue's defaults. Every error names
-    the field (`prefix` locates a job in a bulk add)."""
-    with job_option_errors():
-        for key in job:
-            if key not in JOB_OPTIONS:
-                raise InputError(prefix + key,
-                                 f"unknown option; one of {', '.join(sorted(JOB_OPTIONS))}")
-        run_at = now
-        if job.get("run_at") is not None:
-            run_at = check_run_at(job["run_at"], prefix + "run_at")
-        elif job.get("delay") is not None:
-            run_at = now + check_run_at(job["delay"], prefix + "delay", now)
-        backoff_type, backoff_delay = _backoff(spec, job.get("backoff"), prefix + "backoff")
-        timeout = spec.timeout if job.get("timeout") is None else check_seconds(
-            job["timeout"], prefix + "timeout")
-        dedup_key = job.get("key")
-        if dedup_key is not None and (not isinstance(dedup_key, str | int)
-                                      or isinstance(dedup_key, bool)):
-            raise InputError(prefix + "key", "must be a string of 1 to 255 characters")
-        return NewJob(spec.name, _job_name(spec, job.get("name"), prefix + "name"),
-                      _job_data(job.get("data"), prefix + "data"),
-                      check_whole(job.get("priority", 0), prefix + "priority", 0,
-                                  HIGH_PRIORITY),
-                      run_at,
-                      check_whole(job.get("attempts", spec.attempts), prefix + "attempts",
-                                  1, 1000),
-                      backoff_type, backoff_delay, timeout, now,
-                      None if dedup_key is None
-                      else check_string(str(dedup_key), prefix + "key"))
+    the field (`prefix` locates a job in a bulk add), as a JobOptionError."""
+    try:
+        return _checked_job(spec, job, now, prefix)
+    except JobOptionError:
+        raise
+    except InputError as exc:  # (a try costs nothing here; a `with` did, on every add)
+        raise JobOptionError(exc.field, exc.rule) from None
+
+
+def _checked_job(spec: QueueSpec, job: Mapping[str, Any], now: float, prefix: str) -> NewJob:
+    for key in job:
+        if key not in JOB_OPTIONS:
+            raise InputError(prefix + key,
+                             f"unknown option; one of {', '.join(sorted(JOB_OPTIONS))}")
+    run_at = now
+    if job.get("run_at") is not None:
+        run_at = check_run_at(job["run_at"], prefix + "run_at")
+    elif job.get("delay") is not None:
+        run_at = now + check_run_at(job["delay"], prefix + "delay", now)
+    backoff_type, backoff_delay = _backoff(spec, job.get("backoff"), prefix + "backoff")
+    timeout = spec.timeout if job.get("timeout") is None else check_seconds(
+        job["timeout"], prefix + "timeout")
+    dedup_key = job.get("key")
+    if dedup_key is not None and (not isinstance(dedup_key, str | int)
+                                  or isinstance(dedup_key, bool)):
+        raise InputError(prefix + "key", "must be a string of 1 to 255 characters")
+    return NewJob(spec.name, _job_name(spec, job.get("name"), prefix + "name"),
+                  _job_data(job.get("data"), prefix + "data"),
+                  check_whole(job.get("priority", 0), prefix + "priority", 0,
+                              HIGH_PRIORITY),
+                  run_at,
+                  check_whole(job.get("attempts", spec.attempts), prefix + "attempts",
+                              1, 1000),
+                  backoff_type, backoff_delay, timeout, now,
+                  None if dedup_key is None
+                  else check_string(str(dedup_key), prefix + "key"))
 
 
 def _job_name(spec: QueueSpec, name: Any, field: str) -> str:
