@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from synthbox.checks import check_one_of, check_seconds, check_string, check_whole
+from synthbox.checks import check_one_of, check_seconds, check_whole
 from synthbox.errors import InputError
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.rows import NewJob
@@ -56,65 +56,52 @@ def flag_name(field: str) -> str:
 def job_row(spec: QueueSpec, job: Mapping[str, Any], now: float,
             prefix: str = "") -> NewJob:
     """A job's options checked and resolved against its queue's defaults. Every error names
-    the field (`prefix` locates a job in a bulk add), as a JobOptionError."""
+    the field (`prefix` locates a job in a bulk add), as a JobOptionError.
+
+    Every add runs this once per job, so it is one function (a Python call costs more than
+    most of the checks) and builds its tuple directly."""
     try:
-        return _checked_job(spec, job, now, prefix)
+        for option in job:
+            if option not in JOB_OPTIONS:
+                raise InputError(prefix + option,
+                                 f"unknown option; one of {', '.join(sorted(JOB_OPTIONS))}")
+        name = job.get("name")
+        if not isinstance(name, str) or not name or spec.handler_for(name) is None:
+            raise InputError(prefix + "name", f"queue {spec.name} has no job named {name!r}; "
+                             f"one of {', '.join(sorted(spec.handlers))}" if name
+                             and isinstance(name, str) else "must be a non-empty string")
+        data = job.get("data")
+        try:
+            data = json.dumps(data if data is not None else {}, allow_nan=False)
+        except (TypeError, ValueError):
+            raise InputError(prefix + "data", "must be JSON: objects, lists, strings, "
+                             "numbers, true, false or null") from None
+        run_at = now
+        if job.get("run_at") is not None:
+            run_at = check_run_at(job["run_at"], prefix + "run_at")
+        elif job.get("delay") is not None:
+            run_at = now + check_run_at(job["delay"], prefix + "delay", now)
+        backoff_type, backoff_delay = (spec.backoff_type, spec.backoff_delay) if job.get(
+            "backoff") is None else _backoff(spec, job["backoff"], prefix + "backoff")
+        timeout = spec.timeout if job.get("timeout") is None else check_seconds(
+            job["timeout"], prefix + "timeout")
+        key = job.get("key")
+        if key is not None and (not isinstance(key, str | int) or isinstance(key, bool)
+                                or not 1 <= len(str(key)) <= 255):
+            raise InputError(prefix + "key", "must be a string of 1 to 255 characters")
+        return tuple.__new__(NewJob, (  # as in NewJob.stored: every add makes one
+            spec.name, name, data,
+            check_whole(job.get("priority", 0), prefix + "priority", 0, HIGH_PRIORITY), run_at,
+            check_whole(job.get("attempts", spec.attempts), prefix + "attempts", 1, 1000),
+            backoff_type, backoff_delay, timeout, now, None if key is None else str(key)))
     except JobOptionError:
         raise
-    except InputError as exc:  # (a try costs nothing here; a `with` did, on every add)
+    except InputError as exc:
         raise JobOptionError(exc.field, exc.rule) from None
 
 
-def _checked_job(spec: QueueSpec, job: Mapping[str, Any], now: float, prefix: str) -> NewJob:
-    for key in job:
-        if key not in JOB_OPTIONS:
-            raise InputError(prefix + key,
-                             f"unknown option; one of {', '.join(sorted(JOB_OPTIONS))}")
-    run_at = now
-    if job.get("run_at") is not None:
-        run_at = check_run_at(job["run_at"], prefix + "run_at")
-    elif job.get("delay") is not None:
-        run_at = now + check_run_at(job["delay"], prefix + "delay", now)
-    backoff_type, backoff_delay = _backoff(spec, job.get("backoff"), prefix + "backoff")
-    timeout = spec.timeout if job.get("timeout") is None else check_seconds(
-        job["timeout"], prefix + "timeout")
-    dedup_key = job.get("key")
-    if dedup_key is not None and (not isinstance(dedup_key, str | int)
-                                  or isinstance(dedup_key, bool)):
-        raise InputError(prefix + "key", "must be a string of 1 to 255 characters")
-    return NewJob(spec.name, _job_name(spec, job.get("name"), prefix + "name"),
-                  _job_data(job.get("data"), prefix + "data"),
-                  check_whole(job.get("priority", 0), prefix + "priority", 0,
-                              HIGH_PRIORITY),
-                  run_at,
-                  check_whole(job.get("attempts", spec.attempts), prefix + "attempts",
-                              1, 1000),
-                  backoff_type, backoff_delay, timeout, now,
-                  None if dedup_key is None
-                  else check_string(str(dedup_key), prefix + "key"))
-
-
-def _job_name(spec: QueueSpec, name: Any, field: str) -> str:
-    if not isinstance(name, str) or not name:
-        raise InputError(field, "must be a non-empty string")
-    if spec.handler_for(name) is None:
-        raise InputError(field, f"queue {spec.name} has no job named {name!r}; "
-                                f"one of {', '.join(sorted(spec.handlers))}")
-    return name
-
-
-def _job_data(data: Any, field: str) -> str:
-    try:
-        return json.dumps(data if data is not None else {}, allow_nan=False)
-    except (TypeError, ValueError):
-        raise InputError(field, "must be JSON: objects, lists, strings, numbers, true, "
-                                "false or null") from None
-
-
 def _backoff(spec: QueueSpec, backoff: Any, field: str) -> tuple[str, float]:
-    """(type, delay in seconds): the queue's, with what the job gives instead."""
-    if backoff is None:
-        return spec.backoff_type, spec.backoff_delay
+    """(type, delay in seconds): what the job gives, else the queue's."""
     if not isinstance(backoff, Mapping):
         raise InputError(field, 'must be {"type": ..., "delay": ...}')
     return (check_one_of(backoff.get("type", spec.backoff_type), field + ".type",
