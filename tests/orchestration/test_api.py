@@ -199,3 +199,11 @@ def test_cli_bad_agent_options_exit_2(tmp_path):
         result = run_cli("agents", "add", "cli-bad", "x", *args, env=env)
         assert result.returncode == 2 and result.stderr.startswith(f"Error: {message}"), \
             result.stderr
+
+
+@pytest.mark.parametrize("repository", ["https://host[name/r.git", "~nobody-here/r", "a\u0000b"])
+def test_a_repository_that_is_no_url_or_path_is_a_400(in_process, repository):
+    """Found by schemathesis: a [ in a URL made the repository-root check a 500."""
+    status, reply = in_process.request("POST", "/api/v1/projects",
+                                       {"slug": "odd", "repository": repository})
+    assert (status, reply["error"]["field"]) == (400, "repository"), reply

@@ -60,7 +60,10 @@ def local_path(repository: str) -> Path | None:
     """The directory `repository` names on this host, or None for a remote URL (a scheme
     other than file://, or git's scp form `host:path`)."""
     if "://" in repository:
-        parts = urlsplit(repository)
+        try:
+            parts = urlsplit(repository)
+        except ValueError as exc:  # "Invalid IPv6 URL": a [ that opens no address
+            raise InputError("repository", f"is not a URL git can read ({exc})") from None
         return Path(unquote(parts.path)) if parts.scheme.lower() == "file" else None
     head = repository.split("/", 1)[0]
     if ":" in head:  # user@host:path, as git reads it
@@ -73,7 +76,10 @@ def check_repository_location(repository: str | None, roots: Sequence[Path]) -> 
     path = None if repository is None else local_path(repository)
     if path is None:
         return
-    real = path.expanduser().resolve()
+    try:
+        real = path.expanduser().resolve()
+    except (ValueError, OSError, RuntimeError):  # a NUL, a loop, an unknown ~user
+        raise InputError("repository", "is not a path this host can read") from None
     if not any(real.is_relative_to(root.expanduser().resolve()) for root in roots):
         raise InputError("repository", f"a local path must be under repository_roots "
                                        f"({', '.join(map(str, roots)) or 'none set'})")
