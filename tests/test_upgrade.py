@@ -9,12 +9,11 @@ upgraded over the same file in test_packaging.py and test_deb.py.
 from __future__ import annotations
 
 import gzip
-import sqlite3
 from pathlib import Path
 
 from synthbox.app import DOMAIN_MIGRATIONS
 from synthbox.records.database import JOB_MIGRATIONS
-from tests.conftest import Serve, wait_for
+from tests.conftest import Records, Serve, wait_for
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "records-v0.1.0.db.gz"
 PREVIOUS = {"completed-0": "completed", "completed-1": "completed", "completed-2": "completed",
@@ -34,20 +33,12 @@ def restore_previous_records(data_dir: Path) -> None:
 
 def schema_versions(data_dir: Path) -> list[int]:
     """The numbered steps (every step is numbered too, for an older instance's sake)."""
-    records = sqlite3.connect(data_dir / "synthbox.db")
-    try:
-        return [row[0] for row in records.execute("SELECT version FROM schema_version "
-                                                  "ORDER BY version")]
-    finally:
-        records.close()
+    return [row[0] for row in Records(data_dir).query(
+        "SELECT version FROM schema_version ORDER BY version")]
 
 
 def schema_steps(data_dir: Path) -> set[str]:
-    records = sqlite3.connect(data_dir / "synthbox.db")
-    try:
-        return {row[0] for row in records.execute("SELECT name FROM schema_migration")}
-    finally:
-        records.close()
+    return {row[0] for row in Records(data_dir).query("SELECT name FROM schema_migration")}
 
 
 def assert_upgraded(server: Serve) -> None:

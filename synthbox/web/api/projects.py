@@ -48,8 +48,9 @@ def list_projects() -> Any:
 @bp.post("")
 @needs("admin")
 def create_project() -> Any:
-    _check_repository(json_body())
-    created = projects.create_project(json_body(), actor=acting())
+    payload = json_body()
+    _check_repository(payload)
+    created = projects.create_project(payload, actor=acting())
     return ok(created, 201)
 
 
@@ -62,8 +63,9 @@ def get_project(project: str) -> Any:
 @bp.patch("/<project>")
 @needs("admin")
 def update_project(project: str) -> Any:
-    _check_repository(json_body())
-    changed = projects.update_project(project, json_body(), actor=acting())
+    payload = json_body()
+    _check_repository(payload)
+    changed = projects.update_project(project, payload, actor=acting())
     return ok(changed)
 
 
