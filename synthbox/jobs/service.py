@@ -88,23 +88,13 @@ class QueueService:
         rows = [job_row(self.spec, job, now, f"jobs[{i}]." if len(jobs) > 1 else "")
                 for i, job in enumerate(jobs)]
         ids: list[int] = [0] * len(rows)
-        # On PostgreSQL one job is one INSERT, atomic on its own, without the BEGIN and
-        # COMMIT round trips (a third of a single add's time). SQLite keeps its
-        # BEGIN IMMEDIATE: in-process, and it takes the write lock before any read.
-        alone = len(rows) == 1 and self.store.postgres
-        with nullcontext() if alone else self.store.db.atomic():
-            keyed = [i for i, row in enumerate(rows) if row.job_key is not None]
-            skip = set(keyed)
-            plain = [i for i in range(len(rows)) if i not in skip] if skip else range(len(rows))
-            for start in range(0, len(plain), _INSERT_CHUNK):
-                chunk = plain[start:start + _INSERT_CHUNK]
-                sql = INSERT_JOB + ",".join([INSERT_VALUES] * len(chunk)) + " RETURNING id"
-                params = [value for i in chunk for value in rows[i]]
-                new_ids = sorted(r[0] for r in self.store.execute(sql, params).fetchall())
-                for i, job_id in zip(chunk, new_ids, strict=True):
-                    ids[i] = job_id
-            for i in keyed:
-                ids[i] = self._insert_keyed(rows[i])
+        keyed = [i for i, row in enumerate(rows) if row.job_key is not None]
+        grouped = self.store.grouped
+        if grouped is not None and len(rows) == 1 and not keyed \
+                and not self.store.db.in_transaction():
+            ids[0] = grouped.add(rows[0])  # with the adds of other threads, if any
+        else:
+            self._insert(rows, keyed, ids)
         existing = ({int(job["id"]): job for job in self.get_jobs([ids[i] for i in keyed])}
                     if keyed else {})
         added = [existing.get(job_id) or job_dict(row.stored(job_id), now)
@@ -112,6 +102,23 @@ class QueueService:
         if announce:  # last, so the woken worker does not wait for this thread's work
             self.announce([row.run_at for row in rows], now)
         return added
+
+    def _insert(self, rows: Sequence[NewJob], keyed: list[int], ids: list[int]) -> None:
+        """Write `rows`, all or none, their ids into `ids`; `keyed`: the ones with a key."""
+        # On PostgreSQL one job is one INSERT, atomic on its own, without the BEGIN and
+        # COMMIT round trips (a third of a single add's time). SQLite keeps its
+        # BEGIN IMMEDIATE: in-process, and it takes the write lock before any read.
+        alone = len(rows) == 1 and self.store.postgres
+        with nullcontext() if alone else self.store.db.atomic():
+            skip = set(keyed)
+            plain = [i for i in range(len(rows)) if i not in skip] if skip else range(len(rows))
+            for start in range(0, len(plain), _INSERT_CHUNK):
+                chunk = plain[start:start + _INSERT_CHUNK]
+                for i, job_id in zip(chunk, self.store.insert([rows[i] for i in chunk]),
+                                     strict=True):
+                    ids[i] = job_id
+            for i in keyed:
+                ids[i] = self._insert_keyed(rows[i])
 
     def _insert_keyed(self, row: NewJob) -> int:
         inserted = self.store.execute(
