@@ -54,15 +54,13 @@ def no_secret_reaches_a_log() -> Iterator[None]:
     assert not leaks, f"secrets found in server logs: {leaks}"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist (`-n`, on by default), a module's tests stay on one worker, so its
-    module-scoped servers start once; the tests that need the session's release (a
-    PyInstaller build) share one worker, so it is built once."""
+    """A test that needs the session's release may wait for its build (a PyInstaller
+    binary, minutes on a busy machine): it gets half an hour, not the default five
+    minutes."""
     for item in items:
-        needs_release = "release" in getattr(item, "fixturenames", ())
-        group = "release" if needs_release else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        if "release" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(1800))
 
 
 def free_port() -> int:
@@ -334,29 +332,58 @@ class Release:
     printed: str
 
 
+def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test run that every pytest-xdist worker shares."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
-def release() -> Iterator[Release]:
-    """packaging/release.sh, once per session, into a temporary DIST_DIR: the wheel, the
+def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
+    """packaging/release.sh, once per test run, into a temporary DIST_DIR: the wheel, the
     sdist, the one-file binary, the .deb and SHA256SUMS. The folder is open to other
-    users (tests run the binary as nobody)."""
+    users (tests run the binary as nobody). Under pytest-xdist the first worker to need
+    it builds it while the others wait on a lock, then all read it; the controller
+    removes it when the run ends (pytest_sessionfinish)."""
+    import fcntl
     import tempfile
 
     import synthbox
 
-    root = ROOT
-    dist = Path(tempfile.mkdtemp(prefix="synthbox-release-"))
-    dist.chmod(0o755)
-    result = subprocess.run(["bash", str(root / "packaging" / "release.sh")], cwd=root,
-                            env={**os.environ, "DIST_DIR": str(dist)},
-                            capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shared = _run_folder(tmp_path_factory)
+    with open(shared / "release.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        made, failed = shared / "release.dir", shared / "release.failed"
+        if not made.exists() and not failed.exists():
+            dist = Path(tempfile.mkdtemp(prefix="synthbox-release-"))
+            dist.chmod(0o755)
+            result = subprocess.run(["bash", str(ROOT / "packaging" / "release.sh")],
+                                    cwd=ROOT, env={**os.environ, "DIST_DIR": str(dist)},
+                                    capture_output=True, text=True, timeout=1800)
+            if result.returncode != 0:
+                failed.write_text(result.stdout[-3000:] + result.stderr[-3000:])
+            else:
+                (dist / ".printed").write_text(result.stdout)
+                made.write_text(str(dist))
+    if failed.exists():
+        pytest.fail(f"packaging/release.sh failed:\n{failed.read_text()}")
+    dist = Path(made.read_text())
     version = synthbox.__version__
-    yield Release(wheel=dist / f"synthbox-{version}-py3-none-any.whl",
-                  sdist=dist / f"synthbox-{version}.tar.gz",
-                  binary=dist / f"synthbox-{version}-linux-x86_64",
-                  deb=dist / f"synthbox_{version}_amd64.deb", sums=dist / "SHA256SUMS",
-                  printed=result.stdout)
-    shutil.rmtree(dist, ignore_errors=True)
+    return Release(wheel=dist / f"synthbox-{version}-py3-none-any.whl",
+                   sdist=dist / f"synthbox-{version}.tar.gz",
+                   binary=dist / f"synthbox-{version}-linux-x86_64",
+                   deb=dist / f"synthbox_{version}_amd64.deb", sums=dist / "SHA256SUMS",
+                   printed=(dist / ".printed").read_text())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The release folder goes when the whole run ends: with pytest-xdist in the
+    controller, once every worker is done with it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    made = _run_folder(session.config._tmp_path_factory) / "release.dir"  # type: ignore[attr-defined]
+    if made.exists():
+        shutil.rmtree(made.read_text(), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

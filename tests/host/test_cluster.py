@@ -319,8 +319,10 @@ def test_instances_on_two_hosts_share_redis_and_postgresql(serve_factory, redis_
             return {instance: json.loads(queues).get("diagnostics", 0)
                     for instance, queues in cursor.fetchall()}
 
-    done = wait_for(lambda: (lambda d: d if len(d) == 2 and all(d.values()) else None)(
-        jobs_done_per_instance()), 30, message="both hosts ran jobs (their heartbeats say)")
+    # a heartbeat reports the jobs done since the last: wait for the one after the last job
+    done = wait_for(lambda: (lambda d: d if len(d) == 2 and all(d.values())
+                             and sum(d.values()) >= 200 else None)(jobs_done_per_instance()),
+                    30, message="both hosts ran jobs (their heartbeats say)")
     assert sum(done.values()) == 200
     one.stop()
     two.stop()
