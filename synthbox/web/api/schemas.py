@@ -9,6 +9,7 @@ from typing import Any
 
 from synthbox.records.models import COUNTED
 from synthbox.records.models import STATES as MODEL_STATES
+from synthbox.web.api.bodies import EMAIL as EMAIL_ADDRESS
 from synthbox.web.api.bodies import SLUG, TEXT
 from synthbox.web.requests import LARGEST_ID, PAGE_LIMIT
 
@@ -18,8 +19,6 @@ STATES = list(MODEL_STATES)
 # what the validation accepts, so that a request valid here is not refused there
 USER_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"}
 RULE_NAME = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,62}$"}
-EMAIL_ADDRESS = {"type": "string",
-                 "pattern": r"^[A-Za-z0-9+_-]+(\.[A-Za-z0-9+_-]+)*@[A-Za-z0-9]+(\.[A-Za-z0-9]+)+$"}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": PAGE_LIMIT}
 CURSOR = {"type": "integer", "minimum": 0, "maximum": LARGEST_ID}
 
