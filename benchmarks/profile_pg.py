@@ -100,7 +100,7 @@ def main() -> None:
         admin.autocommit = True
         admin.cursor().execute(f"ALTER DATABASE {database} SET log_min_duration_statement = 0")
         admin.close()
-        offset = log.stat().st_size
+        offset = log.stat().st_size if log.is_file() else 0
         raw = Path(tmp) / "samples.txt"
         result = subprocess.run(
             ["py-spy", "record", "--rate", "500", "--format", "raw", "--output", str(raw),
@@ -111,7 +111,7 @@ def main() -> None:
             raise SystemExit(f"py-spy failed:\n{result.stderr[-2000:]}")
         figures = json.loads(next(line for line in reversed(result.stdout.splitlines())
                                   if line.startswith("{")))
-        statements = server_statements(log, offset, database)
+        statements = server_statements(log, offset, database) if log.is_file() else []
         report(args.jobs, figures, raw, statements)
     print("\n## pgbench: one client, a one-row INSERT per transaction\n")
     for mode, measured in pgbench(args.pgbench_seconds).items():
@@ -153,6 +153,9 @@ def report(jobs: int, figures: dict, raw: Path, statements: list[tuple[str, floa
     by_shape: dict[str, list[float]] = collections.defaultdict(list)
     for sql, ms in statements:
         by_shape[sql].append(ms)
+    if not statements:
+        print("\n## server: no statements logged (is --server-log this server's log?)")
+        return
     total_ms = sum(ms for _, ms in statements)
     print(f"\n## server: {len(statements):,} statements for {sent:,} jobs "
           f"({len(statements) / sent:.2f} a job), {total_ms:,.0f} ms "
