@@ -93,8 +93,8 @@ SCHEMAS: dict[str, Any] = {
         "name": TEXT,
         # a remote URL (a local path must be under the repository_roots setting)
         "repository": {"type": "string", "maxLength": 2000, "pattern":
-                       r"^(?:(?:https?|ssh|git)://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)"
-                       r"[^\x00-\x1f\x7f]*$"},
+                       r"^(?:(?:https?|ssh|git)://[A-Za-z0-9._~%!$&'()*+,;=:@-]*(?:[/?#]|$)"
+                       r"|[A-Za-z0-9._][A-Za-z0-9._-]*@[A-Za-z0-9.-]+:)[^\x00-\x1f\x7f]*$"},
         "settings": {"type": "object"}}},
     "Agent": {"type": "object", "required": ["id", "slug", "kind", "config", "enabled"],
               "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
