@@ -5,8 +5,9 @@ records, no Redis) under py-spy, with `log_min_duration_statement = 0` set on th
 database alone, so that the server logs every statement it runs for the bench with its
 duration. Then prints, per job:
 
-- client CPU: py-spy's samples (500 a second, threads that are not idle) under one
-  `add()`, under `add_bulk()` and under the workers' drain, as microseconds per job;
+- client CPU: py-spy's samples (500 a second, of the thread holding the interpreter lock:
+  Python's own work, not the waits on the server) under one `add()`, under `add_bulk()`
+  and under the workers' drain, as microseconds per job;
 - round trips and server time: the logged statements grouped by shape (literals taken
   out), with their count per job and the server's time per job (execution only: the
   network and the client are not in it);
@@ -103,7 +104,7 @@ def main() -> None:
         offset = log.stat().st_size if log.is_file() else 0
         raw = Path(tmp) / "samples.txt"
         result = subprocess.run(
-            ["py-spy", "record", "--rate", "500", "--format", "raw", "--output", str(raw),
+            ["py-spy", "record", "--gil", "--rate", "500", "--format", "raw", "--output", str(raw),
              "--", sys.executable, "-m", "synthbox", "bench", "--backend", "sqlite",
              "--jobs", str(args.jobs), "--records-url", url, "--json"],
             capture_output=True, text=True, timeout=1800)
@@ -121,23 +122,24 @@ def main() -> None:
 
 def cpu_samples(raw: Path, under: str, without: str = "") -> tuple[int, collections.Counter]:
     """py-spy samples whose stack passes through `under` and not `without`, and how many
-    of them pass through each function."""
+    of them pass through each function called from there."""
     samples, by_function = 0, collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = {function(frame) for frame in stack.split(";") if frame}
-        if not count.isdigit() or not any(under in f for f in frames) or (
-                without and any(without in f for f in frames)):
+        frames = [function(frame) for frame in stack.split(";") if frame]
+        at = next((i for i, f in enumerate(frames) if under in f), None)
+        if not count.isdigit() or at is None or (without and any(without in f
+                                                                  for f in frames)):
             continue
         samples += int(count)
-        by_function.update({frame: int(count) for frame in frames})
+        by_function.update({frame: int(count) for frame in set(frames[at + 1:])})
     return samples, by_function
 
 
 def report(jobs: int, figures: dict, raw: Path, statements: list[tuple[str, float]]) -> None:
     single, sent = jobs // 2, jobs + latency_jobs(jobs)
     print(f"bench under py-spy and statement logging: {json.dumps(figures)}\n")
-    print("## client CPU (py-spy, 2 ms a sample)\n")
+    print("## client CPU (py-spy --gil, 2 ms a sample)\n")
     one_add = "add (synthbox/jobs/service.py"
     for title, under, without, count in (
             ("one add() at a time (and the pickup phase's)", one_add, "", single + sent - jobs),
@@ -147,9 +149,8 @@ def report(jobs: int, figures: dict, raw: Path, statements: list[tuple[str, floa
         samples, by_function = cpu_samples(raw, under, without)
         print(f"- {title}: {samples:,} samples, {samples * 2000 / max(count, 1):.0f} µs "
               f"of CPU a job")
-        for frame, hits in by_function.most_common(12):
-            if under not in frame and "<module>" not in frame and "run (" not in frame:
-                print(f"  - {100 * hits / max(samples, 1):.0f}% {frame}")
+        for frame, hits in by_function.most_common(8):
+            print(f"  - {100 * hits / max(samples, 1):.0f}% {frame}")
     by_shape: dict[str, list[float]] = collections.defaultdict(list)
     for sql, ms in statements:
         by_shape[sql].append(ms)
