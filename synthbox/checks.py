@@ -47,7 +47,9 @@ def is_number(value: Any) -> bool:
 
 
 def check_whole(value: Any, field: str, low: int, high: int) -> int:
-    """A whole number from `low` to `high`."""
+    """A whole number from `low` to `high` (2.0 is one: JSON does not tell them apart)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InputError(field, f"must be a whole number from {low} to {high}")
     return value

@@ -52,7 +52,25 @@ class NotFound(SynthBoxError, LookupError):
     status, code = 404, "not_found"
 
 
+class UnknownReference(NotFound):
+    """A field of a well-formed request names a record that does not exist (an agent, a
+    template, an earlier run): 404 naming the field, as no document can list the records."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, rule: str):
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
 class Conflict(SynthBoxError):
-    """The request is valid but clashes with the current state."""
+    """The request is valid but clashes with the current state; `field`, when given, names
+    the field that clashes."""
 
     status, code, exit_code = 409, "conflict", 2
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        if field is not None:
+            self.field = field

@@ -67,6 +67,37 @@ def test_compare_names_an_unknown_backend():
     assert "--backends: 'mongo' is not one of sqlite, redis, redis+pg" in result.stderr
 
 
+def test_pg_peers_measures_synthbox_on_postgresql_with_and_without_redis(redis_url,
+                                                                         monkeypatch):
+    """The peers themselves (npm and PyPI installs, about a minute) stay out of the suite."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("SYNTHBOX_BENCH_PG", PG_ADMIN_DSN)
+    out = run(str(BENCHMARKS / "pg_peers.py"), "--systems", "synthbox-pg,synthbox-redis+pg",
+              "--jobs", "200", "--rounds", "1")
+    figures = table(out, "### 200 no-op jobs, median of 1 rounds")
+    ratios = table(out, "Ratio of synthbox-pg to each system")
+    assert figures["figure"] == ["synthbox-pg", "synthbox-redis+pg"]
+    for label in ("enqueue, one call at a time (jobs/s)", "drain of a full queue, 8 workers "
+                  "(jobs/s)", "pickup p99 at 100 jobs/s (ms)"):
+        assert all(number(cell) > 0 for cell in figures[label]), label
+        assert ratios[label][0] == "1.00"
+
+
+def test_pg_peers_names_an_unknown_system():
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "pg_peers.py"), "--systems",
+                             "oban"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--systems: 'oban' is not one of synthbox-pg, " in result.stderr
+
+
+def test_profile_pg_counts_statements_and_commit_round_trips(monkeypatch):
+    monkeypatch.setenv("SYNTHBOX_BENCH_PG", PG_ADMIN_DSN)
+    out = run(str(BENCHMARKS / "profile_pg.py"), "300", "--pgbench-seconds", "1")
+    assert "- one add() at a time (and the pickup phase's): " in out
+    assert "- drain, 8 workers: " in out
+    assert "- synchronous_commit=on: " in out and "- synchronous_commit=off: " in out
+
+
 def test_bench_instances_need_served():
     result = run_cli("bench", "--instances", "2")
     assert result.returncode == 2

@@ -12,7 +12,7 @@ from jinja2 import TemplateError
 from synthbox.accounts.audit import record_by
 from synthbox.accounts.users import check_name
 from synthbox.actors import SYSTEM, Actor
-from synthbox.errors import InputError, NotFound
+from synthbox.errors import InputError, NotFound, UnknownReference
 from synthbox.mail.addresses import header_value
 from synthbox.mail.models import EmailTemplate
 from synthbox.mail.rendering import HTML as _HTML
@@ -69,7 +69,7 @@ def render(name: Any, variables: Any, prefix: str = "") -> dict[str, str | None]
         raise InputError(prefix + "template", "must be a template name")
     template = EmailTemplate.get_or_none(EmailTemplate.name == name)
     if template is None:
-        raise InputError(prefix + "template", f"no template named {name!r}")
+        raise UnknownReference(prefix + "template", f"no template named {name!r}")
     if variables is None:
         variables = {}
     if not isinstance(variables, dict):

@@ -203,12 +203,13 @@ def update_agent(ref: str, slug: str, payload: dict[str, Any], actor: Actor = SY
     agent = find_agent(project, slug)
     check_known_fields(payload, AGENT_FIELDS[1:])
     if "kind" in payload and payload["kind"] != agent.kind:
-        raise InputError("kind", "cannot change; create a new agent instead")
+        raise Conflict(f"kind: agent {slug!r} is a {agent.kind} agent; a kind cannot change, "
+                       "create a new agent instead", "kind")
     if "name" in payload:
         agent.name = check_text(payload["name"], "name")
     if "config" in payload:
-        agent.config = json.dumps(check_config(agent.kind, _unmask(
-            payload["config"], json.loads(agent.config))))
+        agent.config = json.dumps(_config_of(agent, _unmask(payload["config"],
+                                                            json.loads(agent.config))))
     if "enabled" in payload:
         agent.enabled = check_bool(payload["enabled"], "enabled")
     if "timeout" in payload:
@@ -222,6 +223,23 @@ def delete_agent(ref: str, slug: str, actor: Actor = SYSTEM) -> None:
     project = find_project(ref)
     find_agent(project, slug).delete_instance()
     record_by(actor, "agent.delete", f"agent:{project.slug}/{slug}")
+
+
+def _config_of(agent: Agent, config: Any) -> dict[str, Any]:
+    """A new config for `agent`, checked for its kind; one that fits another kind only
+    clashes with this agent (409), one that fits none is bad input (400)."""
+    try:
+        return check_config(agent.kind, config)
+    except InputError as refused:
+        for kind in AGENT_KINDS:
+            try:
+                check_config(kind, config)
+            except InputError:
+                continue
+            raise Conflict(f"config: fits a {kind} agent; agent {agent.slug!r} is a "
+                           f"{agent.kind} agent ({refused.field}: {refused.rule})",
+                           "config") from None
+        raise
 
 
 def _unmask(config: Any, stored: dict[str, Any]) -> Any:
@@ -272,6 +290,8 @@ def check_config(kind: str, raw: Any) -> dict[str, Any]:
         return {"entryPoint": name}
     check_known_fields(config, ("largeFileBytes",), "config.")
     size = config.get("largeFileBytes", 1_000_000)
+    if isinstance(size, float) and size.is_integer():
+        size = int(size)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InputError("config.largeFileBytes", "must be a whole number of bytes above 0")
     return {"largeFileBytes": size}

@@ -13,8 +13,8 @@ from typing import Any
 
 from synthbox.accounts.audit import record_by
 from synthbox.actors import Actor
-from synthbox.checks import check_json_object, check_known_fields
-from synthbox.errors import InputError, NotFound
+from synthbox.checks import check_json_object, check_known_fields, check_whole
+from synthbox.errors import Conflict, InputError, NotFound, UnknownReference
 from synthbox.jobs.options import HIGH_PRIORITY
 from synthbox.jobs.service import (
     JOB_ID,
@@ -47,25 +47,28 @@ def check_request(project: Project, payload: dict[str, Any], prefix: str = ""
     if job_type not in JOB_TYPES:
         raise InputError(prefix + "jobType", f"must be one of {', '.join(JOB_TYPES)}")
     context = check_json_object(payload.get("context"), prefix + "context")
-    priority = payload.get("priority", 0)
-    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 10:
-        raise InputError(prefix + "priority", "must be a whole number from 0 to 10")
+    priority = check_whole(payload.get("priority", 0), prefix + "priority", 0, 10)
     if job_type == "single_agent":
-        if not isinstance(agent_slug, str) or not Agent.select().where(
+        if not isinstance(agent_slug, str) or not agent_slug:
+            raise InputError(prefix + "agentSlug", "is required for jobType single_agent")
+        if not Agent.select().where(
                 (Agent.project_id == project.id) & (Agent.slug == agent_slug)).exists():
-            raise InputError(prefix + "agentSlug", f"must name an agent of project "
-                                                   f"{project.slug!r}")
+            raise UnknownReference(prefix + "agentSlug", f"no agent {agent_slug!r} in project "
+                                                         f"{project.slug!r}")
     elif agent_slug is not None:
         raise InputError(prefix + "agentSlug", "only for jobType single_agent")
     if job_type == "github_analysis" and not project.repository:
-        raise InputError(prefix + "jobType", f"github_analysis needs a repository; project "
-                                             f"{project.slug!r} has none")
+        raise Conflict(f"{prefix}jobType: github_analysis needs a repository; project "
+                       f"{project.slug!r} has none", prefix + "jobType")
     if job_type == "retry":
-        earlier = str(context.get("jobId", ""))
-        run = Run.get_or_none(Run.id == int(earlier)) if JOB_ID.fullmatch(earlier) else None
+        earlier = context.get("jobId")
+        if isinstance(earlier, bool) or not isinstance(earlier, str | int) or \
+                not JOB_ID.fullmatch(str(earlier)):
+            raise InputError(prefix + "context.jobId", "must be the id of an earlier job")
+        run = Run.get_or_none(Run.id == int(earlier))
         if run is None or run.project_id != project.id:
-            raise InputError(prefix + "context.jobId", f"must be the id of an earlier job of "
-                                                       f"project {project.slug!r}")
+            raise UnknownReference(prefix + "context.jobId", f"no earlier job {earlier} of "
+                                                             f"project {project.slug!r}")
     return {"jobType": job_type, "agentSlug": agent_slug, "context": context,
             "priority": priority}
 

@@ -33,7 +33,7 @@ from peewee import IntegrityError
 from synthbox.accounts.audit import record_by
 from synthbox.actors import SYSTEM, Actor
 from synthbox.checks import check_bool, check_known_fields, check_slug
-from synthbox.errors import InputError, NotAllowed, NotFound
+from synthbox.errors import Conflict, InputError, NotAllowed, NotFound
 from synthbox.jobs.service import JOB_ID, milliseconds
 from synthbox.orchestration.models import Hook, HookDelivery, Project, Schedule
 from synthbox.orchestration.projects import find_project
@@ -92,6 +92,16 @@ def _check_timezone(value: Any) -> str:
     return value
 
 
+def _changed_request(payload: dict[str, Any], job_type: str, agent_slug: str | None
+                     ) -> dict[str, Any]:
+    """The jobType and agentSlug a change leaves: a new jobType other than single_agent
+    drops the agent the trigger had, unless the change names one (then refused)."""
+    job_type = payload.get("jobType", job_type)
+    if "jobType" in payload and job_type != "single_agent":
+        agent_slug = None
+    return {"jobType": job_type, "agentSlug": payload.get("agentSlug", agent_slug)}
+
+
 def schedule_dict(schedule: Schedule) -> dict[str, Any]:
     return {"id": str(schedule.id), "cron": schedule.cron, "timezone": schedule.timezone,
             "jobType": schedule.job_type, "agentSlug": schedule.agent_slug,
@@ -129,8 +139,8 @@ def save_schedule(project_ref: str, payload: dict[str, Any], schedule_id: str | 
     if "enabled" in payload:
         schedule.enabled = check_bool(payload["enabled"], "enabled")
     if schedule_id is None or {"jobType", "agentSlug", "context"} & payload.keys():
-        merged = {"jobType": payload.get("jobType", schedule.job_type or "batch"),
-                  "agentSlug": payload.get("agentSlug", schedule.agent_slug),
+        merged = {**_changed_request(payload, schedule.job_type or "batch",
+                                     schedule.agent_slug),
                   "context": payload.get("context", json.loads(schedule.context or "{}"))}
         request = check_request(project, merged)
         schedule.job_type, schedule.agent_slug = request["jobType"], request["agentSlug"]
@@ -177,7 +187,7 @@ def fire_due_schedules(service: OrchestrationService, now: float | None = None) 
                 service.trigger(schedule.project_id, request, "system" if late else "cron",
                                 job_key=f"cron-{schedule.id}-{schedule.next_run_at:.0f}",
                                 announce=False)
-            except (InputError, NotFound) as exc:  # the project changed under the schedule
+            except (InputError, NotFound, Conflict) as exc:  # the project changed
                 log.error("schedule %s did not fire: %s", schedule.id, exc)
                 continue
         fired += 1
@@ -229,8 +239,8 @@ def create_hook(project_ref: str, payload: dict[str, Any], actor: Actor = SYSTEM
                            enabled=check_bool(payload.get("enabled", True), "enabled"),
                            created_at=time.time())
     except IntegrityError:
-        raise InputError("slug", f"project {project.slug!r} has a hook {slug!r} already"
-                         ) from None
+        raise Conflict(f"slug: project {project.slug!r} has a hook {slug!r} already",
+                       "slug") from None
     record_by(actor, "hook.create", f"hook:{project.slug}/{slug}")
     return hook_dict(hook, project, secret)
 
@@ -243,9 +253,8 @@ def update_hook(project_ref: str, slug: str, payload: dict[str, Any], actor: Act
     if "enabled" in payload:
         hook.enabled = check_bool(payload["enabled"], "enabled")
     if {"jobType", "agentSlug"} & payload.keys():
-        request = check_request(project, {
-            "jobType": payload.get("jobType", hook.job_type),
-            "agentSlug": payload.get("agentSlug", hook.agent_slug)})
+        request = check_request(project, _changed_request(payload, hook.job_type,
+                                                          hook.agent_slug))
         hook.job_type, hook.agent_slug = request["jobType"], request["agentSlug"]
     hook.save()
     record_by(actor, "hook.update", f"hook:{project.slug}/{slug}")

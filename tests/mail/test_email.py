@@ -8,7 +8,7 @@ import time
 import pytest
 
 from synthbox.app import email_service
-from synthbox.errors import InputError
+from synthbox.errors import InputError, UnknownReference
 from tests.conftest import Records, Serve, remember_secret, wait_for
 from tests.smtp_server import SmtpServer
 
@@ -289,8 +289,9 @@ def test_templates_render_in_a_sandbox(smtp, engine_builder):
     with pytest.raises(InputError) as caught:
         emails.send({"to": "a@example.com", "template": "nosy"})
     assert caught.value.field == "variables", "the sandbox refuses attribute tricks"
-    with pytest.raises(InputError):
+    with pytest.raises(UnknownReference) as missing:
         emails.send({"to": "a@example.com", "template": "missing"})
+    assert missing.value.field == "template" and missing.value.status == 404
 
 
 def test_failover_to_the_next_server_and_implicit_tls(smtp, engine_builder, tmp_path):

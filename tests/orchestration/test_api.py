@@ -18,9 +18,12 @@ from tests.orchestration.conftest import (
 
 @pytest.mark.parametrize("method, path, body, status, field", [
     ("POST", "/projects/nope/orchestrations", {}, 404, None),
-    ("POST", "/projects/base/orchestrations", {"agentSlug": "ghost"}, 400, "agentSlug"),
+    ("POST", "/projects/base/orchestrations", {"agentSlug": "ghost"}, 404, "agentSlug"),
+    ("POST", "/projects/base/orchestrations", {"jobType": "single_agent"}, 400, "agentSlug"),
     ("POST", "/projects/base/orchestrations", {"jobType": "everything"}, 400, "jobType"),
     ("POST", "/projects/base/orchestrations", {"jobType": "retry", "context": {"jobId": "99"}},
+     404, "context.jobId"),
+    ("POST", "/projects/base/orchestrations", {"jobType": "retry", "context": {"jobId": "x"}},
      400, "context.jobId"),
     ("POST", "/projects/base/orchestrations", {"priority": 11}, 400, "priority"),
     ("POST", "/projects/base/schedules", {"cron": "every day"}, 400, "cron"),
@@ -43,7 +46,12 @@ from tests.orchestration.conftest import (
      "config.entryPoint"),
     ("POST", "/projects/base/agents", {"slug": "a", "kind": "command", "timeout": 0,
                                        "config": {"command": ["true"]}}, 400, "timeout"),
-    ("PATCH", "/projects/base/agents/only", {"kind": "http"}, 400, "kind"),
+    ("PATCH", "/projects/base/agents/only", {"kind": "http"}, 409, "kind"),
+    ("PATCH", "/projects/base/agents/only", {"config": {"url": "https://example.com/"}}, 409,
+     "config"),
+    ("PATCH", "/projects/base/agents/only", {"config": {"command": []}}, 400, "config.command"),
+    ("POST", "/projects/base/hooks", {"slug": "h", "agentSlug": "ghost",
+                                      "jobType": "single_agent"}, 404, "agentSlug"),
     ("GET", "/projects/base/runs/12345", None, 404, None),
     ("PATCH", "/projects/base/schedules/77", {"cron": "* * * * *"}, 404, None),
 ])
@@ -52,6 +60,27 @@ def test_bad_input_names_the_field(api, method, path, body, status, field):
     assert code == status, reply
     assert reply["success"] is False
     assert reply["error"].get("field") == field, reply
+
+
+def test_what_the_records_decide_is_a_404_or_a_409_naming_the_field(api):
+    """A request the OpenAPI document calls valid is refused only by what it names that
+    the records lack (404) or that clashes with them (409), never by a 400."""
+    created(api, "/projects", {"slug": "bare"})  # no repository
+    created(api, "/projects/base/hooks", {"slug": "twice"})
+    for path, body, status, field in [
+            ("/projects/bare/orchestrations", {"jobType": "github_analysis"}, 409, "jobType"),
+            ("/projects/bare/schedules", {"cron": "0 * * * *", "jobType": "github_analysis"},
+             409, "jobType"),
+            ("/projects/base/hooks", {"slug": "twice"}, 409, "slug"),
+            ("/emails", {"to": "a@example.com", "template": "ghost"}, 404, "template")]:
+        code, reply = call(api, "POST", path, body)
+        assert (code, reply["error"].get("field")) == (status, field), reply
+    schedule = created(api, "/projects/base/schedules", {"cron": "0 * * * *",
+                                                         "jobType": "single_agent",
+                                                         "agentSlug": "only"})
+    status, reply = call(api, "PATCH", f"/projects/base/schedules/{schedule['id']}",
+                         {"jobType": "batch"})
+    assert status == 200 and reply["data"]["agentSlug"] is None, "batch drops the agent"
 
 
 def test_roles_and_scopes(api):

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from synthbox.errors import InputError, NotAllowed, NotFound
+from synthbox.errors import InputError, NotAllowed, NotFound, UnknownReference
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.options import API_ALIASES, JOB_FIELDS, api_name
@@ -96,6 +96,19 @@ def writable_queue(name: str) -> QueueService:
     return service
 
 
+def handled_here(service: QueueService, item: Any, label: str = "") -> None:
+    """A job name another writable queue handles, not this one: a 404 naming it (the
+    document lists the names of every queue, and cannot tie one to its queue)."""
+    name = item.get("name") if isinstance(item, Mapping) else None
+    if not isinstance(name, str) or not name or service.spec.handler_for(name) is not None:
+        return
+    for other in engine().queues:
+        spec = queue_service(other).spec
+        if not spec.internal and spec.handler_for(name) is not None:
+            raise UnknownReference(label + "name", f"queue {service.spec.name} has no job "
+                                                   f"named {name!r}; queue {other} has")
+
+
 def queue_service(name: str) -> QueueService:
     return engine().service(name)
 
@@ -120,7 +133,9 @@ def queue_stats(name: str) -> Any:
 @needs("jobs:write")
 def add_job(name: str) -> Any:
     service = writable_queue(name)
-    job = validated(job_request, json_body())
+    payload = json_body()
+    handled_here(service, payload)
+    job = validated(job_request, payload)
     return ok(validated(service.add_bulk, [job])[0], 201)
 
 
@@ -133,6 +148,8 @@ def add_jobs(name: str) -> Any:
         raise InputError("jobs", "must be a non-empty list of jobs")
     if len(items) > 10000:
         raise InputError("jobs", "at most 10000 jobs in one request")
+    for i, item in enumerate(items):
+        handled_here(service, item, f"jobs[{i}].")
     jobs = [validated(job_request, item, f"jobs[{i}].") for i, item in enumerate(items)]
     return ok(validated(service.add_bulk, jobs), 201)
 

@@ -6,12 +6,25 @@ schemathesis checks the answers against it.
 
 from __future__ import annotations
 
+import importlib.metadata
+import zoneinfo
 from typing import Any
 
 from flask import Blueprint, jsonify
 
 from synthbox import __version__
+from synthbox.orchestration.agents.base import ENTRY_POINT_GROUP
 from synthbox.web.api.auth import authenticate_api_request, needs
+from synthbox.web.api.bodies import (
+    HEADER_VALUE,
+    NAME,
+    agent_change,
+    needs_body,
+    new_agent,
+    new_email,
+    new_job,
+    request_bodies,
+)
 from synthbox.web.api.schemas import (
     CURSOR,
     LIMIT,
@@ -64,7 +77,8 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("get", "/queues/{name}/stats", "A queue's counts", "read", None, _ref("Stats")),
     ("post", "/queues/{name}/jobs", "Add a job", "jobs:write", _ref("NewJob"), _ref("Job")),
     ("post", "/queues/{name}/jobs/bulk", "Add jobs, all or none", "jobs:write",
-     _object(jobs=_array("NewJob")), _array("Job")),
+     _required(_object(jobs={**_array("NewJob"), "minItems": 1, "maxItems": 10000}),
+               "jobs"), _array("Job")),
     ("get", "/queues/{name}/jobs", "Jobs in a state, newest first", "read", None,
      _ref("JobPage")),
     ("get", "/queues/{name}/jobs/{job_id}", "A job by id or jobId", "read", None, _ref("Job")),
@@ -119,14 +133,14 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("post", "/emails", "Record and queue an email", "email:send", _ref("NewEmail"),
      _ref("Email")),
     ("post", "/emails/bulk", "Record and queue emails, all or none", "email:send",
-     _object(emails=_array("NewEmail")), _array("Email")),
+     _required(_object(emails={**_array("NewEmail"), "minItems": 1, "maxItems": 1000}),
+               "emails"), _array("Email")),
     ("get", "/emails", "Emails, newest first", "email:read", None,
      _object(emails=_array("Email"), nextCursor=NULLABLE_STR)),
     ("get", "/emails/templates", "Email templates", "email:read", None,
      {"type": "array"}),
     ("put", "/emails/templates/{name}", "Create or replace a template", "operate",
-     {**_required(_object(subject={"type": "string", "minLength": 1, "maxLength": 998,
-                                   "pattern": r"^[^\x00-\x1f\x7f]*$"},
+     {**_required(_object(subject={**HEADER_VALUE, "minLength": 1},
                           text={"type": "string"}, html={"type": "string"}), "subject"),
       "anyOf": [{"required": ["text"]}, {"required": ["html"]}]},
      {"type": "object"}),
@@ -160,7 +174,7 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("post", "/projects/{project}/agents", "Add an agent", "admin", _ref("NewAgent"),
      _ref("Agent")),
     ("patch", "/projects/{project}/agents/{slug}", "Change an agent", "admin",
-     _ref("NewAgent"), _ref("Agent")),
+     _ref("AgentChange"), _ref("Agent")),
     ("delete", "/projects/{project}/agents/{slug}", "Remove an agent", "admin", None,
      _object(deleted={"type": "boolean"})),
     ("get", "/projects/{project}/schedules", "A project's cron schedules", "read", None,
@@ -168,7 +182,7 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("post", "/projects/{project}/schedules", "Add a cron schedule", "admin",
      _ref("NewSchedule"), _ref("Schedule")),
     ("patch", "/projects/{project}/schedules/{schedule_id}",
-     "Change a schedule (takes effect at once)", "admin", _ref("NewSchedule"),
+     "Change a schedule (takes effect at once)", "admin", _ref("ScheduleChange"),
      _ref("Schedule")),
     ("delete", "/projects/{project}/schedules/{schedule_id}", "Remove a schedule", "admin",
      None, _object(deleted={"type": "boolean"})),
@@ -219,8 +233,39 @@ _CREATED = {("post", "/queues/{name}/jobs"), ("post", "/queues/{name}/jobs/bulk"
                 "agents", "schedules", "hooks", "orchestrations"))}
 
 
+# answers that depend on records, declared where an operation gives them
+_MISSING = "the {} does not exist, or a record the body names does not ({})"
+_RECORDS: dict[tuple[str, str], dict[str, str]] = {
+    ("post", "/queues/{name}/jobs"): {"404": _MISSING.format("queue", "a job name another "
+                                                          "queue handles")},
+    ("post", "/emails"): {"404": "the template named does not exist"},
+    ("post", "/projects/{project}/agents"): {"409": "the project has an agent of that slug"},
+    ("patch", "/projects/{project}/agents/{slug}"): {
+        "404": "the project or the agent does not exist",
+        "409": "a kind, or a config for a kind, other than the agent's"},
+    ("post", "/projects/{project}/schedules"): {
+        "404": _MISSING.format("project", "agentSlug, context.jobId"),
+        "409": "jobType github_analysis and the project has no repository"},
+    ("post", "/projects/{project}/hooks"): {
+        "404": _MISSING.format("project", "agentSlug"),
+        "409": "the project has a hook of that slug, or jobType github_analysis and the "
+               "project has no repository"},
+    ("post", "/projects/{project}/orchestrations"): {
+        "404": _MISSING.format("project", "agentSlug, context.jobId"),
+        "409": "jobType github_analysis and the project has no repository"},
+}
+_RECORDS[("post", "/queues/{name}/jobs/bulk")] = _RECORDS[("post", "/queues/{name}/jobs")]
+_RECORDS[("post", "/emails/bulk")] = _RECORDS[("post", "/emails")]
+_RECORDS[("patch", "/projects/{project}/schedules/{schedule_id}")] = {
+    **_RECORDS[("post", "/projects/{project}/schedules")],
+    "404": _MISSING.format("project or schedule", "agentSlug, context.jobId")}
+_RECORDS[("patch", "/projects/{project}/hooks/{slug}")] = {
+    "404": _MISSING.format("project or hook", "agentSlug"),
+    "409": "jobType github_analysis and the project has no repository"}
+
+
 def _operation(method: str, path: str, summary: str, permission: str | None, body: Any,
-               answer: Any) -> dict[str, Any]:
+               answer: Any, schemas: dict[str, Any]) -> dict[str, Any]:
     error = {"description": "the error envelope",
              "content": {"application/json": {"schema": _ref("Error")}}}
     success = {"type": "object", "required": ["success", "data"],
@@ -232,6 +277,8 @@ def _operation(method: str, path: str, summary: str, permission: str | None, bod
         "summary": summary,
         "responses": {status: {"description": "done",
                                "content": {"application/json": {"schema": success}}},
+                      **{code: {**error, "description": said} for code, said in
+                         _RECORDS.get((method, path), {}).items()},
                       "default": error},
     }
     if permission is None:
@@ -239,25 +286,27 @@ def _operation(method: str, path: str, summary: str, permission: str | None, bod
     else:
         operation["description"] = f"Needs: {permission}."
     parameters: list[dict[str, Any]] = [{"name": part[1:-1], "in": "path", "required": True,
-                   "schema": {"type": "string"}}
-                  for part in path.split("/") if part.startswith("{")]
+                   "schema": NAME if path.startswith("/emails/templates/") else
+                   {"type": "string"}} for part in path.split("/") if part.startswith("{")]
     parameters += [{"name": name, "in": "query", "required": False, "schema": schema}
                    for name, schema in _QUERY.get(path, [])]
     if parameters:
         operation["parameters"] = parameters
-    if body is not None:  # a body with required fields must be sent
-        resolved = SCHEMAS[body["$ref"].rsplit("/", 1)[1]] if "$ref" in body else body
-        operation["requestBody"] = {"required": bool(resolved.get("required")),
+    if body is not None:  # a body that an empty object does not satisfy must be sent
+        resolved = schemas[body["$ref"].rsplit("/", 1)[1]] if "$ref" in body else body
+        operation["requestBody"] = {"required": needs_body(resolved),
                                     "content": {"application/json": {"schema": body}}}
     return operation
 
 
-def document(queues: list[str] | None = None) -> dict[str, Any]:
-    """The document; with `queues` (the served one), an alert rule's queue is one of them."""
+def document(served: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The document; `served` (served_facts()) makes it the running instance's: its queues'
+    job names, whether an email needs a `from`, the queues an alert rule may watch."""
+    schemas = component_schemas(served or {})
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, permission, body, answer in ROUTES:
         paths.setdefault(path, {})[method] = _operation(method, path, summary, permission,
-                                                        body, answer)
+                                                        body, answer, schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "SynthBox API", "version": __version__,
@@ -266,18 +315,31 @@ def document(queues: list[str] | None = None) -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "paths": paths,
-        "components": {"schemas": _with_queues(queues),
+        "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
 
 
-def _with_queues(queues: list[str] | None) -> dict[str, Any]:
-    if queues is None:
-        return SCHEMAS
-    schemas = dict(SCHEMAS)
-    for name in ("AlertChange", "NewAlert"):
-        schemas[name] = {**schemas[name], "properties": {
-            **schemas[name]["properties"], "queue": {"enum": sorted(queues)}}}
+def served_facts(engine: Any) -> dict[str, Any]:
+    """What the document says of a running instance: its queues, the job names its
+    writable queues handle (None when one takes any name), its mail_from setting."""
+    specs = [engine.service(name).spec for name in engine.queues]
+    names = {name for spec in specs if not spec.internal for name in spec.handlers}
+    return {"queues": sorted(engine.queues), "mail_from": engine.settings.mail_from,
+            "job_names": None if "*" in names else sorted(names)}
+
+
+def component_schemas(served: dict[str, Any]) -> dict[str, Any]:
+    entry_points = sorted({ep.name for ep in importlib.metadata.entry_points(
+        group=ENTRY_POINT_GROUP)})
+    schemas = {**SCHEMAS, **request_bodies(sorted(zoneinfo.available_timezones())),
+               "NewJob": new_job(served.get("job_names")),
+               "NewEmail": new_email(served.get("mail_from")),
+               "NewAgent": new_agent(entry_points), "AgentChange": agent_change(entry_points)}
+    if "queues" in served:
+        for name in ("AlertChange", "NewAlert"):
+            schemas[name] = {**schemas[name], "properties": {
+                **schemas[name]["properties"], "queue": {"enum": served["queues"]}}}
     return schemas
 
 
@@ -286,4 +348,4 @@ def _with_queues(queues: list[str] | None) -> dict[str, Any]:
 def openapi_json() -> Any:
     from flask import current_app
 
-    return jsonify(document(list(current_app.config["SYNTHBOX_ENGINE"].queues)))
+    return jsonify(document(served_facts(current_app.config["SYNTHBOX_ENGINE"])))

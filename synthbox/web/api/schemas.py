@@ -9,19 +9,16 @@ from typing import Any
 
 from synthbox.records.models import COUNTED
 from synthbox.records.models import STATES as MODEL_STATES
+from synthbox.web.api.bodies import EMAIL as EMAIL_ADDRESS
+from synthbox.web.api.bodies import SLUG, TEXT
 from synthbox.web.requests import LARGEST_ID, PAGE_LIMIT
 
 NULLABLE_INT = {"type": ["integer", "null"]}
 NULLABLE_STR = {"type": ["string", "null"]}
 STATES = list(MODEL_STATES)
 # what the validation accepts, so that a request valid here is not refused there
-TEXT = {"type": "string", "minLength": 1, "maxLength": 200,
-        "pattern": r"^[^\x00-\x1f]*[^\x00-\x20][^\x00-\x1f]*$"}  # one line, not blank
 USER_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"}
-SLUG = {"type": "string", "pattern": r"^(?![0-9]+$)[a-z0-9][a-z0-9-]{0,62}$"}
 RULE_NAME = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,62}$"}
-EMAIL_ADDRESS = {"type": "string",
-                 "pattern": r"^[A-Za-z0-9+_-]+(\.[A-Za-z0-9+_-]+)*@[A-Za-z0-9]+(\.[A-Za-z0-9]+)+$"}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": PAGE_LIMIT}
 CURSOR = {"type": "integer", "minimum": 0, "maximum": LARGEST_ID}
 
@@ -57,21 +54,6 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {"jobs": {"type": "array",
                                         "items": {"$ref": "#/components/schemas/Job"}},
                                "nextCursor": NULLABLE_STR}},
-    "NewJob": {"type": "object", "required": ["name"],
-               "properties": {"name": {"type": "string"}, "data": {},
-                              "opts": {"type": "object", "properties": {
-                                  "priority": {"type": "integer", "minimum": 0, "maximum": 10},
-                                  "delay": {"type": "number", "minimum": 0},
-                                  "runAt": {"type": "number", "minimum": 0},
-                                  "attempts": {"type": "integer", "minimum": 1},
-                                  "backoff": {"type": "object"},
-                                  "timeout": {"type": "number", "exclusiveMinimum": 0},
-                                  "jobId": {"type": "string", "minLength": 1,
-                                            "maxLength": 255, "description":
-                                            "deduplication key: adding it again answers "
-                                            "the job it added"},
-                                  "key": {"type": "string", "minLength": 1, "maxLength": 255,
-                                          "description": "another name for jobId"}}}}},
     "TokenPair": {"type": "object",
                   "required": ["accessToken", "refreshToken", "tokenType", "expiresIn"],
                   "properties": {"accessToken": {"type": "string"},
@@ -90,18 +72,6 @@ SCHEMAS: dict[str, Any] = {
                              "createdBy": {"type": "string"}, "createdAt": {"type": "integer"},
                              "lastUsedAt": NULLABLE_INT, "revokedAt": NULLABLE_INT,
                              "token": {"type": "string"}}},
-    "NewEmail": {"type": "object", "properties": {
-        "from": {"type": "string"}, "to": {}, "cc": {}, "bcc": {},
-        "replyTo": {"type": "string"}, "subject": {"type": "string"},
-        "text": {"type": "string"}, "html": {"type": "string"}, "headers": {"type": "object"},
-        "tags": {"type": "array"}, "userId": {"type": "string"},
-        "priority": {"type": "integer", "minimum": 0, "maximum": 10},
-        "sendAt": {"type": "number"}, "idempotencyKey": {"type": "string"},
-        "template": {"type": "string"}, "variables": {"type": "object"}},
-        # a template brings its own subject, text and HTML
-        "if": {"required": ["template"]},
-        "then": {"not": {"anyOf": [{"required": [part]} for part in ("subject", "text",
-                                                                       "html")]}}},
     "Email": {"type": "object",
               "required": ["id", "messageId", "from", "to", "subject", "state", "attemptsMade",
                            "attempts"],
@@ -123,8 +93,8 @@ SCHEMAS: dict[str, Any] = {
         "name": TEXT,
         # a remote URL (a local path must be under the repository_roots setting)
         "repository": {"type": "string", "maxLength": 2000, "pattern":
-                       r"^(?:(?:https?|ssh|git)://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)"
-                       r"[^\x00-\x1f\x7f]*$"},
+                       r"^(?:(?:https?|ssh|git)://[A-Za-z0-9._~%!$&'()*+,;=:@-]*(?:[/?#]|$)"
+                       r"|[A-Za-z0-9._][A-Za-z0-9._-]*@[A-Za-z0-9.-]+:)[^\x00-\x1f\x7f]*$"},
         "settings": {"type": "object"}}},
     "Agent": {"type": "object", "required": ["id", "slug", "kind", "config", "enabled"],
               "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
@@ -132,11 +102,6 @@ SCHEMAS: dict[str, Any] = {
                              "kind": {"enum": ["http", "command", "python", "repo-scan"]},
                              "config": {"type": "object"}, "enabled": {"type": "boolean"},
                              "timeout": {"type": "number"}}},
-    "NewAgent": {"type": "object", "properties": {
-        "slug": SLUG, "name": TEXT,
-        "kind": {"enum": ["http", "command", "python", "repo-scan"]},
-        "config": {"type": "object"}, "enabled": {"type": "boolean"},
-        "timeout": {"type": "number"}}},
     "Schedule": {"type": "object", "required": ["id", "cron", "timezone", "jobType",
                                                 "nextRunAt"],
                  "properties": {"id": {"type": "string"}, "cron": {"type": "string"},
@@ -144,20 +109,11 @@ SCHEMAS: dict[str, Any] = {
                                 "agentSlug": NULLABLE_STR, "context": {"type": "object"},
                                 "enabled": {"type": "boolean"},
                                 "nextRunAt": {"type": "integer"}, "lastRunAt": NULLABLE_INT}},
-    "NewSchedule": {"type": "object", "properties": {
-        "cron": {"type": "string"}, "timezone": {"type": "string"},
-        "jobType": {"type": "string"}, "agentSlug": {"type": "string"},
-        "context": {"type": "object"}, "enabled": {"type": "boolean"}}},
     "Hook": {"type": "object", "required": ["id", "slug", "jobType", "path"],
              "properties": {"id": {"type": "string"}, "slug": {"type": "string"},
                             "jobType": {"type": "string"}, "agentSlug": NULLABLE_STR,
                             "enabled": {"type": "boolean"}, "path": {"type": "string"},
                             "secret": {"type": "string"}}},
-    "HookChange": {"type": "object", "additionalProperties": False, "properties": {
-        "jobType": {"enum": ["batch", "single_agent", "github_analysis", "retry"]},
-        "agentSlug": {"type": "string"}, "enabled": {"type": "boolean"}},
-        "if": {"properties": {"jobType": {"const": "single_agent"}}, "required": ["jobType"]},
-        "then": {"required": ["agentSlug"]}, "else": {"not": {"required": ["agentSlug"]}}},
     "Run": {"type": "object", "required": ["id", "jobId", "projectId", "triggeredBy",
                                            "jobType", "state"],
             "properties": {"id": {"type": "string"}, "jobId": {"type": "string"},
@@ -169,13 +125,6 @@ SCHEMAS: dict[str, Any] = {
                            "result": {"type": ["object", "null"]}, "error": NULLABLE_STR,
                            "agentRuns": {"type": "array"}, "tasks": {"type": "array"},
                            "suggestions": {"type": "array"}}},
-    "NewRun": {"type": "object", "properties": {
-        "jobType": {"enum": ["batch", "single_agent", "github_analysis", "retry"]},
-        "agentSlug": {"type": "string"}, "context": {"type": "object"},
-        "priority": {"type": "integer", "minimum": 0, "maximum": 10},
-        "userId": {"type": "string"}},
-        "if": {"properties": {"jobType": {"const": "single_agent"}}, "required": ["jobType"]},
-        "then": {"required": ["agentSlug"]}, "else": {"not": {"required": ["agentSlug"]}}},
     "Item": {"type": "object", "required": ["id", "runId", "agentSlug", "title"],
              "properties": {"id": {"type": "string"}, "runId": {"type": "string"},
                             "agentSlug": {"type": "string"}, "title": {"type": "string"},
@@ -205,8 +154,6 @@ SCHEMAS: dict[str, Any] = {
                                            "required": [*STATES, "total"]},
                       "failedJobs": {"type": "array"}}},
 }
-SCHEMAS["NewHook"] = {**SCHEMAS["HookChange"], "required": ["slug"], "properties": {
-    "slug": SLUG, **SCHEMAS["HookChange"]["properties"]}}
 SCHEMAS["NewAlert"] = {**SCHEMAS["AlertChange"], "required": ["name", "kind"]}
 SCHEMAS["NewProject"] = {**SCHEMAS["ProjectChange"], "required": ["slug"], "properties": {
     "slug": SLUG, **SCHEMAS["ProjectChange"]["properties"]}}
