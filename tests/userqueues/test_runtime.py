@@ -1,0 +1,151 @@
+"""Queues defined at run time: records every instance applies within 2 s, without a
+restart; bad definitions refused naming the field; delete refused while jobs wait."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+
+import pytest
+
+from synthbox.actors import CLI
+from synthbox.app import build_engine, definitions_sync
+from synthbox.config import SettingsError, load_settings
+from synthbox.errors import Conflict, InputError
+from synthbox.userqueues import manage
+from tests.conftest import free_port, run_cli, wait_for
+
+
+def running(engine_builder, data_dir, **backend):
+    engine = engine_builder(backend, workers=False, data_dir=data_dir)
+    engine.add_periodic(definitions_sync(engine))
+    engine.start_workers()
+    return engine
+
+
+def test_a_queue_made_on_one_instance_runs_on_another_within_2_s(engine_builder, tmp_path):
+    (tmp_path / "funcs.py").write_text(textwrap.dedent("""
+        import os
+        def double(data):
+            return {"value": data["value"] * 2, "pid": os.getpid()}
+        def triple(data):
+            return {"value": data["value"] * 3}
+    """))
+    first = running(engine_builder, tmp_path / "data")
+    second = running(engine_builder, tmp_path / "data")
+    definition = {"handler": "python", "function": "funcs:double",
+                  "python_path": str(tmp_path), "concurrency": 2}
+    manage.create(first, "maths", definition, CLI)
+    started = time.monotonic()
+    wait_for(lambda: "maths" in second.queues, 2.0, message="the other instance has it")
+    assert time.monotonic() - started < 2.0
+    job = second.service("maths").add("go", {"value": 21})
+    wait_for(lambda: second.service("maths").get_job(job["id"])["state"] == "completed", 10)
+    assert second.service("maths").get_job(job["id"])["returnvalue"]["value"] == 42
+
+    manage.edit(first, "maths", {"function": "funcs:triple"}, CLI, merge=True)
+    wait_for(lambda: second.queues["maths"].service.spec.concurrency == 2
+             and "triple" in repr(second.queues["maths"].service.spec.handlers["*"].reference),
+             2.0, message="the change reached the running instance")
+    job = second.service("maths").add("go", {"value": 2})
+    wait_for(lambda: second.service("maths").get_job(job["id"])["state"] == "completed", 10)
+    assert second.service("maths").get_job(job["id"])["returnvalue"] == {"value": 6}
+
+    manage.delete(first, "maths", CLI)
+    wait_for(lambda: "maths" not in second.queues, 2.0, message="gone everywhere")
+    audit = [row[0] for row in first.store.execute(
+        "SELECT action FROM audit_entry WHERE target='queue:maths' ORDER BY id").fetchall()]
+    assert audit == ["queue.create", "queue.edit", "queue.delete"]
+
+
+def test_delete_refuses_while_jobs_wait_unless_drain_or_discard(engine_builder, tmp_path):
+    engine = engine_builder({}, workers=False, data_dir=tmp_path / "data")
+    manage.create(engine, "later", {"handler": "remote"}, CLI)
+    engine.service("later").add_bulk([{"name": "x"}] * 3)
+    with pytest.raises(Conflict, match="has 3 job"):
+        manage.delete(engine, "later", CLI)
+    with pytest.raises(Conflict, match="did not finish in time"):
+        manage.delete(engine, "later", CLI, drain=True, wait=0.3)
+    assert manage.delete(engine, "later", CLI, discard=True)["discarded"] == 3
+    assert "later" not in engine.queues
+
+
+def test_bad_definitions_name_the_field(engine_builder, tmp_path):
+    engine = engine_builder({}, workers=False)
+    cases = [
+        ({"handler": "ftp"}, 'queues.thumbnails.handler: unknown kind "ftp"; one of http, '
+                             'command, python, remote'),
+        ({"handler": "http"}, "queues.thumbnails.url: must be a non-empty"),
+        ({"handler": "http", "url": "ftp://x"}, "queues.thumbnails.url: must be an http://"),
+        ({"handler": "command"}, "queues.thumbnails.command: required"),
+        ({"handler": "python", "function": "nocolon"}, "queues.thumbnails.function: required"),
+        ({"handler": "remote", "concurrency": 0}, "queues.thumbnails.concurrency: must be a "
+                                                  "whole number of at least 1"),
+        ({"handler": "remote", "timeout": "soon"}, "queues.thumbnails.timeout: must be a "
+                                                   "duration"),
+        ({"handler": "remote", "backoff": {"type": "linear"}},
+         "queues.thumbnails.backoff.type: must be one of fixed, exponential"),
+        ({"handler": "remote", "url": "http://x"}, "queues.thumbnails.url: unknown field"),
+    ]
+    for table, message in cases:
+        with pytest.raises(InputError) as caught:
+            manage.create(engine, "thumbnails", table, CLI)
+        assert str(caught.value).startswith(message), (table, str(caught.value))
+    assert "thumbnails" not in engine.queues
+    with pytest.raises(Conflict, match="exists already"):
+        manage.create(engine, "email", {"handler": "remote"}, CLI)
+
+
+def test_a_bad_queue_in_the_settings_file_stops_the_start_naming_the_field(tmp_path):
+    settings = load_settings({"data_dir": str(tmp_path / "d"), "queues": {
+        "thumbnails": {"handler": "ftp"}}}, env={})
+    with pytest.raises(SettingsError, match='queues.thumbnails.handler: unknown kind "ftp"; '
+                                            'one of http, command, python, remote'):
+        build_engine(settings)
+    (tmp_path / "synthbox.toml").write_text(textwrap.dedent("""
+        [queues.thumbnails]
+        handler = "ftp"
+    """))
+    result = run_cli("serve", "--port", str(free_port()),
+                     env={"SYNTHBOX_DATA_DIR": str(tmp_path / "d"),
+                          "SYNTHBOX_CONFIG": str(tmp_path / "synthbox.toml")})
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        'queues.thumbnails.handler: unknown kind "ftp"; one of http, command, python, remote')
+
+
+def test_the_issue_example_from_synthbox_toml(tmp_path):
+    (tmp_path / "synthbox.toml").write_text(textwrap.dedent("""
+        [queues.thumbnails]
+        handler = "http"
+        url = "http://127.0.0.1:8080/jobs/thumbnail"
+        concurrency = 4
+        attempts = 3
+        backoff = { type = "exponential", delay = "10s" }
+        timeout = "2m"
+        rate_limit = { max = 50, per = "1s" }
+    """))
+    settings = load_settings({"data_dir": str(tmp_path / "d")}, env={},
+                             config_path=str(tmp_path / "synthbox.toml"))
+    engine = build_engine(settings)
+    try:
+        spec = engine.service("thumbnails").spec
+        assert (spec.concurrency, spec.attempts, spec.backoff_type, spec.backoff_delay,
+                spec.timeout, spec.rate_limit_max, spec.rate_limit_duration) == (
+            4, 3, "exponential", 10.0, 120.0, 50, 1.0)
+        assert manage.describe(engine, "thumbnails")["source"] == "synthbox.toml"
+        with pytest.raises(Conflict, match="defined in synthbox.toml"):
+            manage.edit(engine, "thumbnails", {"handler": "remote"}, CLI)
+    finally:
+        engine.close()
+
+
+def test_command_queue_uses_the_same_python(engine_builder):
+    """(A command queue made at run time: `true`, as the benchmark runs it.)"""
+    engine = engine_builder({}, workers=False)
+    manage.create(engine, "truth", {"handler": "command", "command": [sys.executable, "-c",
+                                                                      "pass"]}, CLI)
+    engine.service("truth").add("x", {})
+    assert engine.drain("truth") == 1
+    assert engine.service("truth").get_stats()["completed"] == 1
