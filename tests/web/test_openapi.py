@@ -61,7 +61,8 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(case, live):
 
 # Requests whose acceptance depends on data no document can describe: an agent, template
 # or default sender that must exist, a queue's own job names, a cron expression's fields,
-# an agent kind's config. Every other operation must accept what the document calls valid.
+# an agent kind's config, the fields a queue's handler kind needs. Every other operation
+# must accept what the document calls valid.
 DATA_DEPENDENT = [("POST", "/emails"), ("POST", "/emails/bulk"),
                   ("POST", "/queues/{name}/jobs"), ("POST", "/queues/{name}/jobs/bulk"),
                   ("POST", "/projects/{project}/agents"),
@@ -70,7 +71,9 @@ DATA_DEPENDENT = [("POST", "/emails"), ("POST", "/emails/bulk"),
                   ("PATCH", "/projects/{project}/schedules/{schedule_id}"),
                   ("POST", "/projects/{project}/hooks"),
                   ("PATCH", "/projects/{project}/hooks/{slug}"),
-                  ("POST", "/projects/{project}/orchestrations")]
+                  ("POST", "/projects/{project}/orchestrations"),
+                  ("POST", "/queues"), ("PUT", "/queues/{name}"),
+                  ("DELETE", "/queues/{name}")]
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance", "positive_data_acceptance", "unsupported_method")
 
