@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthbox.checks import DURATION_RULE, is_number, parse_duration
+from synthbox.checks import DURATION_RULE, check_http_url, is_number, parse_duration
 from synthbox.errors import InputError
 
 KINDS = ("http", "command", "python", "remote")
@@ -135,10 +135,13 @@ def _string(label: str, value: Any, required: bool = False) -> str | None:
 
 
 def _http(prefix: str, table: Mapping[str, Any]) -> dict[str, Any]:
-    url = _string(prefix + "url", table.get("url"), required=True)
-    assert url is not None
-    if not re.match(r"https?://[^/\s]+", url):
-        raise InputError(prefix + "url", "must be an http:// or https:// URL")
+    url: str = table.get("url")  # type: ignore[assignment]  # checked next
+    try:
+        check_http_url(url, "url")
+    except InputError:
+        raise InputError(prefix + "url", "required: an http:// or https:// URL") from None
+    if any(c.isspace() for c in url):
+        raise InputError(prefix + "url", "must not contain spaces")
     headers = table.get("headers") or {}
     if not isinstance(headers, Mapping) or not all(
             isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9-]{1,64}", k)

@@ -76,8 +76,8 @@ def test_bad_definitions_name_the_field(engine_builder, tmp_path):
     cases = [
         ({"handler": "ftp"}, 'queues.thumbnails.handler: unknown kind "ftp"; one of http, '
                              'command, python, remote'),
-        ({"handler": "http"}, "queues.thumbnails.url: must be a non-empty"),
-        ({"handler": "http", "url": "ftp://x"}, "queues.thumbnails.url: must be an http://"),
+        ({"handler": "http"}, "queues.thumbnails.url: required: an http:// or https:// URL"),
+        ({"handler": "http", "url": "ftp://x"}, "queues.thumbnails.url: required: an http://"),
         ({"handler": "command"}, "queues.thumbnails.command: required"),
         ({"handler": "python", "function": "nocolon"}, "queues.thumbnails.function: required"),
         ({"handler": "remote", "concurrency": 0}, "queues.thumbnails.concurrency: must be a "
