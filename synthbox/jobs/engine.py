@@ -259,7 +259,8 @@ class Engine:
     def _start_upkept(self, spec: QueueSpec) -> None:
         runner = self._start_queue(spec)
         assert self.upkeep is not None
-        self.upkeep.add_runner(runner)
+        self.upkeep.add_runner(runner, [task.bound(self.queues[spec.name].service)
+                                        for task in spec.periodic])
         self.queues[spec.name].doorbell.ring()
 
     def _retire(self, handle: QueueHandle, old: QueueSpec | None) -> None:

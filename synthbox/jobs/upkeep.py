@@ -69,9 +69,11 @@ class Upkeep:
         self._runner_tasks[id(runner)] = tasks
         return tasks
 
-    def add_runner(self, runner: QueueRunner) -> None:
-        """A queue added while this instance runs: its leases, sweeps and retention too."""
+    def add_runner(self, runner: QueueRunner, periodic: Iterable[Periodic] = ()) -> None:
+        """A queue added while this instance runs: its leases, sweeps and retention too,
+        and its own periodic tasks (removed with it)."""
         tasks = self._tasks_of(runner)
+        tasks.extend(periodic)
         self.runners = [*self.runners, runner]
         self.tasks.extend(tasks)
 

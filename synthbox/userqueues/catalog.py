@@ -59,6 +59,7 @@ class UserQueues:
         self.allow = allowed_networks(engine.settings)
         self.configured = {d.name: d for d in configured}
         self.versions: dict[str, int] = {}  # queues from the records applied here
+        self.definitions: dict[str, Definition] = dict(self.configured)  # what runs here
         self._lock = threading.Lock()
         _BY_ENGINE[engine] = self
         for definition in configured:
@@ -97,12 +98,14 @@ class UserQueues:
                 self._apply(name, version, text)
             for name in set(self.versions) - {row[0] for row in rows}:
                 del self.versions[name]
+                self.definitions.pop(name, None)
                 self.engine.remove_queue(name)
                 log.info("queue %s removed", name)
 
     def _apply(self, name: str, version: int, text: str) -> None:
         try:
-            spec = self.spec_of(parse_definition(name, json.loads(text)))
+            definition = parse_definition(name, json.loads(text))
+            spec = self.spec_of(definition)
         except (InputError, ValueError) as exc:
             log.error("queue %s: its definition is refused: %s", name, exc)
             self.versions[name] = version
@@ -114,6 +117,7 @@ class UserQueues:
             self.engine.add_queue(spec)
             log.info("queue %s added (version %d)", name, version)
         self.versions[name] = version
+        self.definitions[name] = definition
 
     def periodic(self) -> Periodic:
         return Periodic("queue-definitions", SYNC_EVERY, self.sync)

@@ -14,6 +14,7 @@ from typing import Any
 
 from synthbox.checks import DURATION_RULE, check_http_url, is_number, parse_duration
 from synthbox.errors import InputError
+from synthbox.userqueues.triggers import check_schedules, check_webhook
 
 KINDS = ("http", "command", "python", "remote")
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -38,7 +39,8 @@ _KIND_FIELDS = {
     "python": ("function", "python_path", "isolation"),
     "remote": (),
 }
-COMMON_FIELDS = ("handler", "description", *_WHOLE, *_DURATIONS, "backoff_type", *_TABLES)
+COMMON_FIELDS = ("handler", "description", *_WHOLE, *_DURATIONS, "backoff_type", *_TABLES,
+                 "schedules", "webhook")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,10 @@ def parse_definition(name: str, table: Any) -> Definition:
     if "description" in table and not isinstance(table["description"], str):
         raise InputError(prefix + "description", "must be a string")
     config = CHECK_KIND[kind](prefix, table)
+    config["schedules"] = (check_schedules(prefix + "schedules", table["schedules"])
+                           if "schedules" in table else [])
+    config["webhook"] = (check_webhook(prefix + "webhook", table["webhook"])
+                         if "webhook" in table else None)
     return Definition(name, kind, options, config, dict(table))
 
 

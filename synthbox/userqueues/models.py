@@ -3,7 +3,14 @@ records database, and the signing secret of each `http` queue."""
 
 from __future__ import annotations
 
-from peewee import BigAutoField, CharField, DoubleField, IntegerField, TextField
+from peewee import (
+    BigAutoField,
+    BigIntegerField,
+    CharField,
+    DoubleField,
+    IntegerField,
+    TextField,
+)
 
 from synthbox.records.database import tables_step
 from synthbox.records.models import BaseModel
@@ -27,7 +34,34 @@ class QueueSecret(BaseModel):
     created_at = DoubleField()
 
 
-USER_QUEUE_MODELS = (QueueDefinition, QueueSecret)
+class QueueSchedule(BaseModel):
+    """Where a user queue's cron schedule stands: the due time it fires next."""
+
+    id = BigAutoField()
+    queue = CharField(max_length=64)
+    name = CharField(max_length=64)
+    rule = CharField(max_length=255)  # cron and time zone: a change starts it afresh
+    next_run_at = DoubleField()
+    last_run_at = DoubleField(null=True)
+
+    class Meta:
+        indexes = ((("queue", "name"), True),)
+
+
+class QueueHookDelivery(BaseModel):
+    """A webhook delivery a user queue took (the digest of its signature): taken once."""
+
+    id = BigAutoField()
+    queue = CharField(max_length=64)
+    delivery_id = CharField(max_length=64)
+    job_id = BigIntegerField(null=True)
+    received_at = DoubleField(index=True)
+
+    class Meta:
+        indexes = ((("queue", "delivery_id"), True),)
+
+
+USER_QUEUE_MODELS = (QueueDefinition, QueueSecret, QueueSchedule, QueueHookDelivery)
 
 # Append only: applied by every engine this domain is assembled into.
 MIGRATIONS = (tables_step("userqueues.tables", USER_QUEUE_MODELS),)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from synthbox.errors import InputError
 from synthbox.jobs.context import JobContext
 from synthbox.jobs.errors import UnrecoverableError
+from synthbox.jobs.periodic import Periodic
 from synthbox.jobs.spec import QueueSpec
 from synthbox.outbound import Network
 from synthbox.userqueues.definitions import Definition
 from synthbox.userqueues.kinds.command import CommandRunner
 from synthbox.userqueues.kinds.http import http_handler
 from synthbox.userqueues.kinds.python import python_handler
+from synthbox.userqueues.triggers import fire_due
 
 # What a user queue is when its definition says nothing more (the built-in queues' rules)
 DEFAULTS = {"concurrency": 1, "attempts": 3, "backoff_type": "exponential",
@@ -45,6 +49,9 @@ def build_spec(definition: Definition, secret: Callable[[str], str],
     else:  # remote: workers elsewhere claim the jobs
         spec = QueueSpec(name=name, handlers={"*": _remote}, local_consumer=False,
                          **DEFAULTS)  # type: ignore[arg-type]
+    if config.get("schedules"):
+        spec = replace(spec, periodic=(Periodic(
+            "cron", 1.0, functools.partial(fire_due, config["schedules"])),))
     try:
         return spec.with_options(definition.options)
     except ValueError as exc:

@@ -20,7 +20,7 @@ from typing import Any
 
 from synthbox.jobs.context import JobContext
 from synthbox.jobs.errors import TIMEOUTS_HELD
-from synthbox.userqueues.kinds.http import DeliveryFailed, expand_env
+from synthbox.userqueues.environment import DeliveryFailed, expand_env
 
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
 TAIL = 2048

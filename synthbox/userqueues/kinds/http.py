@@ -13,13 +13,9 @@ the outbound guard (synthbox/outbound.py) passed after DNS; redirects are not fo
 from __future__ import annotations
 
 import email.utils
-import hashlib
-import hmac
 import http.client
 import ipaddress
 import json
-import os
-import re
 import socket
 import threading
 import time
@@ -30,33 +26,14 @@ from typing import Any
 from synthbox.jobs.context import JobContext
 from synthbox.jobs.errors import RetryLater
 from synthbox.outbound import Network, OutboundRefused, resolve
+from synthbox.signatures import sign
+from synthbox.userqueues.environment import DeliveryFailed, expand_env
 
 DEFAULT_TIMEOUT = 30.0  # seconds for one delivery when the queue sets no timeout
 EXCERPT = 2048
 MAX_REPLY = 1_000_000
 MAX_RETRY_AFTER = 3600.0
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-_ENV = re.compile(r"\$\{([A-Za-z_]\w*)\}")
-
-
-class DeliveryFailed(Exception):
-    """The receiver did not take the job; the message says why."""
-
-
-def expand_env(value: str, label: str) -> str:
-    """`${NAME}` replaced by the environment variable; a missing one is a failure."""
-    def one(match: re.Match[str]) -> str:
-        found = os.environ.get(match.group(1))
-        if found is None:
-            raise DeliveryFailed(f"{label}: environment variable {match.group(1)} is not set")
-        return found
-    return _ENV.sub(one, value)
-
-
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    """The value of X-SynthBox-Signature for `body` sent at `timestamp`."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "v1=" + digest.hexdigest()
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -119,7 +96,7 @@ class HttpDelivery:
                    for name, value in self.headers.items()}
         headers.update({"Content-Type": "application/json", "User-Agent": "SynthBox",
                         "X-SynthBox-Timestamp": stamp,
-                        "X-SynthBox-Signature": signature(expand_env(self.secret, "secret"),
+                        "X-SynthBox-Signature": sign(expand_env(self.secret, "secret"),
                                                           stamp, body),
                         "X-SynthBox-Delivery": f"{job.id}-{job.attempt}"})
         timeout = job.timeout or DEFAULT_TIMEOUT

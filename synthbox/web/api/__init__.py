@@ -19,5 +19,5 @@ from synthbox.web.api import (
 
 def init_app(app: Flask) -> None:
     for blueprint in (auth.bp, jobs.bp, admin.bp, openapi.bp, alerts.bp, emails.bp,
-                      projects.bp, projects.hooks_bp, userqueues.bp):
+                      projects.bp, projects.hooks_bp, userqueues.bp, userqueues.hooks_bp):
         app.register_blueprint(blueprint)

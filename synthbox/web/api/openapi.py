@@ -69,6 +69,10 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
      _ref("QueueDefinition")),
     ("put", "/queues/{name}", "Replace a run-time queue's definition (every instance within "
      "2 s)", "admin", _ref("QueueDefinitionChange"), _ref("QueueDefinition")),
+    ("post", "/queues/{name}/webhook", "A webhook delivery to a queue with a `webhook`, "
+     "signed with its secret (X-Hub-Signature-256, or X-SynthBox-Timestamp and "
+     "X-SynthBox-Signature); the body becomes the job's data", None, {},
+     _object(jobId=NULLABLE_STR, duplicate={"type": "boolean"})),
     ("delete", "/queues/{name}", "Delete a run-time queue (refused while jobs wait, unless "
      "drain or discard)", "admin", None,
      _object(name={"type": "string"}, deleted={"type": "boolean"},

@@ -9,13 +9,15 @@ from flask import Blueprint, current_app, request
 
 from synthbox.errors import InputError
 from synthbox.jobs.engine import Engine
-from synthbox.userqueues import manage
+from synthbox.userqueues import manage, triggers
+from synthbox.userqueues.catalog import user_queues
 from synthbox.web.api.auth import acting, authenticate_api_request, needs
 from synthbox.web.errors import ok
 from synthbox.web.requests import json_body
 
 bp = Blueprint("queues_api", __name__, url_prefix="/api/v1/queues")
 bp.before_request(authenticate_api_request)
+hooks_bp = Blueprint("queue_hooks_api", __name__, url_prefix="/api/v1/queues")
 
 
 def engine() -> Engine:
@@ -59,3 +61,15 @@ def replace_queue(name: str) -> Any:
 def delete_queue(name: str) -> Any:
     return ok(manage.delete(engine(), name, acting(), drain=_flag("drain"),
                             discard=_flag("discard")))
+
+
+@hooks_bp.post("/<name>/webhook")
+def receive_webhook(name: str) -> Any:
+    """A signed delivery to a queue with a `webhook` (public: the signature is the
+    credential); its body becomes the job's data, or what the definition picks from it."""
+    found = user_queues(engine()).definitions.get(name)
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    answer = triggers.receive(engine().service(name),
+                              None if found is None else found.config.get("webhook"),
+                              headers, request.get_data(cache=True))
+    return ok(answer)
