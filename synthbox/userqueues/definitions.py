@@ -23,8 +23,9 @@ ISOLATIONS = ("thread", "process")
 FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 # option -> how it is given: a whole number with a floor, or a duration
-_WHOLE = {"concurrency": 1, "attempts": 1, "max_stalled_count": 0,
-          "keep_completed_count": 0, "rate_limit_max": 0}
+_WHOLE = {"concurrency": (1, 256), "attempts": (1, 1000), "max_stalled_count": (0, 1000),
+          "keep_completed_count": (0, 10_000_000), "rate_limit_max": (0, 1_000_000)}
+RESERVED = ("new",)  # /queues/new is the UI's form
 _DURATIONS = ("timeout", "stalled_interval", "keep_completed_age", "keep_failed_age",
               "backoff_delay", "rate_limit_duration")
 _TABLES = {  # a nested table and the flat options its keys stand for
@@ -55,6 +56,8 @@ class Definition:
 def check_name(name: Any, label: str = "name") -> str:
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InputError(label, NAME_RULE)
+    if name in RESERVED:
+        raise InputError(label, f"{name!r} is reserved; choose another name")
     return name
 
 
@@ -108,8 +111,9 @@ def _nested(label: str, value: Any, keys: Mapping[str, str]) -> dict[str, Any]:
 
 def _option(label: str, option: str, value: Any) -> Any:
     if option in _WHOLE:
-        if isinstance(value, bool) or not isinstance(value, int) or value < _WHOLE[option]:
-            raise InputError(label, f"must be a whole number of at least {_WHOLE[option]}")
+        low, high = _WHOLE[option]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InputError(label, f"must be a whole number from {low} to {high}")
         return value
     if option == "backoff_type":
         if value not in ("fixed", "exponential"):

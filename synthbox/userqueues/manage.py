@@ -25,7 +25,7 @@ PENDING = ("waiting", "delayed", "paused", "active")
 def masked_table(table: dict[str, Any]) -> dict[str, Any]:
     """A definition as shown: header values and the secret masked, except `${VARIABLE}`s."""
     shown = dict(table)
-    if "secret" in shown:
+    if "secret" in shown and not str(shown["secret"]).startswith("${"):
         shown["secret"] = MASK
     if isinstance(shown.get("headers"), dict):
         shown["headers"] = {k: v if isinstance(v, str) and v.startswith("${") else MASK
@@ -50,7 +50,8 @@ def describe(engine: Engine, name: str) -> dict[str, Any]:
         row = QueueDefinition.get(QueueDefinition.name == name)
         table = json.loads(row.definition)
         found.update(handler=table.get("handler"), definition=masked_table(table),
-                     version=row.version)
+                     version=row.version,
+                     runningVersion=catalog.versions.get(name))
     return found
 
 

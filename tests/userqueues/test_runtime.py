@@ -81,7 +81,7 @@ def test_bad_definitions_name_the_field(engine_builder, tmp_path):
         ({"handler": "command"}, "queues.thumbnails.command: required"),
         ({"handler": "python", "function": "nocolon"}, "queues.thumbnails.function: required"),
         ({"handler": "remote", "concurrency": 0}, "queues.thumbnails.concurrency: must be a "
-                                                  "whole number of at least 1"),
+                                                  "whole number from 1 to 256"),
         ({"handler": "remote", "timeout": "soon"}, "queues.thumbnails.timeout: must be a "
                                                    "duration"),
         ({"handler": "remote", "backoff": {"type": "linear"}},
@@ -149,3 +149,50 @@ def test_command_queue_uses_the_same_python(engine_builder):
     engine.service("truth").add("x", {})
     assert engine.drain("truth") == 1
     assert engine.service("truth").get_stats()["completed"] == 1
+
+
+def test_two_served_instances_share_run_time_queues_and_keep_them_over_a_restart(
+        serve_factory, tmp_path):
+    """Real `synthbox serve` processes on one data directory (as cluster children are):
+    a queue made through one instance's API takes jobs through the other's within 2 s,
+    a change reaches it within 2 s, and a restarted instance still has the queue."""
+    (tmp_path / "served_funcs.py").write_text(textwrap.dedent("""
+        def double(data):
+            return {"value": data["value"] * 2}
+        def triple(data):
+            return {"value": data["value"] * 3}
+    """))
+    first = serve_factory()
+    second = serve_factory(data_dir=first.data_dir)
+    status, made = first.request("POST", "/api/v1/queues", {
+        "name": "maths", "handler": "python", "function": "served_funcs:double",
+        "python_path": str(tmp_path)})
+    assert status == 201, made
+    started = time.monotonic()
+    wait_for(lambda: second.request("GET", "/api/v1/queues/maths")[0] == 200, 2.0,
+             message="the other instance knows the queue")
+    assert time.monotonic() - started < 2.0
+
+    def result_through(server, value):
+        status, job = server.request("POST", "/api/v1/queues/maths/jobs",
+                                     {"name": "go", "data": {"value": value}})
+        assert status == 201, job
+        path = f"/api/v1/queues/maths/jobs/{job['data']['id']}"
+        return wait_for(lambda: server.request("GET", path)[1]["data"]["returnvalue"], 10)
+
+    assert result_through(second, 21) == {"value": 42}
+    status, _ = first.request("PUT", "/api/v1/queues/maths", {
+        "handler": "python", "function": "served_funcs:triple", "python_path": str(tmp_path)})
+    assert status == 200
+    # the version this instance runs (its API and its workers: one sync applies both)
+    wait_for(lambda: second.request("GET", "/api/v1/queues/maths")[1]["data"][
+        "runningVersion"] == 2, 2.0, message="the change reached the other instance")
+    wait_for(lambda: first.request("GET", "/api/v1/queues/maths")[1]["data"][
+        "runningVersion"] == 2, 2.0, message="and the first one")
+    assert result_through(second, 2) == {"value": 6}
+    assert second.stop() == 0
+    restarted = serve_factory(data_dir=first.data_dir)
+    assert restarted.request("GET", "/api/v1/queues/maths")[1]["data"]["version"] == 2
+    assert first.request("DELETE", "/api/v1/queues/maths")[0] == 200
+    wait_for(lambda: restarted.request("GET", "/api/v1/queues/maths")[0] == 404, 2.0,
+             message="gone everywhere")

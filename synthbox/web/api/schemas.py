@@ -219,14 +219,15 @@ SCHEMAS["QueueDefinitionChange"] = {
     "type": "object", "required": ["handler"], "properties": {
         "handler": {"enum": ["http", "command", "python", "remote"]},
         "description": {"type": "string"},
-        "concurrency": {"type": "integer", "minimum": 1},
-        "attempts": {"type": "integer", "minimum": 1},
-        "max_stalled_count": {"type": "integer", "minimum": 0},
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": 256},
+        "attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "max_stalled_count": {"type": "integer", "minimum": 0, "maximum": 1000},
         "timeout": _DURATION, "stalled_interval": _DURATION,
         "backoff": {"type": "object", "properties": {
             "type": {"enum": ["fixed", "exponential"]}, "delay": _DURATION}},
         "rate_limit": {"type": "object", "properties": {
-            "max": {"type": "integer", "minimum": 0}, "per": _DURATION}},
+            "max": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+            "per": _DURATION}},
         "url": {"type": "string"}, "headers": {"type": "object"},
         "secret": {"type": "string"}, "allow_loopback": {"type": "boolean"},
         "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
@@ -242,4 +243,5 @@ SCHEMAS["QueueDefinition"] = {
         "name": {"type": "string"}, "source": {"enum": ["built-in", "synthbox.toml", "api"]},
         "readOnly": {"type": "boolean"}, "paused": {"type": "boolean"},
         "handler": {"type": "string"}, "definition": {"type": "object"},
-        "version": {"type": "integer"}, "signingSecret": {"type": "string"}}}
+        "version": {"type": "integer"}, "runningVersion": NULLABLE_INT,
+        "signingSecret": {"type": "string"}}}
