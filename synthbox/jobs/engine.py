@@ -276,9 +276,8 @@ class Engine:
             if consumer is not None:
                 consumer.stop_and_wait(time.monotonic() + self.settings.shutdown_timeout)
             if runner is not None:
-                spec = runner.spec
-                self.store.recover_stalled(spec.name, spec.max_stalled_count,
-                                           owner=self.instance_id)
+                # only what the old workers still hold: the new ones' jobs are their own
+                self.store.release(self.instance_id, runner.held_ids())
                 if self.upkeep is not None:
                     self.upkeep.remove_runner(runner)
             if old is not None and old.on_stop is not None:

@@ -196,3 +196,29 @@ def test_two_served_instances_share_run_time_queues_and_keep_them_over_a_restart
     assert first.request("DELETE", "/api/v1/queues/maths")[0] == 200
     wait_for(lambda: restarted.request("GET", "/api/v1/queues/maths")[0] == 404, 2.0,
              message="gone everywhere")
+
+
+def test_a_change_lets_running_jobs_finish_and_new_ones_use_it(engine_builder, tmp_path):
+    (tmp_path / "slow_funcs.py").write_text(textwrap.dedent("""
+        import time
+        def slow(data):
+            time.sleep(1.5)
+            return {"version": 1}
+        def fast(data):
+            return {"version": 2}
+    """))
+    engine = running(engine_builder, tmp_path / "data")
+    manage.create(engine, "work", {"handler": "python", "function": "slow_funcs:slow",
+                                   "python_path": str(tmp_path)}, CLI)
+    service = engine.service("work")
+    first = service.add("go", {})
+    wait_for(lambda: service.get_job(first["id"])["state"] == "active", 5)
+    manage.edit(engine, "work", {"function": "slow_funcs:fast", "concurrency": 2}, CLI,
+                merge=True)
+    second = service.add("go", {})
+    wait_for(lambda: service.get_job(second["id"])["state"] == "completed", 5)
+    assert service.get_job(second["id"])["returnvalue"] == {"version": 2}
+    assert service.get_job(first["id"])["state"] == "active"  # still running, not handed back
+    wait_for(lambda: service.get_job(first["id"])["state"] == "completed", 5)
+    done = service.get_job(first["id"])
+    assert done["returnvalue"] == {"version": 1} and done["stalledCount"] == 0
