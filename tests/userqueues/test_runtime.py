@@ -3,6 +3,8 @@ restart; bad definitions refused naming the field; delete refused while jobs wai
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import textwrap
 import time
@@ -222,3 +224,26 @@ def test_a_change_lets_running_jobs_finish_and_new_ones_use_it(engine_builder, t
     wait_for(lambda: service.get_job(first["id"])["state"] == "completed", 5)
     done = service.get_job(first["id"])
     assert done["returnvalue"] == {"version": 1} and done["stalledCount"] == 0
+
+
+def test_the_python_api_and_the_cli_add_to_a_user_queue(tmp_path):
+    """`synthbox.services` over the configured settings (a process of its own, as a
+    user's script is) and `synthbox jobs add` both see a queue made at run time."""
+    import subprocess
+
+    data = tmp_path / "data"
+    assert run_cli("queues", "create", "scripted", "--handler", "remote",
+                   env={"SYNTHBOX_DATA_DIR": str(data)}).returncode == 0
+    script = ("from synthbox.services import get_queue_service\n"
+              "print(get_queue_service('scripted').add('hello', {'n': 1})['id'])\n")
+    env = {**{k: v for k, v in os.environ.items()
+              if not k.startswith("SYNTHBOX_")}, "SYNTHBOX_DATA_DIR": str(data)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    added = run_cli("jobs", "add", "scripted", "hello", "--data", '{"n": 2}',
+                    env={"SYNTHBOX_DATA_DIR": str(data)})
+    assert added.returncode == 0, added.stderr
+    stats = run_cli("queues", "stats", "scripted", "--json",
+                    env={"SYNTHBOX_DATA_DIR": str(data)})
+    assert json.loads(stats.stdout)["scripted"]["waiting"] == 2
