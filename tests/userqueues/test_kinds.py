@@ -203,3 +203,16 @@ def test_remote_jobs_wait_for_a_worker_elsewhere(engine_builder):
     claimed = engine.claim("far", 10, "remote-worker-1", 30.0)
     assert [c.id for c in claimed] == [int(job["id"])]
     assert engine.service("far").get_job(job["id"])["state"] == "active"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_command_runs_as_the_user_the_definition_names(engine_builder):
+    import pwd
+
+    engine = engine_builder({}, {"scripts": {"handler": "command", "command": ["id", "-u"],
+                                             "user": "nobody", "attempts": 1}},
+                            workers=False)
+    job = engine.service("scripts").add("run", {})
+    engine.drain("scripts")
+    assert engine.service("scripts").get_job(job["id"])["returnvalue"] == \
+        pwd.getpwnam("nobody").pw_uid
