@@ -231,11 +231,11 @@ def test_every_queue_option_applies_to_a_user_queue(engine_builder, tmp_path):
     """))
     engine = engine_builder({}, {"opts": {
         "handler": "python", "function": "optfuncs:record", "python_path": str(tmp_path),
-        "attempts": 2, "backoff": {"type": "fixed", "delay": "50ms"},
+        "attempts": 2, "backoff": {"type": "fixed", "delay": "1s"},
         "keep_completed": {"count": 1}, "max_stalled_count": 5}}, workers=False)
     service = engine.service("opts")
     assert (service.spec.attempts, service.spec.backoff_delay, service.spec.max_stalled_count,
-            service.spec.keep_completed_count) == (2, 0.05, 5, 1)
+            service.spec.keep_completed_count) == (2, 1.0, 5, 1)
     service.pause()
     low = service.add("x", {"n": 1})
     high = service.add("x", {"n": 2}, priority=5)
@@ -254,7 +254,7 @@ def test_every_queue_option_applies_to_a_user_queue(engine_builder, tmp_path):
     failing = service.add("x", {"n": 6, "fail": True})
     engine.drain("opts")
     assert service.get_job(failing["id"])["state"] == "delayed"  # backoff, 1 attempt left
-    time.sleep(0.1)
+    time.sleep(1.1)
     engine.drain("opts")
     found = service.get_job(failing["id"])
     assert found["state"] == "failed" and found["attemptsMade"] == 2
