@@ -15,27 +15,51 @@ from synthbox.alerting.rules import sync_config
 from synthbox.config import Settings, SettingsError
 from synthbox.errors import InputError
 from synthbox.jobs.engine import Engine
+from synthbox.jobs.periodic import Periodic
 from synthbox.jobs.spec import QueueRegistry
 from synthbox.mail.models import MIGRATIONS as MAIL_MIGRATIONS
 from synthbox.mail.service import EMAIL_QUEUE, EmailService
 from synthbox.orchestration.models import MIGRATIONS as ORCHESTRATION_MIGRATIONS
 from synthbox.queues import register_builtin_queues
+from synthbox.userqueues.catalog import UserQueues, split_config, user_queues
+from synthbox.userqueues.definitions import Definition
+from synthbox.userqueues.models import MIGRATIONS as USER_QUEUE_MIGRATIONS
 
 DOMAIN_MIGRATIONS = (*ACCOUNT_MIGRATIONS, *MAIL_MIGRATIONS, *ORCHESTRATION_MIGRATIONS,
-                     *ALERT_MIGRATIONS)
+                     *ALERT_MIGRATIONS, *USER_QUEUE_MIGRATIONS)
 
 
 def build_registry(settings: Settings) -> QueueRegistry:
     """The queues SynthBox ships with, configured from `settings`."""
+    return _registry(settings)[0]
+
+
+def _registry(settings: Settings) -> tuple[QueueRegistry, list[Definition]]:
+    """The built-in queues with the settings file's options, and the user queues it
+    defines (checked: a bad one is a SettingsError naming its field)."""
     registry = QueueRegistry()
     register_builtin_queues(registry, settings)
-    return registry
+    try:
+        overrides, definitions = split_config(settings.queues,
+                                              {spec.name for spec in registry})
+        registry.configure(overrides)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    return registry, definitions
 
 
 def build_engine(settings: Settings, namespace: str | None = None) -> Engine:
-    """The engine over every built-in queue, its records migrated (no workers started)."""
-    return Engine(settings, build_registry(settings), DOMAIN_MIGRATIONS, namespace,
-                  record=audit.record_by)
+    """The engine over every built-in queue and every user queue (from the settings file
+    and the records), its records migrated (no workers started)."""
+    registry, definitions = _registry(settings)
+    engine = Engine(settings, registry, DOMAIN_MIGRATIONS, namespace,
+                    record=audit.record_by)
+    try:
+        UserQueues(engine, definitions)
+    except ValueError as exc:
+        engine.close()
+        raise SettingsError(str(exc)) from None
+    return engine
 
 
 def email_service(engine: Engine) -> EmailService:
@@ -49,3 +73,8 @@ def alert_evaluator(engine: Engine) -> AlertEvaluator:
     except InputError as exc:
         raise SettingsError(str(exc)) from None
     return AlertEvaluator(engine, email_service(engine).send)
+
+
+def definitions_sync(engine: Engine) -> Periodic:
+    """The task that applies queue definitions changed at run time (every instance)."""
+    return user_queues(engine).periodic()

@@ -194,7 +194,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web", True, "Serve HTTP in this process (`--workers-only` turns it off).",
             _parse_bool),
     Setting("queues", {}, "Per-queue option overrides, e.g. "
-            '`{"email": {"concurrency": 10}}` (a `[queues.NAME]` table in the file).',
+            '`{"email": {"concurrency": 10}}` (a `[queues.NAME]` table in the file), and '
+            "queues of your own: a table with a `handler` (see Your own queues).",
             _parse_table),
     Setting("smtp_url", "", "SMTP server(s) for the email queue, tried in order: "
             "`smtp://host:25`, `smtp+starttls://user:pass@host:587`, `smtps://host:465` "
@@ -209,7 +210,8 @@ SETTINGS: tuple[Setting, ...] = (
             "is used.", _parse_domain_limits),
     Setting("outbound_allow", (), "Addresses or networks SynthBox may call although they are "
             "loopback, private or link-local (comma-separated), e.g. `10.0.0.0/8`: one list "
-            "for every outbound request (`http` agents, alert webhooks), checked after DNS "
+            "for every outbound request (`http` agents, alert webhooks, `http` queues), "
+            "checked after DNS "
             "and on every redirect.", _parse_networks),
     Setting("agent_http_allow", (), "Former name of `outbound_allow`, still read: its "
             "entries are added to that list.", _parse_networks),

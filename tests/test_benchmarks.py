@@ -133,3 +133,16 @@ def test_bench_of_one_job_prints_every_figure():
     result = run_cli("bench", "--jobs", "1")
     assert result.returncode == 0, result.stderr
     assert "enqueue" in result.stdout and "peak RSS" in result.stdout
+
+
+def test_user_queues_measures_each_kind_against_diagnostics():
+    out = run(str(BENCHMARKS / "user_queues.py"), "--jobs", "300", "--command-jobs", "30",
+              "--add-jobs", "200", "--rounds", "1")
+    rows = table(out, "### user queues")
+    drain = number(rows["drain: diagnostics noop, 8 workers"][0])
+    for label in ("drain: http to a keep-alive receiver, 16 workers",
+                  "drain: python no-op in a thread, 8 workers",
+                  "drain: command `true`, 8 workers", "add one at a time: user queue",
+                  "add_bulk() of 1,000: user queue"):
+        rate, ratio = number(rows[label][0]), number(rows[label][1])
+        assert rate > 0 and ratio == pytest.approx(rate / drain, abs=0.011), label

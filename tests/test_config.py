@@ -111,7 +111,7 @@ def test_bad_queue_options_are_refused(tmp_path):
 
     for queues, message in (({"diagnostics": {"concurrency": 0}}, "queues.diagnostics.concurrency"),
                             ({"diagnostics": {"speed": 1}}, "queues.diagnostics.speed: unknown"),
-                            ({"nope": {}}, "queues.nope: no queue by that name")):
+                            ({"nope": {}}, "queues.nope.handler: required for a queue")):
         settings = load_settings({"data_dir": str(tmp_path), "queues": queues}, env={})
         with pytest.raises(SettingsError, match=re.escape(message)):
             build_engine(settings)

@@ -15,7 +15,7 @@ from synthbox.alerting.rules import KINDS
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.periodic import Periodic
 from synthbox.logs import event
-from synthbox.orchestration.outbound import OutboundRefused, allowed_networks, post_json
+from synthbox.outbound import OutboundRefused, allowed_networks, post_json
 
 log = logging.getLogger("synthbox.alerts")
 

@@ -1,4 +1,5 @@
-"""`synthbox queues`: counts, retries, cleaning, pause and resume."""
+"""`synthbox queues`: counts, retries, cleaning, pause and resume; queues of your own
+(create, edit, show, delete)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import click
 from synthbox.actors import CLI
 from synthbox.checks import parse_duration
 from synthbox.cli.base import BadInput, with_engine
+from synthbox.cli.queue_options import definition_from, definition_options
 from synthbox.jobs import operations
 from synthbox.jobs.errors import JobOptionError
 from synthbox.records.models import STATES
+from synthbox.userqueues import manage
 
 
 @click.group("queues")
@@ -85,3 +88,54 @@ def resume_queue(engine: Any, queue: str, **_: Any) -> None:
     """Let workers take jobs from QUEUE again."""
     operations.set_paused(engine, queue, False, CLI)
     click.echo(f"{queue} resumed")
+
+
+# -- queues of your own ---------------------------------------------------------------------
+
+def _show(found: dict[str, Any]) -> None:
+    click.echo(json.dumps(found, indent=2))
+
+
+@queue_group.command("create")
+@click.argument("name")
+@definition_options
+@with_engine
+def create_queue(engine: Any, name: str, **options: Any) -> None:
+    """Define queue NAME (every instance runs it within 2 s)."""
+    _show(manage.create(engine, name, definition_from(options), CLI))
+
+
+@queue_group.command("edit")
+@click.argument("name")
+@definition_options
+@with_engine
+def edit_queue(engine: Any, name: str, **options: Any) -> None:
+    """Change the fields given of queue NAME (defined at run time)."""
+    _show(manage.edit(engine, name, definition_from(options), CLI, merge=True))
+
+
+@queue_group.command("show")
+@click.argument("name")
+@with_engine
+def show_queue(engine: Any, name: str, **_: Any) -> None:
+    """Queue NAME's definition and where it is defined."""
+    _show(manage.describe(engine, name))
+
+
+@queue_group.command("delete")
+@click.argument("name")
+@click.option("--drain", is_flag=True, help="Wait for its jobs to finish first.")
+@click.option("--discard", is_flag=True, help="Delete its waiting jobs with it.")
+@click.option("--wait", "wait_for", default="5m", show_default=True,
+              help="With --drain: how long to wait.")
+@with_engine
+def delete_queue(engine: Any, name: str, drain: bool, discard: bool, wait_for: str,
+                 **_: Any) -> None:
+    """Delete queue NAME; refused while jobs wait, unless --drain or --discard."""
+    try:
+        wait = parse_duration(wait_for)
+    except ValueError as exc:
+        raise BadInput(f"--wait: {exc}") from None
+    done = manage.delete(engine, name, CLI, drain=drain, discard=discard, wait=wait)
+    click.echo(f"{name} deleted" + (f", {done['discarded']} job(s) discarded"
+                                    if discard else ""))

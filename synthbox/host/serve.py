@@ -175,14 +175,20 @@ def serve(settings: Settings) -> int:
     """Serve until SIGTERM or Ctrl-C, then stop: HTTP drained, jobs finished or handed back."""
     configure_logging(settings)
     sock = _socket(settings)
-    from synthbox.app import alert_evaluator, build_engine  # the domains: not in the supervisor
+    from synthbox.app import (  # the domains: not in the supervisor
+        alert_evaluator,
+        build_engine,
+        definitions_sync,
+    )
 
     engine = build_engine(settings)
     stop = threading.Event()
     _stop_on_signals(stop)
     server, url = (None, None) if sock is None else _http_server(settings, engine, sock)
+    definitions = definitions_sync(engine)
     if settings.workers:
         engine.add_periodic(alert_evaluator(engine).periodic())
+        engine.add_periodic(definitions)
         engine.start_workers()
     http_thread = None if server is None else start_thread("http", server.run)
     show_start_block(settings, engine, url)
@@ -193,7 +199,8 @@ def serve(settings: Settings) -> int:
     start_watchdog(stop, lambda: "ok" == engine.readiness()["records"])
 
     while not stop.wait(1.0):
-        pass
+        if not settings.workers:  # no upkeep loop here: the API still sees queue changes
+            definitions.run(time.monotonic())
     notify("STOPPING=1")
     if server is not None:
         drain_http(server)

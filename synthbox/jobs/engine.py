@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -18,20 +19,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthbox.actors import Recorder, unrecorded
-from synthbox.config import Settings, SettingsError
+from synthbox.config import Settings
 from synthbox.jobs.broker import Doorbell, build_huey, connect_redis, warn_if_exposed
 from synthbox.jobs.consumer import EmbeddedConsumer
 from synthbox.jobs.errors import UnknownQueue
 from synthbox.jobs.periodic import Periodic
 from synthbox.jobs.ratelimit import RedisRateLimiter
+from synthbox.jobs.rows import ClaimedJob
 from synthbox.jobs.runner import QueueRunner
 from synthbox.jobs.service import QueueService
-from synthbox.jobs.spec import QueueRegistry
+from synthbox.jobs.spec import QueueRegistry, QueueSpec
 from synthbox.jobs.store import JobStore
 from synthbox.jobs.upkeep import Upkeep
 from synthbox.jobs.waker import Waker
 from synthbox.logs import event
 from synthbox.records.database import Migration, describe, migrate, open_database
+from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.engine")
 
@@ -57,10 +60,7 @@ class Engine:
         self.data_path = settings.data_path
         self.registry = registry
         self.record = record
-        try:
-            self.registry.configure(settings.queues)
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from None
+        self.namespace = namespace
         self.db = open_database(settings.database_url, self.data_path)
         migrate(self.db, migrations)
         self.store = JobStore(self.db)
@@ -75,12 +75,18 @@ class Engine:
         self.waker = Waker()
         self.queues: dict[str, QueueHandle] = {}
         for spec in self.registry:
-            bell = Doorbell(spec.name, build_huey(spec.name, self.redis, self.data_path,
-                                                  namespace), self.waker)
-            service = QueueService(spec, self.store, bell)
-            self.queues[spec.name] = QueueHandle(service, bell)
+            self._open(spec)
         self.upkeep: Upkeep | None = None
         self.periodic: list[Periodic] = []  # the process's upkeep tasks (add_periodic)
+        self._workers_for: set[str] | None = None  # queues start_workers was asked for
+        self._changes = threading.Lock()
+
+    def _open(self, spec: QueueSpec) -> QueueHandle:
+        bell = Doorbell(spec.name, build_huey(spec.name, self.redis, self.data_path,
+                                              self.namespace), self.waker)
+        handle = QueueHandle(QueueService(spec, self.store, bell), bell)
+        self.queues[spec.name] = handle
+        return handle
 
     # -- lookup -------------------------------------------------------------------------
 
@@ -183,19 +189,10 @@ class Engine:
     def start_workers(self, queues: Iterable[str] | None = None) -> None:
         """Run the embedded consumers of every queue, or of the ones named."""
         wanted = set(self.queues if queues is None else queues)
+        self._workers_for = None if queues is None else wanted
         for spec in self.registry:
-            if spec.name not in wanted:
-                continue
-            handle = self.queues[spec.name]
-            runner = QueueRunner(spec, self.store, handle.doorbell, self.instance_id,
-                                 self.limiter)
-            handle.runner = runner
-            handle.service.local_workers = True
-            handle.consumer = EmbeddedConsumer(runner)
-            handle.consumer.start_in_thread()
-            log.info("%s queue initialized: concurrency %d", spec.name, spec.concurrency,
-                     extra=event("queue initialized", queue=spec.name,
-                                 concurrency=spec.concurrency))
+            if spec.name in wanted:
+                self._start_queue(spec)
         periodic = [task.bound(self.queues[spec.name].service) for spec in self.registry
                     if spec.name in wanted for task in spec.periodic]
         self.upkeep = Upkeep(self.store, [h.runner for h in self.queues.values() if h.runner],
@@ -203,6 +200,96 @@ class Engine:
         self.upkeep.start()
         for handle in self.queues.values():
             handle.doorbell.ring()  # work that arrived while no instance was running
+
+    def _start_queue(self, spec: QueueSpec) -> QueueRunner:
+        """The queue's runner (stalled jobs, retention), and its consumer threads unless
+        its jobs are claimed elsewhere (`spec.local_consumer` False)."""
+        handle = self.queues[spec.name]
+        runner = QueueRunner(spec, self.store, handle.doorbell, self.instance_id,
+                             self.limiter)
+        handle.runner = runner
+        if not spec.local_consumer:
+            return runner
+        handle.service.local_workers = True
+        handle.consumer = EmbeddedConsumer(runner)
+        handle.consumer.start_in_thread()
+        log.info("%s queue initialized: concurrency %d", spec.name, spec.concurrency,
+                 extra=event("queue initialized", queue=spec.name,
+                             concurrency=spec.concurrency))
+        return runner
+
+    def _runs_workers_for(self, name: str) -> bool:
+        return self.upkeep is not None and (self._workers_for is None
+                                            or name in self._workers_for)
+
+    # -- queues defined at run time ------------------------------------------------------
+
+    def add_queue(self, spec: QueueSpec) -> None:
+        """A queue from now on: its service, and its workers when this engine runs them."""
+        with self._changes:
+            if spec.name in self.queues:
+                raise ValueError(f"queue {spec.name!r} is already registered")
+            self.registry.register(spec)
+            self._open(spec)
+            if self._runs_workers_for(spec.name):
+                self._start_upkept(spec)
+
+    def replace_queue(self, spec: QueueSpec) -> None:
+        """New handlers and options for a queue: new claims use them at once; jobs the old
+        workers are running finish (or are handed back) in the background."""
+        with self._changes:
+            handle = self.queues[spec.name]
+            old = self.registry.get(spec.name)
+            self.registry.replace(spec)
+            handle.service.spec = spec
+            self._retire(handle, old)
+            if self._runs_workers_for(spec.name):
+                self._start_upkept(spec)
+
+    def remove_queue(self, name: str) -> None:
+        """Stop running a queue and forget it (its job records stay)."""
+        with self._changes:
+            handle = self.queues.pop(name, None)
+            if handle is None:
+                raise UnknownQueue(name)
+            old = self.registry.get(name)
+            self.registry.remove(name)
+            self._retire(handle, old)
+
+    def _start_upkept(self, spec: QueueSpec) -> None:
+        runner = self._start_queue(spec)
+        assert self.upkeep is not None
+        self.upkeep.add_runner(runner, [task.bound(self.queues[spec.name].service)
+                                        for task in spec.periodic])
+        self.queues[spec.name].doorbell.ring()
+
+    def _retire(self, handle: QueueHandle, old: QueueSpec | None) -> None:
+        """Stop a queue's consumer now; its running jobs finish within shutdown_timeout
+        (their leases renewed meanwhile), then what still runs is handed back."""
+        runner, consumer = handle.runner, handle.consumer
+        handle.runner = handle.consumer = None
+        handle.service.local_workers = False
+        if consumer is not None:
+            consumer.request_stop()
+
+        def finish() -> None:
+            if consumer is not None:
+                consumer.stop_and_wait(time.monotonic() + self.settings.shutdown_timeout)
+            if runner is not None:
+                # only what the old workers still hold: the new ones' jobs are their own
+                self.store.release(self.instance_id, runner.held_ids())
+                if self.upkeep is not None:
+                    self.upkeep.remove_runner(runner)
+            if old is not None and old.on_stop is not None:
+                old.on_stop()
+
+        start_thread(f"retire-{handle.service.name}", finish)
+
+    def claim(self, queue: str, limit: int, owner: str, lease: float) -> list[ClaimedJob]:
+        """Due jobs of `queue` for a worker outside this process (a queue whose jobs no
+        local consumer takes); the caller finishes them through the store."""
+        self.service(queue)
+        return self.store.claim(queue, limit, owner, lease)
 
     def drain(self, queue: str) -> int:
         """Run `queue`'s due jobs in this thread until none is left; how many ran. A run
@@ -236,7 +323,7 @@ class Engine:
                             "stalled too often", spec.name, len(requeued), len(failed))
         if not idle:
             log.warning("some worker threads did not stop in %.0f s", timeout)
-        for spec in self.registry:
+        for spec in list(self.registry):
             if spec.on_stop is not None:
                 spec.on_stop()
         if self.upkeep is not None:

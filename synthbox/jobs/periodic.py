@@ -54,7 +54,7 @@ class PeriodicLoop:
     """Runs a table of Periodic tasks in this thread until `stopped` is set."""
 
     def __init__(self, tasks: Sequence[Periodic], stopped: threading.Event):
-        self.tasks = list(tasks)
+        self.tasks = tasks  # shared: the owner may add and remove tasks while it runs
         self.stopped = stopped
 
     def run(self) -> None:
@@ -62,7 +62,7 @@ class PeriodicLoop:
         for task in self.tasks:
             task.next_at = start + task.first_after
         while not self.stopped.wait(TICK):
-            for task in self.tasks:
+            for task in list(self.tasks):
                 now = time.monotonic()
                 if now >= task.next_at and not self.stopped.is_set():
                     task.run(now)

@@ -11,7 +11,8 @@ from synthbox.jobs.periodic import Periodic
 Handler = Callable[..., Any]
 
 BACKOFF_TYPES = ("fixed", "exponential")
-NOT_OPTIONS = ("name", "handlers", "on_stop", "periodic", "internal")  # code, not settings
+# code, not settings
+NOT_OPTIONS = ("name", "handlers", "on_stop", "periodic", "internal", "local_consumer")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class QueueSpec:
     # jobs of an internal queue come from its own service (emails, orchestration), never
     # from the generic job API, whose callers could point them at any record
     internal: bool = False
+    # False: no consumer in this process claims its jobs; workers elsewhere take them
+    # through Engine.claim (stalled jobs and retention are still looked after here)
+    local_consumer: bool = True
 
     def handler_for(self, job_name: str) -> Handler | None:
         return self.handlers.get(job_name) or self.handlers.get("*")
@@ -106,8 +110,16 @@ class QueueRegistry:
                 raise ValueError(f"queues.{name}: must be a table of options")
             self._specs[name] = self._specs[name].with_options(options)
 
+    def replace(self, spec: QueueSpec) -> None:
+        if spec.name not in self._specs:
+            raise ValueError(f"queue {spec.name!r} is not registered")
+        self._specs[spec.name] = spec
+
+    def remove(self, name: str) -> None:
+        self._specs.pop(name, None)
+
     def get(self, name: str) -> QueueSpec | None:
         return self._specs.get(name)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._specs.values())
+        return iter(list(self._specs.values()))

@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from synthbox import __version__
 from synthbox.jobs.periodic import Periodic, PeriodicLoop
@@ -57,16 +57,34 @@ class Upkeep:
         self._threads: list[threading.Thread] = []
         shortest = min((r.spec.stalled_interval for r in self.runners), default=30.0)
         self.heartbeat_every = min(max(shortest / 3, 0.2), 10.0)
+        self._runner_tasks: dict[int, list[Periodic]] = {}
         self.tasks = [*self._engine_tasks(), *periodic]
 
+    def _tasks_of(self, runner: QueueRunner) -> list[Periodic]:
+        queue = runner.spec.name
+        tasks = [Periodic(f"stalled:{queue}", runner.spec.stalled_interval,
+                          functools.partial(self.recover_stalled, runner)),
+                 Periodic(f"republish:{queue}", DOORBELL_SWEEP_EVERY,
+                          functools.partial(self.republish_lost, runner))]
+        self._runner_tasks[id(runner)] = tasks
+        return tasks
+
+    def add_runner(self, runner: QueueRunner, periodic: Iterable[Periodic] = ()) -> None:
+        """A queue added while this instance runs: its leases, sweeps and retention too,
+        and its own periodic tasks (removed with it)."""
+        tasks = self._tasks_of(runner)
+        tasks.extend(periodic)
+        self.runners = [*self.runners, runner]
+        self.tasks.extend(tasks)
+
+    def remove_runner(self, runner: QueueRunner) -> None:
+        self.runners = [r for r in self.runners if r is not runner]
+        for task in self._runner_tasks.pop(id(runner), []):
+            if task in self.tasks:
+                self.tasks.remove(task)
+
     def _engine_tasks(self) -> list[Periodic]:
-        tasks = []
-        for runner in self.runners:
-            queue = runner.spec.name
-            tasks += [Periodic(f"stalled:{queue}", runner.spec.stalled_interval,
-                               functools.partial(self.recover_stalled, runner)),
-                      Periodic(f"republish:{queue}", DOORBELL_SWEEP_EVERY,
-                               functools.partial(self.republish_lost, runner))]
+        tasks = [task for runner in self.runners for task in self._tasks_of(runner)]
         return [*tasks,
                 Periodic("fold-counts", DOORBELL_SWEEP_EVERY,
                          lambda: fold_counts(self.store.db)),
@@ -98,10 +116,15 @@ class Upkeep:
             self.stopped.wait(self.heartbeat_every)
 
     def heartbeat(self, started: float) -> None:
-        self.store.renew_leases(self.owner, {
-            r.spec.name: (r.spec.stalled_interval, r.held_ids()) for r in self.runners})
+        leases: dict[str, tuple[float, Sequence[int]]] = {}
+        done: dict[str, int] = {}
+        for r in self.runners:  # a queue being replaced has two runners for a moment
+            interval, held = leases.get(r.spec.name, (r.spec.stalled_interval, []))
+            leases[r.spec.name] = (interval, [*held, *r.held_ids()])
+            done[r.spec.name] = done.get(r.spec.name, 0) + r.jobs_done
+        self.store.renew_leases(self.owner, leases)
         now = time.time()
-        queues = json.dumps({r.spec.name: r.jobs_done for r in self.runners})
+        queues = json.dumps(done)
         with self.store.db.atomic():
             if not self.store.execute("UPDATE instance SET last_seen=?, queues=? WHERE id=?",
                                       (now, queues, self.owner)).rowcount:

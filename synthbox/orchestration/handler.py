@@ -20,7 +20,7 @@ from synthbox.orchestration.agents import run_agent
 from synthbox.orchestration.agents.base import AgentCall, AgentOutcome, AgentProcesses
 from synthbox.orchestration.agents.repo_scan import checkout_dir
 from synthbox.orchestration.models import Agent, AgentRun, Project, Run, Suggestion, Task
-from synthbox.orchestration.outbound import Network
+from synthbox.outbound import Network
 
 REPO_SCAN = "repo-scan"  # the built-in agent of github_analysis jobs
 NO_DEADLINE = 24 * 3600.0

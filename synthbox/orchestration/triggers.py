@@ -16,12 +16,8 @@ signed) is accepted once; `X-GitHub-Delivery` or `X-SynthBox-Delivery` only labe
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import hmac
 import json
 import logging
-import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -33,40 +29,23 @@ from peewee import IntegrityError
 from synthbox.accounts.audit import record_by
 from synthbox.actors import SYSTEM, Actor
 from synthbox.checks import check_bool, check_known_fields, check_slug
-from synthbox.errors import Conflict, InputError, NotAllowed, NotFound
+from synthbox.cron import next_due
+from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.service import JOB_ID, milliseconds
 from synthbox.orchestration.models import Hook, HookDelivery, Project, Schedule
 from synthbox.orchestration.projects import find_project
 from synthbox.orchestration.service import OrchestrationService, check_request
+from synthbox.signatures import verify_signature
 
 log = logging.getLogger("synthbox.orchestration")
 
 CATCH_UP_AFTER = 90.0  # a due time missed by more than this fired late, after downtime
-SIGNATURE_WINDOW = 300.0
-STAMP = re.compile(r"[0-9]{1,12}")
 DELIVERIES_KEPT = 7 * 86400.0
 SCHEDULE_FIELDS = ("cron", "timezone", "jobType", "agentSlug", "context", "enabled")
 HOOK_FIELDS = ("slug", "jobType", "agentSlug", "enabled")
 
 
 # -- cron ---------------------------------------------------------------------------------
-
-def next_due(cron: str, timezone: str, after: float, fired: float | None = None) -> float:
-    """The first time after `after` (Unix seconds) that `cron` matches in `timezone`. When
-    the clocks go back an hour, a local time that comes twice fires once (as in cron):
-    a time with the same wall-clock reading as `fired`, the one just fired, is skipped."""
-    from croniter import croniter  # with dateutil, 0.6 MB: loaded once a schedule exists
-
-    zone = ZoneInfo(timezone)
-    due = float(croniter(cron, datetime.datetime.fromtimestamp(after, zone)).get_next(float))
-    if fired is not None and _wall(due, zone) == _wall(fired, zone):
-        due = float(croniter(cron, datetime.datetime.fromtimestamp(due, zone)).get_next(float))
-    return due
-
-
-def _wall(moment: float, zone: ZoneInfo) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(moment, zone).replace(tzinfo=None, fold=0)
-
 
 def _check_cron(value: Any) -> str:
     from croniter import CroniterBadDateError, croniter
@@ -267,35 +246,6 @@ def delete_hook(project_ref: str, slug: str, actor: Actor = SYSTEM) -> None:
     HookDelivery.delete().where(HookDelivery.hook_id == hook.id).execute()
     hook.delete_instance()
     record_by(actor, "hook.delete", f"hook:{project.slug}/{slug}")
-
-
-def verify_signature(secret: str, headers: Mapping[str, str], body: bytes,
-                     now: float | None = None) -> str:
-    """A digest of the verified signature, which names the delivery for replay checks
-    (delivery-id headers are not signed, so they cannot be trusted for that); NotAllowed
-    (401) when the signature does not hold. Header names in `headers` are lowercase."""
-    key = secret.encode()
-    github = headers.get("x-hub-signature-256")
-    signed = headers.get("x-synthbox-signature")
-    if github:
-        expected = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, github.strip()):
-            raise NotAllowed("signature: X-Hub-Signature-256 does not match the body", 401)
-        signature = github
-    elif signed:
-        stamp = headers.get("x-synthbox-timestamp", "")
-        now = time.time() if now is None else now
-        if not STAMP.fullmatch(stamp) or abs(now - int(stamp)) > SIGNATURE_WINDOW:
-            raise NotAllowed("signature: X-SynthBox-Timestamp is missing or more than "
-                             "5 minutes off", 401)
-        expected = "v1=" + hmac.new(key, stamp.encode() + b"." + body,
-                                    hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signed.strip()):
-            raise NotAllowed("signature: X-SynthBox-Signature does not match", 401)
-        signature = signed
-    else:
-        raise NotAllowed("signature: send X-Hub-Signature-256 or X-SynthBox-Signature", 401)
-    return hashlib.sha256(signature.strip().encode()).hexdigest()
 
 
 def receive_delivery(service: OrchestrationService, project_slug: str, hook_slug: str,

@@ -7,9 +7,9 @@ from synthbox.jobs.periodic import Periodic
 from synthbox.jobs.spec import QueueSpec
 from synthbox.orchestration.agents.base import AgentProcesses
 from synthbox.orchestration.handler import make_orchestrate
-from synthbox.orchestration.outbound import allowed_networks
 from synthbox.orchestration.service import ORCHESTRATE, ORCHESTRATION_QUEUE
 from synthbox.orchestration.triggers import fire_schedules_of
+from synthbox.outbound import allowed_networks
 
 
 def orchestration_queue_spec(settings: Settings) -> QueueSpec:

@@ -72,6 +72,7 @@ class Browser:
 PUBLIC = {"/healthz", "/readyz", "/login", "/setup/<token>", "/static/<path:filename>",
           "/api/v1/auth/login", "/api/v1/auth/refresh",
           "/api/v1/hooks/<project>/<hook>",  # signed by HMAC, not a Bearer token
+          "/api/v1/queues/<name>/webhook",  # the same
           "/metrics"}  # its own token, or loopback clients only
 
 

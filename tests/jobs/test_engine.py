@@ -519,7 +519,7 @@ def test_each_domain_brings_its_migrations_and_a_numbered_schema_is_read_by_name
     assert made == ["later.step"]
     names = {row[0] for row in db.execute_sql("SELECT name FROM schema_migration")}
     assert names == {*steps, "later.step"}
-    assert db.execute_sql("SELECT count(*) FROM schema_version").fetchone()[0] == 12
+    assert db.execute_sql("SELECT count(*) FROM schema_version").fetchone()[0] == len(steps) + 1
     tables = {row[0] for row in db.execute_sql(
         "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"job", "user", "email", "project", "alert_rule"} <= tables

@@ -31,7 +31,8 @@ XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 
 @pytest.fixture(scope="module")
 def server(served):
-    return served({"SYNTHBOX_QUEUES": json.dumps({"orchestration": {"rate_limit_max": 0}})},
+    return served({"SYNTHBOX_QUEUES": json.dumps({"orchestration": {"rate_limit_max": 0},
+                                                  "ui-config": {"handler": "remote"}})},
                   users={"boss": ("admin", PASSWORDS["boss"]),
                          "watcher": ("viewer", PASSWORDS["watcher"])})
 
@@ -365,6 +366,49 @@ def test_a_project_made_in_the_ui_runs_from_run_now(server, open_page):
     assert "Write the changelog" in page.locator("[data-items=suggestions]").inner_text()
     shot(page, "project")
     assert not watched.dialogs and not watched.console
+
+
+def test_a_queue_of_your_own_made_in_the_form_runs_jobs(server, open_page):
+    """The form: a refused definition comes back on it naming the field (nothing made);
+    a good one runs jobs; it is changed and deleted there. A settings-file queue is
+    shown read-only."""
+    watched = open_page()
+    page = watched.page
+    page.goto("/")
+    page.get_by_role("link", name="New queue of your own…").click()
+    page.get_by_label("Queue name").fill("ui-thumbs")
+    page.get_by_label("Handler").select_option("http")
+    page.get_by_role("button", name="Create queue").click()
+    assert page.locator("#form-error").inner_text() == \
+        "queues.ui-thumbs.url: required: an http:// or https:// URL"
+    assert page.locator("input[name=url]").get_attribute("aria-invalid") == "true"
+    assert page.get_by_label("Queue name").input_value() == "ui-thumbs"  # kept
+    assert server.request("GET", "/api/v1/queues/ui-thumbs")[0] == 404
+    shot(page, "queue-form-error")
+    page.get_by_label("Handler").select_option("command")
+    page.get_by_label(re.compile("^Command")).fill(
+        'python3 -c "import json; print(json.dumps({\'ok\': True}))"')
+    page.get_by_label(re.compile("^Timeout")).fill("30s")
+    page.get_by_role("button", name="Create queue").click()
+    page.wait_for_url(re.compile(r"/queues/ui-thumbs/definition$"))
+    assert "Queue ui-thumbs created" in page.locator(".notice").inner_text()
+    job_id = add_job(server, {"name": "go", "data": {}}, queue="ui-thumbs")
+    settle(server, job_id, "completed")
+    assert server.request("GET", f"/api/v1/admin/jobs/{job_id}")[1]["data"][
+        "returnvalue"] == {"ok": True}
+    page.get_by_label(re.compile("^Concurrency")).fill("2")
+    page.get_by_role("button", name="Save").click()
+    assert "version 2" in page.locator("[data-source]").inner_text()
+    shot(page, "queue-definition")
+    page.get_by_role("button", name="Delete queue").click()
+    page.wait_for_url(re.compile(r"/$"))
+    assert server.request("GET", "/api/v1/queues/ui-thumbs")[0] == 404
+    page.goto("/queues/ui-config/definition")
+    assert "Defined in synthbox.toml" in page.locator("[data-source]").inner_text()
+    assert page.get_by_role("button", name="Save").count() == 0
+    # the refused form was answered 400, as it should be; nothing else complained
+    assert not watched.dialogs and watched.console == [
+        "Failed to load resource: the server responded with a status of 400 (BAD REQUEST)"]
 
 
 def test_bad_form_input_is_a_message_on_the_page(server, open_page):

@@ -23,7 +23,7 @@ from typing import Any
 
 from synthbox.config import SETTINGS
 from synthbox.jobs.errors import TIMEOUTS_HELD, JobTimeout
-from synthbox.orchestration.outbound import Network, OutboundRefused, post_json
+from synthbox.outbound import Network, OutboundRefused, post_json
 from synthbox.paths import self_command
 
 OUTPUT_CAP = 64 * 1024  # characters of output kept with an agent run

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from flask import Flask
 
-from synthbox.web.api import admin, alerts, auth, emails, jobs, openapi, projects
+from synthbox.web.api import (
+    admin,
+    alerts,
+    auth,
+    emails,
+    jobs,
+    openapi,
+    projects,
+    userqueues,
+)
 
 
 def init_app(app: Flask) -> None:
     for blueprint in (auth.bp, jobs.bp, admin.bp, openapi.bp, alerts.bp, emails.bp,
-                      projects.bp, projects.hooks_bp):
+                      projects.bp, projects.hooks_bp, userqueues.bp, userqueues.hooks_bp):
         app.register_blueprint(blueprint)

@@ -75,6 +75,21 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
     ("get", "/openapi.json", "This document (not in the envelope)", "read", None, None),
     ("get", "/queues", "Every queue with its counts", "read", None, _array("Queue")),
     ("get", "/queues/{name}/stats", "A queue's counts", "read", None, _ref("Stats")),
+    ("post", "/queues", "Define a queue of your own (the fields of a [queues.NAME] table); "
+     "an http queue's signing secret is shown once", "admin", _ref("NewQueueDefinition"),
+     _ref("QueueDefinition")),
+    ("get", "/queues/{name}", "A queue's definition and where it is defined", "read", None,
+     _ref("QueueDefinition")),
+    ("put", "/queues/{name}", "Replace a run-time queue's definition (every instance within "
+     "2 s)", "admin", _ref("QueueDefinitionChange"), _ref("QueueDefinition")),
+    ("post", "/queues/{name}/webhook", "A webhook delivery to a queue with a `webhook`, "
+     "signed with its secret (X-Hub-Signature-256, or X-SynthBox-Timestamp and "
+     "X-SynthBox-Signature); the body becomes the job's data", None, {},
+     _object(jobId=NULLABLE_STR, duplicate={"type": "boolean"})),
+    ("delete", "/queues/{name}", "Delete a run-time queue (refused while jobs wait, unless "
+     "drain or discard)", "admin", None,
+     _object(name={"type": "string"}, deleted={"type": "boolean"},
+             discarded={"type": "integer"})),
     ("post", "/queues/{name}/jobs", "Add a job", "jobs:write", _ref("NewJob"), _ref("Job")),
     ("post", "/queues/{name}/jobs/bulk", "Add jobs, all or none", "jobs:write",
      _required(_object(jobs={**_array("NewJob"), "minItems": 1, "maxItems": 10000}),
@@ -210,6 +225,8 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
 ]
 
 _QUERY: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "/queues/{name}": [("drain", {"enum": ["true", "false"]}),
+                       ("discard", {"enum": ["true", "false"]})],
     "/queues/{name}/jobs": [("state", {"enum": STATES}),
                             ("limit", LIMIT), ("cursor", CURSOR), ("before", CURSOR)],
     "/admin/queues/{name}/jobs": [("state", {"enum": STATES}), ("search", {"type": "string"}),
@@ -229,6 +246,7 @@ _QUERY: dict[str, list[tuple[str, dict[str, Any]]]] = {
 _CREATED = {("post", "/queues/{name}/jobs"), ("post", "/queues/{name}/jobs/bulk"),
             ("post", "/admin/users"), ("post", "/admin/tokens"), ("post", "/emails"),
             ("post", "/emails/bulk"), ("post", "/projects"), ("post", "/admin/alerts"),
+            ("post", "/queues"),
             *(("post", f"/projects/{{project}}/{kind}") for kind in (
                 "agents", "schedules", "hooks", "orchestrations"))}
 

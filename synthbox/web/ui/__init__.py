@@ -15,7 +15,16 @@ from flask import Flask
 
 from synthbox.accounts.jwts import SECRET_FILE
 from synthbox.secrets import read_or_create_secret
-from synthbox.web.ui import admin, alerts, base, emails, projects, queues, signin
+from synthbox.web.ui import (
+    admin,
+    alerts,
+    base,
+    emails,
+    projects,
+    queues,
+    signin,
+    userqueues,
+)
 
 
 def init_app(app: Flask, data_path: Path) -> None:
@@ -25,5 +34,5 @@ def init_app(app: Flask, data_path: Path) -> None:
     app.config.update(SESSION_COOKIE_NAME="synthbox_messages", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax")
     app.jinja_env.globals["when"] = base.when
-    for module in (signin, queues, emails, projects, admin, alerts):
+    for module in (signin, userqueues, queues, emails, projects, admin, alerts):
         app.register_blueprint(module.bp)

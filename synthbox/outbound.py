@@ -1,5 +1,5 @@
-"""Every outbound HTTP request SynthBox makes (`http` agents, alert webhooks), refused to
-addresses inside the host's networks: one guard, one allow-list (`outbound_allow`).
+"""Every outbound HTTP request SynthBox makes (`http` agents, alert webhooks, `http` queues),
+refused to addresses inside the host's networks: one guard, one allow-list (`outbound_allow`).
 
 A URL's host is resolved once, every address is checked, and the connection goes to the
 checked address (so DNS cannot answer differently a moment later); each redirect is
