@@ -173,7 +173,9 @@ class Engine:
                 self.redis.ping()
             else:
                 next(iter(self.queues.values())).doorbell.pending_in_broker()
-            checks["transport"] = "ok"
+            # answering PING is not taking writes (maxmemory, a replica): the last publish says
+            refusing = [h.doorbell for h in self.queues.values() if not h.doorbell.healthy]
+            checks["transport"] = "ok" if not refusing else "refusing writes"
         except Exception as exc:
             checks["transport"] = f"unreachable: {type(exc).__name__}"
         return checks

@@ -22,10 +22,10 @@ FIGURES: dict[str, dict[str, Any]] = {}  # scenario -> figures, printed by conft
 
 
 def add_job(server: Serve, body: dict[str, Any], queue: str = "diagnostics",
-            timeout: float = 15) -> tuple[int, Any, dict[str, str]]:
-    """POST one job: (status, JSON body, headers)."""
+            timeout: float = 15, path: str | None = None) -> tuple[int, Any, dict[str, str]]:
+    """POST one job (or, with `path`, one anything): (status, JSON body, headers)."""
     request = urllib.request.Request(
-        f"http://127.0.0.1:{server.port}/api/v1/queues/{queue}/jobs",
+        f"http://127.0.0.1:{server.port}{path or f'/api/v1/queues/{queue}/jobs'}",
         data=json.dumps(body).encode(), method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {server.token}"})
     try:
@@ -42,8 +42,11 @@ def add_job(server: Serve, body: dict[str, Any], queue: str = "diagnostics",
 
 class Load:
     def __init__(self, server: Serve, job: dict[str, Any] | None = None, pause: float = 0.02,
-                 servers: list[Serve] | None = None):
+                 servers: list[Serve] | None = None, path: str | None = None,
+                 limit: int | None = None):
         self.servers = servers or [server]
+        self.path = path  # another endpoint that adds (emails)
+        self.limit = limit  # stop after this many accepted
         self.job = job or {"name": "noop"}
         self.pause = pause
         self.accepted: list[int] = []
@@ -62,12 +65,14 @@ class Load:
 
     def _run(self) -> None:
         i = 0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and (self.limit is None
+                                           or len(self.accepted) < self.limit):
             server = self.servers[i % len(self.servers)]
             i += 1
             try:
-                status, reply, headers = add_job(server, {**self.job, "data": {
-                    **self.job.get("data", {}), "i": i}})
+                body = ({**self.job, "subject": f"{self.job['subject']} {i}"} if self.path
+                        else {**self.job, "data": {**self.job.get("data", {}), "i": i}})
+                status, reply, headers = add_job(server, body, path=self.path)
             except OSError as exc:  # a refused connection (the process was killed)
                 self.statuses[0] += 1
                 self.messages[f"connection: {type(exc).__name__}"] += 1

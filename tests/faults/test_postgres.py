@@ -59,7 +59,6 @@ def test_postgres_restart_reconnects_within_5_s(pg, serve_factory, tmp_path, own
     load.check()
     states = load.settled(records)
     assert recovery < RECOVERY_PROMISE
-    assert set(running) <= set(load.accepted) or True
     final = dict(records.query(f"SELECT id, status FROM job WHERE id IN "
                                f"({','.join(map(str, running))})"))
     assert set(final.values()) == {"completed"}, final
