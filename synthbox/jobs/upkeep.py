@@ -89,6 +89,13 @@ class Upkeep:
         self.stopped.set()
         for thread in self._threads:
             thread.join(5)
+        for runner in self.runners:  # before the engine hands this instance's jobs back
+            try:
+                self.write_kept_outcomes(runner)
+            except Exception as exc:
+                log.error("queue %s: %d job outcome(s) kept in memory could not be written "
+                          "(%s); those jobs will run again", runner.spec.name,
+                          runner.unrecorded(), exc)
 
     # -- heartbeat ----------------------------------------------------------------------
 

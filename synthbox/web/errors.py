@@ -112,7 +112,10 @@ def init_app(app: Flask) -> None:
     def unexpected(exc: Exception) -> Any:
         if _is_unavailable(exc):
             message = _unavailable_message(exc)
-            log.debug("answered 503: %s", message)  # the outage itself is logged once
+            if outage_cause(exc) is None or is_busy(exc):
+                log.warning("answered 503: %s", message)
+            else:  # an outage is logged once, when it begins, by the records database
+                log.debug("answered 503: %s", message)
             if not _wants_json():
                 state = records_state() or {"cause": message, "unrecorded": 0}
                 if state.get("up", False):
