@@ -40,6 +40,23 @@ def add_job(server: Serve, body: dict[str, Any], queue: str = "diagnostics",
         return error.code, reply, dict(error.headers)
 
 
+def page(server: Serve, path: str = "/") -> str:
+    """A page as a browser gets it (redirects followed), whatever its status."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=10) as r:
+            return str(r.read().decode())
+    except urllib.error.HTTPError as error:
+        return str(error.read().decode())
+
+
+def metric(server: Serve, name: str) -> float | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
+
+
 class Load:
     def __init__(self, server: Serve, job: dict[str, Any] | None = None, pause: float = 0.02,
                  servers: list[Serve] | None = None, path: str | None = None,

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.conftest import Records, RedisServer, wait_for
-from tests.faults.load import Load, add_job
+from tests.faults.load import Load, add_job, metric, page
 
 RECOVERY_PROMISE = 5.0  # seconds from PostgreSQL accepting connections to adds succeeding
 
@@ -100,11 +100,11 @@ def test_postgres_down_30_s_under_load(pg, serve_factory, tmp_path, own_redis):
     status, ready = readyz(server)
     assert ready["failing"] == "records" and "unreachable" in ready["checks"]["records"]
     # the jobs that were running finish meanwhile; their outcomes wait in memory
-    wait_for(lambda: _metric(server, "synthbox_outcomes_unrecorded") == 4, 15,
+    wait_for(lambda: metric(server, "synthbox_outcomes_unrecorded") == 4, 15,
              message="four outcomes kept in memory")
-    assert _metric(server, "synthbox_records_up") == 0
-    page = _page(server)
-    assert "Records database" in page and "unreachable" in page
+    assert metric(server, "synthbox_records_up") == 0
+    shown = page(server)
+    assert "Records database" in shown and "unreachable" in shown, shown[:2000]
     time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))
     pg.start()
     back = time.monotonic()
@@ -121,7 +121,7 @@ def test_postgres_down_30_s_under_load(pg, serve_factory, tmp_path, own_redis):
     ran_again = records.query(f"SELECT SUM(stalled_count) FROM job WHERE id IN "
                               f"({','.join(map(str, running))})")[0][0]
     assert ran_again == 0, "the outcomes kept in memory were written, not run again"
-    wait_for(lambda: _metric(server, "synthbox_records_up") == 1, 10, message="records up")
+    wait_for(lambda: metric(server, "synthbox_records_up") == 1, 10, message="records up")
     assert readyz(server)[0] == 200
     log = server.output()
     assert log.count("synthbox.db: records database unreachable:") == 1, log[-4000:]
@@ -156,24 +156,3 @@ def test_statement_timeout_is_a_503_not_a_500(pg, serve_factory, tmp_path, own_r
     assert any("statement timeout" in m for m in load.messages), load.messages
     load.settled(records)
     load.report("postgres statement_timeout", records, load.recovered_after(released))
-
-
-def _metric(server, name: str) -> float | None:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return None
-
-
-def _page(server) -> str:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=10) as r:
-            return r.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.read().decode()

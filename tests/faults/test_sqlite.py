@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Records, wait_for
-from tests.faults.load import Load
+from tests.faults.load import Load, metric, page
 
 QUEUES = {"SYNTHBOX_QUEUES": json.dumps({"diagnostics": {"concurrency": 4}})}
 
@@ -60,7 +60,11 @@ def test_disk_full_then_freed(small_disk, serve_factory):
     status, ready = server.request("GET", "/readyz", token=None)
     assert status == 503, ready
     assert ready["failing"] == "records" and "full" in ready["checks"]["records"], ready
-    time.sleep(2.0)
+    # the pages carry a banner, the metrics say so
+    wait_for(lambda: metric(server, "synthbox_records_up") == 0, 10, message="records_up 0")
+    shown = page(server)
+    assert "Records database" in shown and "database or disk is full" in shown, shown[:2000]
+    time.sleep(1.0)
     ballast.unlink()
     freed = time.monotonic()
     wait_for(lambda: [t for t in load.successes if t > freed], 20, message="an add after")
@@ -70,6 +74,8 @@ def test_disk_full_then_freed(small_disk, serve_factory):
     assert any("full" in message for message in load.messages), load.messages
     wait_for(lambda: server.request("GET", "/readyz", token=None)[0] == 200, 20,
              message="/readyz 200 again")
+    assert metric(server, "synthbox_records_up") == 1
+    assert "Records database" not in page(server)
     load.settled(records)
     wait_for(lambda: "records database unreachable: database or disk is full"
              in server.output(), 10, message=f"the cause logged\n{server.output()[-3000:]}")
