@@ -76,7 +76,7 @@ def test_redis_down_60_s(own_redis, serve_factory, tmp_path):
 
 
 def test_redis_at_maxmemory_noeviction(tmp_path, serve_factory):
-    redis_server = RedisServer(tmp_path / "redis", None, "--maxmemory", "4mb",
+    redis_server = RedisServer(tmp_path / "redis", None,
                                "--maxmemory-policy", "noeviction").start()
     try:
         data = tmp_path / "data"
@@ -88,11 +88,14 @@ def test_redis_at_maxmemory_noeviction(tmp_path, serve_factory):
         load = Load(server).start()
         time.sleep(1.0)
         client = redis_server.client()
-        filled = 0
+        # a ballast of 3 MB, then a limit 1 MB below what Redis holds: the doorbells the
+        # workers take off their lists cannot bring it back under
+        client.mset({f"ballast:{i}": b"x" * 1000 for i in range(3000)})
+        used = int(client.info("memory")["used_memory"])
+        client.config_set("maxmemory", str(used - 1_000_000))
         try:
-            while True:
-                client.set(f"ballast:{filled}", b"x" * 1000)  # small: no query buffer spike
-                filled += 1
+            client.set("one-more", b"x")
+            raise AssertionError("Redis took a write past maxmemory")
         except Exception as exc:
             assert "maxmemory" in str(exc), exc
         full = time.monotonic()
