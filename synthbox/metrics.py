@@ -22,8 +22,10 @@ from prometheus_client.core import (
 )
 
 from synthbox.jobs.engine import Engine
+from synthbox.jobs.periodic import run_when_free
 from synthbox.jobs.tallies import BUCKETS
 from synthbox.records.models import STATES
+from synthbox.records.outage import outage_cause
 
 INSTANCE_UP_WITHIN = 30.0  # seconds since its last heartbeat
 TOTALS = (("completed", "Jobs completed"), ("failed", "Jobs failed for good"),
@@ -39,6 +41,26 @@ class DeploymentCollector:
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
+        """This process's view of the records first (it answers while they are away),
+        then the deployment's figures read from them (left out while they are away)."""
+        state = self.engine.records_state()
+        up = GaugeMetricFamily("synthbox_records_up", "1 while the records database takes "
+                               "writes, as this process last found it")
+        up.add_metric([], 1 if state["up"] else 0)
+        waiting = GaugeMetricFamily("synthbox_outcomes_unrecorded", "Job outcomes held in "
+                                    "this process's memory until the records database is back")
+        waiting.add_metric([], state["unrecorded"])
+        yield from (up, waiting)
+        try:
+            families = run_when_free(lambda: list(self._from_records()))
+        except Exception as exc:
+            if outage_cause(exc) is None:
+                raise
+            families = []
+        yield from families
+        yield from periodic_metrics(self.engine)
+
+    def _from_records(self) -> Iterator[Metric]:
         engine = self.engine
         now = time.time()
         waiting = GaugeMetricFamily("queue_waiting_jobs", "Jobs waiting to run, paused "
@@ -94,7 +116,6 @@ class DeploymentCollector:
         for name, state in engine.readiness().items():
             backend.add_metric([name], 1 if state == "ok" else 0)
         yield backend
-        yield from periodic_metrics(engine)
 
 
 def periodic_metrics(engine: Engine) -> Iterator[Metric]:

@@ -16,21 +16,13 @@ from synthbox.jobs.engine import Engine
 from synthbox.jobs.periodic import Periodic
 from synthbox.logs import event
 from synthbox.outbound import OutboundRefused, allowed_networks, post_json
+from synthbox.records.outage import is_busy as _database_busy
 
 log = logging.getLogger("synthbox.alerts")
 
 CHECK_EVERY = 2.0
 WEBHOOK_TIMEOUT = 5.0
 BUSY_WAIT = 30.0  # seconds a rule's check waits for a locked SQLite before giving the turn up
-
-
-def _database_busy(exc: Exception) -> bool:
-    """SQLite's "database is locked" (or busy): another process or a long write holds it
-    past the busy timeout; waiting longer is the answer, not an error."""
-    import peewee
-
-    text = str(exc).lower()
-    return isinstance(exc, peewee.OperationalError) and ("locked" in text or "busy" in text)
 
 
 class AlertEvaluator:

@@ -196,7 +196,9 @@ def serve(settings: Settings) -> int:
     state_dir = os.environ.get("SYNTHBOX_STATE_DIR")
     if state_dir:
         start_thread("state", report_state, Path(state_dir), engine, stop)
-    start_watchdog(stop, lambda: "ok" == engine.readiness()["records"])
+    # liveness, not readiness: the records database going away needs no restart of this
+    # process (it reconnects), so it must not stop the watchdog's pings
+    start_watchdog(stop, lambda: http_thread is None or http_thread.is_alive())
 
     while not stop.wait(1.0):
         if not settings.workers:  # no upkeep loop here: the API still sees queue changes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.rows import ClaimedJob
 from synthbox.jobs.store import JobStore
+from synthbox.records.outage import outage_cause
+
+log = logging.getLogger("synthbox.worker")
 
 
 class JobContext:
@@ -32,12 +36,25 @@ class JobContext:
         if isinstance(percent, bool) or not isinstance(percent, int | float) or not (
                 0 <= percent <= 100):
             raise JobOptionError("progress", "must be a number from 0 to 100")
-        self._store.execute("UPDATE job SET progress=? WHERE id=?", (int(percent), self.id))
+        self._report("UPDATE job SET progress=? WHERE id=?", (int(percent), self.id),
+                     f"progress {int(percent)}%")
 
     def log(self, line: str) -> None:
         """Append a line to the job's log, shown with the job."""
-        self._store.execute("INSERT INTO job_log (job_id, at, line) VALUES (?, ?, ?)",
-                            (self.id, time.time(), str(line)[:10000]))
+        self._report("INSERT INTO job_log (job_id, at, line) VALUES (?, ?, ?)",
+                     (self.id, time.time(), str(line)[:10000]), f"log line {line!r}")
+
+    def _report(self, sql: str, params: tuple[Any, ...], what: str) -> None:
+        """Progress and log lines while the records database is away go to the process
+        log instead: the job itself keeps running."""
+        try:
+            self._store.execute(sql, params)
+        except Exception as exc:
+            cause = outage_cause(exc)
+            if cause is None:
+                raise
+            log.info("%s job %s: %s not recorded (records database unreachable: %s)",
+                     self.queue, self.id, what[:200], cause)
 
     def sleep(self, seconds: float) -> bool:
         """Wait, but stop early if the job is cancelled or timed out. True if it slept fully."""

@@ -34,6 +34,7 @@ from synthbox.jobs.upkeep import Upkeep
 from synthbox.jobs.waker import Waker
 from synthbox.logs import event
 from synthbox.records.database import Migration, describe, migrate, open_database
+from synthbox.records.outage import health_of, records_problem
 from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.engine")
@@ -64,6 +65,7 @@ class Engine:
         self.db = open_database(settings.database_url, self.data_path)
         migrate(self.db, migrations)
         self.store = JobStore(self.db)
+        health_of(self.db).waiting = self.unrecorded
         self.instance_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.redis: Any = None
         if settings.redis_url:
@@ -158,20 +160,28 @@ class Engine:
             transport = "Redis (REDIS_URL is set)"
         return {"records": records, "transport": transport}
 
+    def unrecorded(self) -> int:
+        """Job outcomes held in memory until the records database takes them again."""
+        return sum(h.runner.unrecorded() for h in self.queues.values() if h.runner)
+
+    def records_state(self) -> dict[str, Any]:
+        """What this process last saw of the records database (no query: for the UI's
+        banner and /metrics, which must answer while it is away)."""
+        health = health_of(self.db)
+        return {"up": health.up, "cause": health.cause, "since": health.down_since,
+                "unrecorded": self.unrecorded()}
+
     def readiness(self) -> dict[str, Any]:
-        """Can the backends be reached right now?"""
-        checks: dict[str, Any] = {}
-        try:
-            self.store.execute("SELECT 1").fetchone()
-            checks["records"] = "ok"
-        except Exception as exc:
-            checks["records"] = f"unreachable: {type(exc).__name__}"
+        """Can the records be written, and the broker reached, right now?"""
+        checks: dict[str, Any] = {"records": records_problem(self.db) or "ok"}
         try:
             if self.redis is not None:
                 self.redis.ping()
             else:
                 next(iter(self.queues.values())).doorbell.pending_in_broker()
-            checks["transport"] = "ok"
+            # answering PING is not taking writes (maxmemory, a replica): the last publish says
+            refusing = [h.doorbell for h in self.queues.values() if not h.doorbell.healthy]
+            checks["transport"] = "ok" if not refusing else "refusing writes"
         except Exception as exc:
             checks["transport"] = f"unreachable: {type(exc).__name__}"
         return checks

@@ -12,9 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from synthbox.records.outage import is_busy, outage_cause
+
 log = logging.getLogger("synthbox.upkeep")
 
 TICK = 0.25  # seconds between looks at the table
+BUSY_WAIT = 30.0  # seconds a task waits for a locked SQLite before giving its turn up
 
 
 @dataclass
@@ -40,14 +43,34 @@ class Periodic:
         started = time.perf_counter()
         wait: float | None = None
         try:
-            wait = self.fn()
-        except Exception:
+            wait = run_when_free(self.fn)
+        except Exception as exc:
             self.errors += 1
-            log.exception("periodic task %s failed", self.name)
+            if is_busy(exc):
+                log.warning("periodic task %s: the records database stayed locked for %g s; "
+                            "run again next turn", self.name, BUSY_WAIT)
+            elif outage_cause(exc) is None:  # an outage is logged once, by the database
+                log.exception("periodic task %s failed", self.name)
         finally:
             self.runs += 1
             self.seconds += time.perf_counter() - started
             self.next_at = now + (self.every if wait is None else wait)
+
+
+def run_when_free(fn: Callable[[], Any], wait: float = BUSY_WAIT) -> Any:
+    """`fn()`, called again while SQLite says "database is locked" (another process or a
+    long write holds it past the busy timeout), for up to `wait` seconds. Only for work
+    that is safe to repeat: a background reader, an idempotent upkeep step."""
+    give_up = time.monotonic() + wait
+    pause = 0.1
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_busy(exc) or time.monotonic() + pause > give_up:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 class PeriodicLoop:

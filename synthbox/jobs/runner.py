@@ -25,11 +25,16 @@ from synthbox.jobs.rows import ClaimedJob, Failure
 from synthbox.jobs.spec import QueueSpec
 from synthbox.jobs.store import JobStore
 from synthbox.logs import event
+from synthbox.records.outage import outage_cause
 from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.worker")
 
 MAX_BATCH = 100
+# Outcomes held in memory while the records database is away, per queue. Only jobs claimed
+# before it went can finish meanwhile (claims fail), so this is concurrency x MAX_BATCH at
+# most; past it an outcome is not kept, says so, and its job comes back through its lease.
+MAX_UNRECORDED = 10_000
 BATCH_SECONDS = 0.02  # how long one claimed batch should take to run, at most
 
 
@@ -107,11 +112,19 @@ class QueueRunner:
         self._busy_lock = threading.Lock()
         self._held: set[int] = set()  # claimed by this instance and not yet recorded
         self._slots = threading.local()
+        # outcomes the records database could not take yet: (completed, failures) batches
+        self._unrecorded: list[tuple[list[Any], list[Failure]]] = []
+        self._kept: set[int] = set()  # their job ids, whose leases the heartbeat renews
 
     def held_ids(self) -> list[int]:
         """The jobs whose leases the heartbeat renews."""
         with self._busy_lock:
-            return list(self._held)
+            return list(self._held | self._kept)
+
+    def unrecorded(self) -> int:
+        """How many job outcomes wait in memory for the records database."""
+        with self._busy_lock:
+            return len(self._kept)
 
     # -- claiming -----------------------------------------------------------------------
 
@@ -160,9 +173,10 @@ class QueueRunner:
                 limit = self.batch_size()
                 try:
                     jobs, wait = self.claim(limit)
-                except Exception:
-                    log.exception("queue %s: claim failed", self.spec.name,
-                                  extra=event("worker error", queue=self.spec.name))
+                except Exception as exc:
+                    if outage_cause(exc) is None:  # an outage is logged once, by the database
+                        log.exception("queue %s: claim failed", self.spec.name,
+                                      extra=event("worker error", queue=self.spec.name))
                     return ran
                 if not jobs:
                     if wait:  # the rate limit said no: try again when it will say yes
@@ -208,7 +222,58 @@ class QueueRunner:
                 completed.append((job, result, time.time()))
             else:
                 failures.append(failure)
-        self.store.finish(self.owner, completed, failures)
+        try:
+            self.store.finish(self.owner, completed, failures)
+        except Exception as exc:
+            if outage_cause(exc) is None:
+                raise
+            self._keep(completed, failures)
+            return
+        self._recorded(completed, failures)
+
+    def _keep(self, completed: list[Any], failures: list[Failure]) -> None:
+        """Hold a batch's outcomes until the records database is back (flush_unrecorded)."""
+        ids = {job.id for job, _, _ in completed} | {f.job.id for f in failures}
+        with self._busy_lock:
+            room = len(self._kept) + len(ids) <= MAX_UNRECORDED
+            if room:
+                self._unrecorded.append((completed, failures))
+                self._kept.update(ids)
+        if not room:
+            log.error("queue %s: %d job outcome(s) could not be kept in memory (%d already "
+                      "wait); jobs %s will run again when their leases run out",
+                      self.spec.name, len(ids), MAX_UNRECORDED, sorted(ids),
+                      extra=event("worker error", queue=self.spec.name))
+            return
+        log.warning("queue %s: records database unreachable; %d job outcome(s) kept in "
+                    "memory, written when it is back", self.spec.name, len(ids),
+                    extra=event("outcomes kept", queue=self.spec.name, jobs=len(ids)))
+
+    def flush_unrecorded(self) -> int:
+        """Write the outcomes kept while the records database was away; how many were
+        written. Raises (keeping the rest) while it is still away."""
+        with self._busy_lock:
+            batches, self._unrecorded = self._unrecorded, []
+        written = 0
+        for index, (completed, failures) in enumerate(batches):
+            try:
+                self.store.finish(self.owner, completed, failures)
+            except BaseException:
+                with self._busy_lock:
+                    self._unrecorded[:0] = batches[index:]
+                raise
+            with self._busy_lock:
+                self._kept.difference_update(
+                    {job.id for job, _, _ in completed} | {f.job.id for f in failures})
+            written += len(completed) + len(failures)
+            self._recorded(completed, failures)
+        if written:
+            log.info("queue %s: wrote %d job outcome(s) kept while the records database "
+                     "was away", self.spec.name, written,
+                     extra=event("outcomes written", queue=self.spec.name, jobs=written))
+        return written
+
+    def _recorded(self, completed: list[Any], failures: list[Failure]) -> None:
         self.jobs_done += len(completed) + len(failures)
         if completed and log.isEnabledFor(logging.INFO):
             for job, _, _ in completed:

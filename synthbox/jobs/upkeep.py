@@ -28,6 +28,7 @@ from synthbox.jobs.store import JobStore
 from synthbox.logs import event
 from synthbox.records.counts import fold as fold_counts
 from synthbox.records.models import COMPLETED, FAILED
+from synthbox.records.outage import outage_cause
 from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.upkeep")
@@ -41,6 +42,7 @@ RETENTION_BATCH = 200
 RETENTION_BATCHES_PER_PASS = 100
 RETENTION_PAUSE = 0.002
 DOORBELL_SWEEP_EVERY = 1.0
+OUTCOMES_FLUSH_EVERY = 0.5  # while outcomes wait in memory for the records database
 DOORBELL_GRACE = 1.0  # due for this long with no doorbell in the broker: ring again
 MINUTES_KEPT = 2 * 24 * 60  # per-minute counts, for the dashboard's charts
 FORGET_INSTANCE_AFTER = 300.0  # an instance silent this long is gone (its jobs stall back)
@@ -65,7 +67,9 @@ class Upkeep:
         tasks = [Periodic(f"stalled:{queue}", runner.spec.stalled_interval,
                           functools.partial(self.recover_stalled, runner)),
                  Periodic(f"republish:{queue}", DOORBELL_SWEEP_EVERY,
-                          functools.partial(self.republish_lost, runner))]
+                          functools.partial(self.republish_lost, runner)),
+                 Periodic(f"outcomes:{queue}", OUTCOMES_FLUSH_EVERY,
+                          functools.partial(self.write_kept_outcomes, runner))]
         self._runner_tasks[id(runner)] = tasks
         return tasks
 
@@ -103,6 +107,13 @@ class Upkeep:
         self.stopped.set()
         for thread in self._threads:
             thread.join(5)
+        for runner in self.runners:  # before the engine hands this instance's jobs back
+            try:
+                self.write_kept_outcomes(runner)
+            except Exception as exc:
+                log.error("queue %s: %d job outcome(s) kept in memory could not be written "
+                          "(%s); those jobs will run again", runner.spec.name,
+                          runner.unrecorded(), exc)
 
     # -- heartbeat ----------------------------------------------------------------------
 
@@ -111,8 +122,9 @@ class Upkeep:
         while not self.stopped.is_set():
             try:
                 self.heartbeat(started)
-            except Exception:
-                log.exception("heartbeat failed")
+            except Exception as exc:
+                if outage_cause(exc) is None:  # an outage is logged once, by the database
+                    log.exception("heartbeat failed")
             self.stopped.wait(self.heartbeat_every)
 
     def heartbeat(self, started: float) -> None:
@@ -149,12 +161,21 @@ class Upkeep:
         for runner in self.runners:
             try:
                 behind = self.apply_retention(runner) or behind
-            except Exception:  # one queue's failure does not hold up the others'
+            except Exception as exc:  # one queue's failure does not hold up the others'
+                if outage_cause(exc) is not None:
+                    raise  # the records are away: for every queue alike
                 log.exception("retention of queue %s failed", runner.spec.name)
         return RETENTION_CATCHING_UP if behind else None
 
+    @staticmethod
+    def write_kept_outcomes(runner: QueueRunner) -> None:
+        if runner.unrecorded():
+            runner.flush_unrecorded()
+
     def recover_stalled(self, runner: QueueRunner) -> None:
         spec = runner.spec
+        # this instance's own outcomes first: written, their jobs need not run again
+        self.write_kept_outcomes(runner)
         requeued, failed = self.store.recover_stalled(spec.name, spec.max_stalled_count)
         for job_id in requeued:
             log.warning("Job stalled: %s job %s moved back to waiting", spec.name, job_id,

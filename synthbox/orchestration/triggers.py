@@ -170,8 +170,26 @@ def fire_due_schedules(service: OrchestrationService, now: float | None = None) 
                 log.error("schedule %s did not fire: %s", schedule.id, exc)
                 continue
         fired += 1
+        if late:
+            _log_skipped(schedule, now)
         service.queue.announce([now])
     return fired
+
+
+def _log_skipped(schedule: Schedule, now: float) -> None:
+    """A late schedule fires once, as a catch-up: the due times it passed are said, not
+    run (the instances were down, or the clock was stepped forward)."""
+    skipped, due = 0, schedule.next_run_at
+    while skipped < 10_000:
+        due = next_due(schedule.cron, schedule.timezone, due)
+        if due > now:
+            break
+        skipped += 1
+    log.warning("schedule %s: due at %s, fired %.0f s late as one catch-up run; %d later "
+                "due time(s) passed meanwhile and were skipped (instances down, or the clock "
+                "stepped forward)", schedule.id, time.strftime(
+                    "%Y-%m-%d %H:%M:%S UTC", time.gmtime(schedule.next_run_at)),
+                now - schedule.next_run_at, skipped)
 
 
 def fire_schedules_of(queue: Any) -> None:

@@ -22,6 +22,7 @@ from synthbox.records.models import (
     SchemaVersion,
     database,
 )
+from synthbox.records.outage import Reconnecting
 
 log = logging.getLogger("synthbox.db")
 
@@ -40,7 +41,7 @@ CHECKPOINT_EVERY = 0.25  # seconds, while there are commits to fold in
 CHECKPOINTER_IDLE = 5.0  # seconds without a commit before the checkpoint thread ends
 
 
-class SqliteRecords(SqliteDatabase):
+class SqliteRecords(Reconnecting, SqliteDatabase):
     """SQLite with this process's writers in line on a Python lock.
 
     Every transaction begins IMMEDIATE, taking SQLite's write lock at BEGIN; queued on a
@@ -48,7 +49,8 @@ class SqliteRecords(SqliteDatabase):
     sleeps past it). Other processes (cluster mode) still meet SQLite's own lock.
 
     WAL checkpoints run passively in a thread of their own, not inside whichever commit
-    finds the WAL long. benchmarks/README.md has the measurements behind both."""
+    finds the WAL long. benchmarks/README.md has the measurements behind both.
+    A failed rollback never hides the error before it (outage.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -156,6 +158,10 @@ def open_database(url: str, data_path: Path) -> Database:
     return db
 
 
+class PostgresRecords(Reconnecting, PostgresqlDatabase):
+    """PostgreSQL whose dead connections are dropped and opened again (outage.py)."""
+
+
 def _postgres(url: str) -> PostgresqlDatabase:
     """`postgresql://user:password@host:port/name?option=value`, read as playhouse.db_url
     reads it (the options last, "true", "false", "none" and numbers converted) without
@@ -176,7 +182,7 @@ def _postgres(url: str) -> PostgresqlDatabase:
     name = params.pop("database")
     if not name:
         raise SettingsError("database_url: names no database (postgresql://host/name)")
-    return PostgresqlDatabase(name, **params)
+    return PostgresRecords(name, **params)
 
 
 def _url_option(value: str) -> Any:

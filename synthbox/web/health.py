@@ -19,8 +19,15 @@ def healthz() -> Any:
 
 @bp.get("/readyz")
 def readyz() -> Any:
+    """503 naming the failing part when the records cannot be written; 200 with the
+    broker listed as degraded when only it is away (jobs still flow through the records)."""
     checks = current_app.config["SYNTHBOX_ENGINE"].readiness()
-    ready = all(value == "ok" for value in checks.values())
-    response = jsonify({"status": "ready" if ready else "unavailable", "checks": checks})
+    ready = checks["records"] == "ok"
+    body: dict[str, Any] = {"status": "ready" if ready else "unavailable", "checks": checks,
+                            "degraded": [] if checks["transport"] == "ok" else ["broker"]}
+    if not ready:
+        body["failing"] = "records"
+        body["reason"] = f"records database {checks['records']}"
+    response = jsonify(body)
     response.status_code = 200 if ready else 503
     return response

@@ -9,6 +9,7 @@ from typing import Any
 
 from synthbox.app import build_engine
 from synthbox.cluster_settings import Autoscale
+from synthbox.records.outage import is_busy, outage_cause
 
 log = logging.getLogger("synthbox.cluster")
 
@@ -31,7 +32,14 @@ class Autoscaler:
         if now < self.next_check:
             return
         self.next_check = now + self.rule.check_every
-        waiting = self.waiting()
+        try:
+            waiting = self.waiting()
+        except Exception as exc:
+            if not (is_busy(exc) or outage_cause(exc)):
+                raise
+            # SQLite locked by a long write, or the records away: look again next check
+            log.debug("autoscale: backlog not read (%s); trying again", exc)
+            return
         count = len(self.supervisor.slots)
         per_instance = waiting / max(count, 1)
         self.above_since = (self.above_since or now) if per_instance > self.rule.target \
