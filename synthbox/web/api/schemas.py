@@ -224,7 +224,7 @@ SCHEMAS["QueueDefinitionChange"] = {
         "max_stalled_count": {"type": "integer", "minimum": 0, "maximum": 1000},
         "timeout": _DURATION, "stalled_interval": _DURATION,
         "backoff": {"type": "object", "properties": {
-            "type": {"enum": ["fixed", "exponential"]}, "delay": _DURATION}},
+            "type": {"enum": ["fixed", "exponential", "faktory"]}, "delay": _DURATION}},
         "rate_limit": {"type": "object", "properties": {
             "max": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
             "per": _DURATION}},

@@ -1,0 +1,275 @@
+"""The jobs of `remote` queues as workers elsewhere see them: push, fetch (a claim with a
+lease), ack, fail, and lease extension. The Faktory protocol and the HTTP worker API both
+call these; the job record stays the truth (a pushed job is a row before the reply)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from peewee import IntegrityError
+
+from synthbox.actors import Actor
+from synthbox.errors import Conflict, InputError, NotFound
+from synthbox.faktory.fields import DEFAULT_RESERVE, PushedJob, fetched_job, read_job
+from synthbox.jobs.engine import Engine
+from synthbox.jobs.options import job_row
+from synthbox.jobs.rows import INSERT_JOB, INSERT_VALUES, ClaimedJob, Failure
+from synthbox.jobs.spec import QueueSpec
+from synthbox.userqueues import manage
+
+log = logging.getLogger("synthbox.faktory")
+
+NEW_QUEUE = {"handler": "remote", "backoff": {"type": "faktory"}}
+_CLAIMED = ("id, name, data, attempts_made, attempts_max, backoff_type, backoff_delay, "
+            "timeout, priority, run_at, queue, started_at, owner")
+_FETCHED = ("SELECT j.id, j.queue, j.name, j.data, j.priority, j.attempts_made, "
+            "j.attempts_max, j.created_at, j.run_at, f.jid, f.custom, f.reserve_for, f.retry, "
+            "f.backtrace FROM job j LEFT JOIN faktory_job f ON f.job_id=j.id WHERE j.id=?")
+_BY_ENGINE: weakref.WeakKeyDictionary[Engine, RemoteJobs] = weakref.WeakKeyDictionary()
+
+
+class NotUnique(Conflict):
+    """A pushed jid that a job already has."""
+
+
+class RemoteJobs:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.store = engine.store
+        self.arrived = threading.Condition()  # a push here wakes the waiting FETCHes
+        self.pushed = 0
+
+    # -- push ---------------------------------------------------------------------------
+
+    def push(self, raw_jobs: Sequence[Any], actor: Actor) -> dict[str, str]:
+        """Store jobs, all or (with several) each that is valid; {jid: why} for those
+        refused. A single job's error raises (InputError, NotUnique)."""
+        single = len(raw_jobs) == 1
+        refused: dict[str, str] = {}
+        pushed: list[PushedJob] = []
+        for index, raw in enumerate(raw_jobs):
+            try:
+                pushed.append(read_job(raw))
+            except InputError as exc:
+                if single:
+                    raise
+                jid = raw.get("jid") if isinstance(raw, dict) else None
+                refused[str(jid if isinstance(jid, str) else index)] = str(exc)
+        for queue in sorted({job.queue for job in pushed}):
+            self.ensure_queue(queue, actor)
+        taken = self._taken([job.jid for job in pushed])
+        for job in pushed:
+            if job.jid in taken:
+                if single:
+                    raise NotUnique(f"jid: {job.jid} is taken by another job")
+                refused[job.jid] = "NOTUNIQUE jid is taken by another job"
+        fresh = [job for job in pushed if job.jid not in taken]
+        if fresh:
+            self._insert(fresh, single, refused)
+        return refused
+
+    def ensure_queue(self, name: str, actor: Actor) -> QueueSpec:
+        """The queue `name`, made a `remote` queue with default options on first use."""
+        handle = self.engine.queues.get(name)
+        if handle is None:
+            try:
+                manage.create(self.engine, name, dict(NEW_QUEUE), actor)
+            except Conflict:
+                pass  # made meanwhile by another connection or instance
+            handle = self.engine.queues.get(name)
+            if handle is None:
+                raise NotFound(f"queue: {name!r} could not be made")
+        if handle.service.spec.local_consumer:
+            raise InputError("queue", f"{name!r} is not a remote queue: its jobs run in "
+                                      "SynthBox (push to a queue with handler = remote)")
+        return handle.service.spec
+
+    def _taken(self, jids: list[str]) -> set[str]:
+        """The jids a live job holds; a jid whose job is gone (retention) is freed here."""
+        taken: set[str] = set()
+        for start in range(0, len(jids), 500):
+            chunk = jids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.store.execute(
+                f"SELECT f.jid, j.id FROM faktory_job f LEFT JOIN job j ON j.id=f.job_id "
+                f"WHERE f.jid IN ({marks})", chunk).fetchall()
+            gone = [jid for jid, job_id in rows if job_id is None]
+            taken.update(jid for jid, job_id in rows if job_id is not None)
+            if gone:
+                self.store.execute(f"DELETE FROM faktory_job WHERE jid IN "
+                                   f"({','.join('?' * len(gone))})", gone)
+        return taken
+
+    def _insert(self, jobs: list[PushedJob], single: bool, refused: dict[str, str]) -> None:
+        now = time.time()
+        rows = []
+        for job in list(jobs):
+            spec = self.engine.service(job.queue).spec
+            try:
+                rows.append(job_row(spec, job.options, now))
+            except InputError as exc:
+                if single:
+                    raise
+                refused[job.jid] = str(exc)
+                jobs.remove(job)
+        if not rows:
+            return
+        try:
+            with self.store.db.atomic():
+                ids: list[int] = []
+                for start in range(0, len(rows), 500):
+                    chunk = rows[start:start + 500]
+                    sql = INSERT_JOB + ",".join([INSERT_VALUES] * len(chunk)) + " RETURNING id"
+                    ids += sorted(r[0] for r in self.store.execute(
+                        sql, [value for row in chunk for value in row]).fetchall())
+                self.store.db.cursor().executemany(self.store._sql(
+                    "INSERT INTO faktory_job (jid, job_id, custom, reserve_for, retry, "
+                    "backtrace, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                    [(job.jid, job_id, job.custom, job.reserve_for, job.retry, job.backtrace,
+                      now) for job, job_id in zip(jobs, ids, strict=True)])
+        except IntegrityError:
+            # the same jid pushed at this moment by another connection, or an API jobId
+            if single:
+                raise NotUnique(f"jid: {jobs[0].jid} is taken by another job") from None
+            for job in jobs:
+                refused.setdefault(job.jid, "NOTUNIQUE a jid of this batch is taken")
+            return
+        for queue in {row.queue for row in rows}:
+            self.engine.service(queue).announce([row.run_at for row in rows
+                                                 if row.queue == queue], now)
+        with self.arrived:
+            self.pushed += len(rows)
+            self.arrived.notify_all()
+
+    # -- fetch --------------------------------------------------------------------------
+
+    def fetch(self, queues: Sequence[str]) -> dict[str, Any] | None:
+        """The first due job of the first queue that has one, claimed with its lease."""
+        now = time.time()
+        for name in queues:
+            handle = self.engine.queues.get(name)
+            if handle is None or handle.service.spec.local_consumer:
+                continue
+            if not self.store.has_due_work(name, now):
+                continue
+            spec, lease = handle.service.spec, DEFAULT_RESERVE
+            if spec.rate_limit_max and handle.runner is not None:
+                claimed = handle.runner.claim(1)[0]  # the queue's rate limit, at FETCH
+                lease = spec.stalled_interval
+            else:
+                claimed = self.store.claim(name, 1, self.engine.instance_id, lease)
+            if claimed:
+                return self._handed_out(claimed[0], lease)
+        return None
+
+    def _handed_out(self, claimed: ClaimedJob, lease: float) -> dict[str, Any]:
+        row = self.store.execute(_FETCHED, (claimed.id,)).fetchone()
+        reserve = row[11] or DEFAULT_RESERVE
+        if reserve != lease:  # the job's own reserve_for
+            self.store.execute("UPDATE job SET lease_until=? WHERE id=? AND started_at=?",
+                               (claimed.started_at + reserve, claimed.id, claimed.started_at))
+        failure = None
+        if claimed.attempts_made > 1:
+            failure = self.store.execute(
+                "SELECT finished_at, error, traceback FROM job_attempt WHERE job_id=? "
+                "ORDER BY id DESC LIMIT 1", (claimed.id,)).fetchone()
+        return fetched_job(tuple(row), None if failure is None else tuple(failure))
+
+    def wait_for_push(self, seen: int, timeout: float) -> int:
+        """Wait up to `timeout` for a push after the `seen`-th; the count now."""
+        with self.arrived:
+            if self.pushed == seen:
+                self.arrived.wait(timeout)
+            return self.pushed
+
+    # -- outcomes -----------------------------------------------------------------------
+
+    def job_id(self, jid: str) -> int | None:
+        row = self.store.execute("SELECT job_id FROM faktory_job WHERE jid=?",
+                                 (jid,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        if jid.isdigit() and len(jid) <= 18:
+            mine = self.store.execute("SELECT 1 FROM faktory_job WHERE job_id=?",
+                                      (int(jid),)).fetchone()
+            return None if mine is not None else int(jid)
+        return None
+
+    def _active(self, jid: str) -> tuple[ClaimedJob, str] | None:
+        job_id = self.job_id(jid)
+        if job_id is None:
+            return None
+        row = self.store.execute(f"SELECT {_CLAIMED} FROM job WHERE id=? AND status='active'",
+                                 (job_id,)).fetchone()
+        if row is None or row[10] not in self.engine.queues \
+                or self.engine.queues[row[10]].service.spec.local_consumer:
+            return None
+        return ClaimedJob(*row[:12]), row[12]
+
+    def ack(self, jid: str, result: str | None = None) -> bool:
+        """Complete a fetched job (`result` as JSON text); False when none is held."""
+        found = self._active(jid)
+        if found is None:
+            return False
+        job, owner = found
+        self.store.finish(owner, [(job, result, time.time())], [])
+        return True
+
+    def fail(self, jid: str, errtype: str, message: str, backtrace: Sequence[str],
+             retry_in: float | None = None) -> bool:
+        """Fail a fetched job's attempt: retried after the queue's backoff (or `retry_in`
+        seconds) while attempts are left; a job pushed with retry -1 is then dropped."""
+        found = self._active(jid)
+        if found is None:
+            return False
+        job, owner = found
+        now = time.time()
+        spec = self.engine.queues[job.queue].service.spec
+        retry_at = None
+        if job.attempts_made < job.attempts_max:
+            retry_at = now + (retry_in if retry_in is not None else spec.backoff_seconds(
+                job.backoff_type, job.backoff_delay, job.attempts_made))
+        error = f"{errtype}: {message}" if errtype else message
+        self.store.finish(owner, [], [Failure(job, error, "\n".join(backtrace) or None, now,
+                                              retry_at)])
+        if retry_at is None:
+            dropped = self.store.execute("SELECT retry FROM faktory_job WHERE job_id=?",
+                                         (job.id,)).fetchone()
+            if dropped is not None and dropped[0] == -1:
+                self.store.delete_jobs([job.id])
+        else:
+            self.engine.service(job.queue).announce([retry_at], now)
+        return True
+
+    def extend(self, jid: str, seconds: float | None = None) -> float | None:
+        """Renew a fetched job's lease by `seconds` (its reserve_for); the new end."""
+        found = self._active(jid)
+        if found is None:
+            return None
+        job, _ = found
+        if seconds is None:
+            row = self.store.execute("SELECT reserve_for FROM faktory_job WHERE job_id=?",
+                                     (job.id,)).fetchone()
+            seconds = float(row[0]) if row else DEFAULT_RESERVE
+        until = time.time() + seconds
+        self.store.execute("UPDATE job SET lease_until=? WHERE id=? AND status='active' "
+                           "AND started_at=?", (until, job.id, job.started_at))
+        return until
+
+    def forget_gone(self) -> None:
+        """Drop the extras of jobs that retention or a person deleted."""
+        self.store.execute("DELETE FROM faktory_job WHERE NOT EXISTS "
+                           "(SELECT 1 FROM job WHERE job.id=faktory_job.job_id)")
+
+
+def remote_jobs(engine: Engine) -> RemoteJobs:
+    """The one RemoteJobs of an engine (the listener and the HTTP API share its wake-ups)."""
+    found = _BY_ENGINE.get(engine)
+    if found is None:
+        found = _BY_ENGINE[engine] = RemoteJobs(engine)
+    return found
