@@ -68,7 +68,8 @@ class Session:
         hi: dict[str, Any] = {"v": 2}
         if self.password:
             hi.update(i=self.iterations, s=self.salt)
-        self.send(wire.simple("HI " + json.dumps(hi)))
+        # compact, as Go writes it: the Node client reads the greeting up to its first space
+        self.send(wire.simple("HI " + json.dumps(hi, separators=(",", ":"))))
         try:
             while not self.stopping():
                 try:

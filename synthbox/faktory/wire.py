@@ -44,7 +44,7 @@ def error(code: str, message: str) -> bytes:
 def bulk(value: Any) -> bytes:
     """`value` as a bulk string: JSON unless it is bytes or text already."""
     data = value if isinstance(value, bytes) else (
-        value.encode() if isinstance(value, str) else json.dumps(value).encode())
+        value.encode() if isinstance(value, str) else json.dumps(value, separators=(",", ":")).encode())
     return b"$" + str(len(data)).encode() + b"\r\n" + data + b"\r\n"
 
 

@@ -48,7 +48,7 @@ def still_serving(serve, port: int) -> None:
 
 def test_hi_offers_version_2_without_a_salt_when_no_password_is_set(server):
     raw = Raw(server[1])
-    assert raw.greeting == 'HI {"v": 2}'
+    assert raw.greeting == 'HI {"v":2}'
     raw.close()
 
 
