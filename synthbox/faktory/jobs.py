@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from peewee import IntegrityError
@@ -24,6 +24,7 @@ from synthbox.userqueues import manage
 
 log = logging.getLogger("synthbox.faktory")
 
+POLL = 0.1  # seconds between looks for jobs that did not arrive by a push here
 NEW_QUEUE = {"handler": "remote", "backoff": {"type": "faktory"}}
 _CLAIMED = ("id, name, data, attempts_made, attempts_max, backoff_type, backoff_delay, "
             "timeout, priority, run_at, queue, started_at, owner")
@@ -180,12 +181,23 @@ class RemoteJobs:
                 "ORDER BY id DESC LIMIT 1", (claimed.id,)).fetchone()
         return fetched_job(tuple(row), None if failure is None else tuple(failure))
 
-    def wait_for_push(self, seen: int, timeout: float) -> int:
-        """Wait up to `timeout` for a push after the `seen`-th; the count now."""
-        with self.arrived:
-            if self.pushed == seen:
-                self.arrived.wait(timeout)
-            return self.pushed
+    def fetch_within(self, queues: Sequence[str], wait: float,
+                     stopping: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
+        """fetch(), waiting up to `wait` seconds for a job: woken at once by a push to this
+        instance, and looking every POLL seconds for jobs that came another way."""
+        deadline = time.monotonic() + wait
+        seen = self.pushed
+        while True:
+            job = self.fetch(queues)
+            if job is not None:
+                return job
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or stopping():
+                return None
+            with self.arrived:
+                if self.pushed == seen:
+                    self.arrived.wait(min(POLL, remaining))
+                seen = self.pushed
 
     # -- outcomes -----------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from synthbox.logs import event
 log = logging.getLogger("synthbox.faktory")
 
 FETCH_WAIT = 2.0  # seconds a FETCH waits for a job, as Faktory's
-POLL = 0.1  # seconds between looks for jobs that did not arrive by a PUSH here
 
 
 class Refused(Exception):
@@ -180,20 +179,14 @@ class Session:
         queues = rest.split()
         if not queues:
             raise Refused("ERR", "FETCH: name at least one queue")
-        deadline = time.monotonic() + FETCH_WAIT
-        seen = self.jobs.pushed
-        while True:
-            if self.wid is not None and self.workers.requested(self.wid):
-                job = None  # a quiet or stopping worker gets no more jobs
-            else:
-                job = self.jobs.fetch(queues)
-            if job is not None:
-                self.workers.hold(self.wid, job["jid"])
-                return wire.bulk(job)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.stopping():
-                return wire.NULL
-            seen = self.jobs.wait_for_push(seen, min(POLL, remaining))
+        if self.wid is not None and self.workers.requested(self.wid):
+            time.sleep(FETCH_WAIT)  # a quiet or stopping worker gets no more jobs
+            return wire.NULL
+        job = self.jobs.fetch_within(queues, FETCH_WAIT, self.stopping)
+        if job is None:
+            return wire.NULL
+        self.workers.hold(self.wid, job["jid"])
+        return wire.bulk(job)
 
     def _jid(self, payload: str, what: str) -> dict[str, Any]:
         body = _json(payload, what)

@@ -43,8 +43,12 @@ def error(code: str, message: str) -> bytes:
 
 def bulk(value: Any) -> bytes:
     """`value` as a bulk string: JSON unless it is bytes or text already."""
-    data = value if isinstance(value, bytes) else (
-        value.encode() if isinstance(value, str) else json.dumps(value, separators=(",", ":")).encode())
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):
+        data = value.encode()
+    else:  # compact, as Go writes it
+        data = json.dumps(value, separators=(",", ":")).encode()
     return b"$" + str(len(data)).encode() + b"\r\n" + data + b"\r\n"
 
 

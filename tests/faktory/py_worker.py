@@ -35,7 +35,9 @@ def from_node(*args):
     note("from_node", *args)
 
 
-worker = Worker(faktory=URL, queues=QUEUES, concurrency=CONCURRENCY, use_threads=True)
+worker = Worker(faktory=URL, queues=QUEUES, concurrency=CONCURRENCY, use_threads=True,
+                labels=["python", "test"])
+worker.send_heartbeat_every = 1  # seconds (15 by default): the tests wait for its beats
 for name, fn in (("add", add), ("boom", boom), ("hold", hold), ("from_node", from_node)):
     worker.register(name, fn)
 note("started", str(worker.worker_id))
