@@ -258,6 +258,12 @@ class RemoteJobs:
             self.engine.service(job.queue).announce([retry_at], now)
         return True
 
+    def give_back(self, jid: str) -> None:
+        """A fetched job no worker will run: waiting again, as if never fetched."""
+        found = self._active(jid)
+        if found is not None:
+            self.store.release(found[1], [found[0].id])
+
     def extend(self, jid: str, seconds: float | None = None) -> float | None:
         """Renew a fetched job's lease by `seconds` (its reserve_for); the new end."""
         found = self._active(jid)

@@ -179,14 +179,20 @@ class Session:
         queues = rest.split()
         if not queues:
             raise Refused("ERR", "FETCH: name at least one queue")
-        if self.wid is not None and self.workers.requested(self.wid):
+        if self.told_to_stop_fetching():
             time.sleep(FETCH_WAIT)  # a quiet or stopping worker gets no more jobs
             return wire.NULL
-        job = self.jobs.fetch_within(queues, FETCH_WAIT, self.stopping)
+        job = self.jobs.fetch_within(queues, FETCH_WAIT, self.told_to_stop_fetching)
         if job is None:
+            return wire.NULL
+        if self.told_to_stop_fetching():  # quieted while this FETCH waited
+            self.jobs.give_back(job["jid"])
             return wire.NULL
         self.workers.hold(self.wid, job["jid"])
         return wire.bulk(job)
+
+    def told_to_stop_fetching(self) -> bool:
+        return self.stopping() or (self.wid is not None and bool(self.workers.requested(self.wid)))
 
     def _jid(self, payload: str, what: str) -> dict[str, Any]:
         body = _json(payload, what)
