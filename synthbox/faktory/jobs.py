@@ -16,9 +16,10 @@ from peewee import IntegrityError
 from synthbox.actors import Actor
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.faktory.fields import DEFAULT_RESERVE, PushedJob, fetched_job, read_job
+from synthbox.faktory.group import GroupCommit
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.options import job_row
-from synthbox.jobs.rows import INSERT_JOB, INSERT_VALUES, ClaimedJob, Failure
+from synthbox.jobs.rows import INSERT_JOB, INSERT_VALUES, ClaimedJob, Failure, NewJob
 from synthbox.jobs.spec import QueueSpec
 from synthbox.userqueues import manage
 
@@ -44,6 +45,9 @@ class RemoteJobs:
         self.store = engine.store
         self.arrived = threading.Condition()  # a push here wakes the waiting FETCHes
         self.pushed = 0
+        self._acks: GroupCommit[tuple[str, tuple[ClaimedJob, str | None, float]]] = \
+            GroupCommit(self._complete)
+        self._pushes: GroupCommit[list[tuple[PushedJob, NewJob]]] = GroupCommit(self._store)
 
     # -- push ---------------------------------------------------------------------------
 
@@ -52,26 +56,22 @@ class RemoteJobs:
         refused. A single job's error raises (InputError, NotUnique)."""
         single = len(raw_jobs) == 1
         refused: dict[str, str] = {}
-        pushed: list[PushedJob] = []
+        ready: list[tuple[PushedJob, NewJob]] = []
+        now = time.time()
         for index, raw in enumerate(raw_jobs):
             try:
-                pushed.append(read_job(raw))
+                job = read_job(raw)
+                spec = self.ensure_queue(job.queue, actor)
+                ready.append((job, job_row(spec, job.options, now)))
             except InputError as exc:
                 if single:
                     raise
                 jid = raw.get("jid") if isinstance(raw, dict) else None
                 refused[str(jid if isinstance(jid, str) else index)] = str(exc)
-        for queue in sorted({job.queue for job in pushed}):
-            self.ensure_queue(queue, actor)
-        taken = self._taken([job.jid for job in pushed])
-        for job in pushed:
-            if job.jid in taken:
-                if single:
-                    raise NotUnique(f"jid: {job.jid} is taken by another job")
-                refused[job.jid] = "NOTUNIQUE jid is taken by another job"
-        fresh = [job for job in pushed if job.jid not in taken]
-        if fresh:
-            self._insert(fresh, single, refused)
+        if ready:
+            refused.update(self._pushes.submit(ready))
+        if single and refused:
+            raise NotUnique(next(iter(refused.values())))
         return refused
 
     def ensure_queue(self, name: str, actor: Actor) -> QueueSpec:
@@ -106,46 +106,46 @@ class RemoteJobs:
                                    f"({','.join('?' * len(gone))})", gone)
         return taken
 
-    def _insert(self, jobs: list[PushedJob], single: bool, refused: dict[str, str]) -> None:
-        now = time.time()
-        rows = []
-        for job in list(jobs):
-            spec = self.engine.service(job.queue).spec
-            try:
-                rows.append(job_row(spec, job.options, now))
-            except InputError as exc:
-                if single:
-                    raise
-                refused[job.jid] = str(exc)
-                jobs.remove(job)
-        if not rows:
-            return
+    def _store(self, requests: Sequence[list[tuple[PushedJob, NewJob]]]
+               ) -> list[dict[str, str]]:
+        """Several connections' pushes in one transaction: for each, the jids refused."""
+        outcomes: list[dict[str, str]] = [{} for _ in requests]
         try:
             with self.store.db.atomic():
-                ids: list[int] = []
-                for start in range(0, len(rows), 500):
-                    chunk = rows[start:start + 500]
-                    sql = INSERT_JOB + ",".join([INSERT_VALUES] * len(chunk)) + " RETURNING id"
-                    ids += sorted(r[0] for r in self.store.execute(
-                        sql, [value for row in chunk for value in row]).fetchall())
-                self.store.db.cursor().executemany(self.store._sql(
-                    "INSERT INTO faktory_job (jid, job_id, custom, reserve_for, retry, "
-                    "backtrace, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-                    [(job.jid, job_id, job.custom, job.reserve_for, job.retry, job.backtrace,
-                      now) for job, job_id in zip(jobs, ids, strict=True)])
+                taken = self._taken([job.jid for ready in requests for job, _ in ready])
+                chosen: list[tuple[PushedJob, NewJob]] = []
+                for outcome, ready in zip(outcomes, requests, strict=True):
+                    for job, row in ready:
+                        if job.jid in taken:
+                            outcome[job.jid] = f"jid: {job.jid} is taken by another job"
+                        else:
+                            taken.add(job.jid)  # the same jid twice in this batch
+                            chosen.append((job, row))
+                self._insert(chosen)
         except IntegrityError:
-            # the same jid pushed at this moment by another connection, or an API jobId
-            if single:
-                raise NotUnique(f"jid: {jobs[0].jid} is taken by another job") from None
-            for job in jobs:
-                refused.setdefault(job.jid, "NOTUNIQUE a jid of this batch is taken")
-            return
-        for queue in {row.queue for row in rows}:
-            self.engine.service(queue).announce([row.run_at for row in rows
-                                                 if row.queue == queue], now)
+            # a jid pushed at this moment by another instance, or an API jobId
+            if len(requests) > 1:
+                return [self._store([ready])[0] for ready in requests]
+            return [{job.jid: f"jid: {job.jid} is taken by another job"
+                     for job, _ in requests[0]}]
         with self.arrived:
-            self.pushed += len(rows)
+            self.pushed += sum(len(ready) for ready in requests)
             self.arrived.notify_all()
+        return outcomes
+
+    def _insert(self, chosen: list[tuple[PushedJob, NewJob]]) -> None:
+        now = time.time()
+        ids: list[int] = []
+        for start in range(0, len(chosen), 500):
+            chunk = [row for _, row in chosen[start:start + 500]]
+            sql = INSERT_JOB + ",".join([INSERT_VALUES] * len(chunk)) + " RETURNING id"
+            ids += sorted(r[0] for r in self.store.execute(
+                sql, [value for row in chunk for value in row]).fetchall())
+        self.store.db.cursor().executemany(self.store._sql(
+            "INSERT INTO faktory_job (jid, job_id, custom, reserve_for, retry, backtrace, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+            [(job.jid, job_id, job.custom, job.reserve_for, job.retry, job.backtrace, now)
+             for (job, _), job_id in zip(chosen, ids, strict=True)])
 
     # -- fetch --------------------------------------------------------------------------
 
@@ -229,8 +229,18 @@ class RemoteJobs:
         if found is None:
             return False
         job, owner = found
-        self.store.finish(owner, [(job, result, time.time())], [])
+        self._acks.submit((owner, (job, result, time.time())))
         return True
+
+    def _complete(self, acks: Sequence[tuple[str, tuple[ClaimedJob, str | None, float]]]
+                  ) -> list[None]:
+        """Several connections' ACKs recorded together (one transaction per owner)."""
+        owners: dict[str, list[tuple[ClaimedJob, str | None, float]]] = {}
+        for owner, done in acks:
+            owners.setdefault(owner, []).append(done)
+        for owner, completed in owners.items():
+            self.store.finish(owner, completed, [])
+        return [None] * len(acks)
 
     def fail(self, jid: str, errtype: str, message: str, backtrace: Sequence[str],
              retry_in: float | None = None) -> bool:
@@ -254,8 +264,6 @@ class RemoteJobs:
                                          (job.id,)).fetchone()
             if dropped is not None and dropped[0] == -1:
                 self.store.delete_jobs([job.id])
-        else:
-            self.engine.service(job.queue).announce([retry_at], now)
         return True
 
     def give_back(self, jid: str) -> None:
