@@ -47,6 +47,7 @@ class RemoteJobs:
         self.pushed = 0
         self._acks: GroupCommit[tuple[str, tuple[ClaimedJob, str | None, float]]] = \
             GroupCommit(self._complete)
+        self._claims: GroupCommit[tuple[str, ...]] = GroupCommit(self._claim_batch)
         self._pushes: GroupCommit[list[tuple[PushedJob, NewJob]]] = GroupCommit(self._store)
 
     # -- push ---------------------------------------------------------------------------
@@ -152,21 +153,36 @@ class RemoteJobs:
     def fetch(self, queues: Sequence[str]) -> dict[str, Any] | None:
         """The first due job of the first queue that has one, claimed with its lease."""
         now = time.time()
-        for name in queues:
-            handle = self.engine.queues.get(name)
-            if handle is None or handle.service.spec.local_consumer:
-                continue
-            if not self.store.has_due_work(name, now):
-                continue
-            spec, lease = handle.service.spec, DEFAULT_RESERVE
-            if spec.rate_limit_max and handle.runner is not None:
-                claimed = handle.runner.claim(1)[0]  # the queue's rate limit, at FETCH
-                lease = spec.stalled_interval
-            else:
-                claimed = self.store.claim(name, 1, self.engine.instance_id, lease)
-            if claimed:
-                return self._handed_out(claimed[0], lease)
-        return None
+        remote = [name for name in queues if name in self.engine.queues
+                  and not self.engine.queues[name].service.spec.local_consumer]
+        if not any(self.store.has_due_work(name, now) for name in remote):
+            return None
+        claimed = self._claims.submit(tuple(remote))
+        return None if claimed is None else self._handed_out(*claimed)
+
+    def _claim_batch(self, requests: Sequence[tuple[str, ...]]
+                     ) -> list[tuple[ClaimedJob, float] | None]:
+        """Several connections' FETCHes claimed together: per list of queues, as many jobs
+        as there are FETCHes, from the first queue that has them on."""
+        given: list[tuple[ClaimedJob, float] | None] = [None] * len(requests)
+        for queues in dict.fromkeys(requests):
+            waiting = [i for i, wanted in enumerate(requests) if wanted == queues]
+            for name in queues:
+                if not waiting:
+                    break
+                handle = self.engine.queues.get(name)
+                if handle is None:
+                    continue
+                spec, lease = handle.service.spec, DEFAULT_RESERVE
+                if spec.rate_limit_max and handle.runner is not None:
+                    jobs = handle.runner.claim(len(waiting))[0]  # the rate limit, at FETCH
+                    lease = spec.stalled_interval
+                else:
+                    jobs = self.store.claim(name, len(waiting), self.engine.instance_id,
+                                            lease)
+                for job in jobs:
+                    given[waiting.pop(0)] = (job, lease)
+        return given
 
     def _handed_out(self, claimed: ClaimedJob, lease: float) -> dict[str, Any]:
         row = self.store.execute(_FETCHED, (claimed.id,)).fetchone()
