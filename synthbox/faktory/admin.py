@@ -12,7 +12,7 @@ from typing import Any
 from synthbox import __version__
 from synthbox.actors import Actor
 from synthbox.errors import InputError
-from synthbox.faktory.jobs import RemoteJobs
+from synthbox.faktory.jobs import SAME_JOB, RemoteJobs
 from synthbox.faktory.workers import WorkerRegistry
 from synthbox.jobs.engine import Engine
 
@@ -93,7 +93,7 @@ def _matching_ids(engine: Engine, target: str, filters: Mapping[str, Any]) -> li
         where += " AND name=?"
         params.append(str(jobtype))
     rows = engine.store.execute(
-        "SELECT j.id, j.data, f.jid FROM job j LEFT JOIN faktory_job f ON f.job_id=j.id "
+        f"SELECT j.id, j.data, f.jid FROM job j LEFT JOIN faktory_job f ON {SAME_JOB} "
         f"WHERE {where.replace('queue', 'j.queue').replace('status', 'j.status')}",
         params).fetchall()
     jids = filters.get("jids")

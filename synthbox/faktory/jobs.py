@@ -27,11 +27,14 @@ log = logging.getLogger("synthbox.faktory")
 
 POLL = 0.1  # seconds between looks for jobs that did not arrive by a push here
 NEW_QUEUE = {"handler": "remote", "backoff": {"type": "faktory"}}
+# A job's extras are those of the job with its id *and* creation time: SQLite hands a
+# deleted job's id to the next job, while the extras' row waits for forget_gone()
+SAME_JOB = "f.job_id=j.id AND f.created_at=j.created_at"
 _CLAIMED = ("id, name, data, attempts_made, attempts_max, backoff_type, backoff_delay, "
             "timeout, priority, run_at, queue, started_at, owner")
 _FETCHED = ("SELECT j.id, j.queue, j.name, j.data, j.priority, j.attempts_made, "
             "j.attempts_max, j.created_at, j.run_at, f.jid, f.custom, f.reserve_for, f.retry, "
-            "f.backtrace FROM job j LEFT JOIN faktory_job f ON f.job_id=j.id WHERE j.id=?")
+            f"f.backtrace FROM job j LEFT JOIN faktory_job f ON {SAME_JOB} WHERE j.id=?")
 _BY_ENGINE: weakref.WeakKeyDictionary[Engine, RemoteJobs] = weakref.WeakKeyDictionary()
 
 
@@ -98,7 +101,7 @@ class RemoteJobs:
             chunk = jids[start:start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self.store.execute(
-                f"SELECT f.jid, j.id FROM faktory_job f LEFT JOIN job j ON j.id=f.job_id "
+                f"SELECT f.jid, j.id FROM faktory_job f LEFT JOIN job j ON {SAME_JOB} "
                 f"WHERE f.jid IN ({marks})", chunk).fetchall()
             gone = [jid for jid, job_id in rows if job_id is None]
             taken.update(jid for jid, job_id in rows if job_id is not None)
@@ -135,7 +138,6 @@ class RemoteJobs:
         return outcomes
 
     def _insert(self, chosen: list[tuple[PushedJob, NewJob]]) -> None:
-        now = time.time()
         ids: list[int] = []
         for start in range(0, len(chosen), 500):
             chunk = [row for _, row in chosen[start:start + 500]]
@@ -145,8 +147,8 @@ class RemoteJobs:
         self.store.db.cursor().executemany(self.store._sql(
             "INSERT INTO faktory_job (jid, job_id, custom, reserve_for, retry, backtrace, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-            [(job.jid, job_id, job.custom, job.reserve_for, job.retry, job.backtrace, now)
-             for (job, _), job_id in zip(chosen, ids, strict=True)])
+            [(job.jid, job_id, job.custom, job.reserve_for, job.retry, job.backtrace,
+              row.created_at) for (job, row), job_id in zip(chosen, ids, strict=True)])
 
     # -- fetch --------------------------------------------------------------------------
 
@@ -218,13 +220,13 @@ class RemoteJobs:
     # -- outcomes -----------------------------------------------------------------------
 
     def job_id(self, jid: str) -> int | None:
-        row = self.store.execute("SELECT job_id FROM faktory_job WHERE jid=?",
-                                 (jid,)).fetchone()
+        row = self.store.execute(f"SELECT f.job_id FROM faktory_job f JOIN job j ON "
+                                 f"{SAME_JOB} WHERE f.jid=?", (jid,)).fetchone()
         if row is not None:
             return int(row[0])
         if jid.isdigit() and len(jid) <= 18:
-            mine = self.store.execute("SELECT 1 FROM faktory_job WHERE job_id=?",
-                                      (int(jid),)).fetchone()
+            mine = self.store.execute(f"SELECT 1 FROM faktory_job f JOIN job j ON "
+                                      f"{SAME_JOB} WHERE j.id=?", (int(jid),)).fetchone()
             return None if mine is not None else int(jid)
         return None
 
@@ -276,8 +278,8 @@ class RemoteJobs:
         self.store.finish(owner, [], [Failure(job, error, "\n".join(backtrace) or None, now,
                                               retry_at)])
         if retry_at is None:
-            dropped = self.store.execute("SELECT retry FROM faktory_job WHERE job_id=?",
-                                         (job.id,)).fetchone()
+            dropped = self.store.execute(f"SELECT f.retry FROM faktory_job f JOIN job j ON "
+                                         f"{SAME_JOB} WHERE j.id=?", (job.id,)).fetchone()
             if dropped is not None and dropped[0] == -1:
                 self.store.delete_jobs([job.id])
         return True
@@ -295,8 +297,8 @@ class RemoteJobs:
             return None
         job, _ = found
         if seconds is None:
-            row = self.store.execute("SELECT reserve_for FROM faktory_job WHERE job_id=?",
-                                     (job.id,)).fetchone()
+            row = self.store.execute(f"SELECT f.reserve_for FROM faktory_job f JOIN job j "
+                                     f"ON {SAME_JOB} WHERE j.id=?", (job.id,)).fetchone()
             seconds = float(row[0]) if row else DEFAULT_RESERVE
         until = time.time() + seconds
         self.store.execute("UPDATE job SET lease_until=? WHERE id=? AND status='active' "
@@ -305,8 +307,9 @@ class RemoteJobs:
 
     def forget_gone(self) -> None:
         """Drop the extras of jobs that retention or a person deleted."""
-        self.store.execute("DELETE FROM faktory_job WHERE NOT EXISTS "
-                           "(SELECT 1 FROM job WHERE job.id=faktory_job.job_id)")
+        self.store.execute("DELETE FROM faktory_job WHERE NOT EXISTS (SELECT 1 FROM job "
+                           "WHERE job.id=faktory_job.job_id "
+                           "AND job.created_at=faktory_job.created_at)")
 
 
 def remote_jobs(engine: Engine) -> RemoteJobs:

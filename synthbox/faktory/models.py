@@ -17,7 +17,7 @@ class FaktoryJob(BaseModel):
     reserve_for = DoubleField()  # seconds: the lease a FETCH gives
     retry = IntegerField()  # -1: drop the job on failure
     backtrace = IntegerField(default=0)
-    created_at = DoubleField()
+    created_at = DoubleField()  # the job's: with job_id, which job (ids are reused)
 
 
 # Append only: applied by every engine this module is assembled into.

@@ -15,9 +15,16 @@ from tests.faktory.helpers import Raw, faktory_serve
 HELLO = {"hostname": "test", "wid": "w-proto", "pid": 1, "labels": ["raw"], "v": 2}
 
 
+QUEUES = """
+[queues.limited]
+handler = "remote"
+rate_limit = { max = 1, per = 3600 }
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    serve, port = faktory_serve(tmp_path_factory.mktemp("proto"))
+    serve, port = faktory_serve(tmp_path_factory.mktemp("proto"), QUEUES)
     yield serve, port
     serve.stop()
 
@@ -279,3 +286,26 @@ def test_a_public_address_without_a_password_stops_the_start(tmp_path):
     serve.start(wait=False)
     assert serve.process.wait(30) == 2
     assert "faktory_password: required" in serve.output()
+
+
+def test_a_job_added_through_the_api_is_fetched_by_a_faktory_worker(server, client):
+    serve, _ = server
+    assert client.command("PUSH " + job("makes-the-queue", queue="from-api")) == "OK"
+    assert client.command("FETCH from-api")["jid"] == "makes-the-queue"
+    status, body = serve.request("POST", "/api/v1/queues/from-api/jobs",
+                                 {"name": "report", "data": {"month": 5}})
+    assert status == 201, body
+    job_id = body["data"]["id"]
+    fetched = client.command("FETCH from-api")
+    assert fetched["jid"] == job_id and fetched["jobtype"] == "report"
+    assert fetched["args"] == [{"month": 5}]
+    assert client.command(f'ACK {{"jid": "{job_id}"}}') == "OK"
+    assert api_job(serve, "from-api", job_id)["state"] == "completed"
+
+
+def test_the_queue_rate_limit_applies_at_fetch(client):
+    for n in range(2):
+        assert client.command("PUSH " + job(f"rl{n}", queue="limited")) == "OK"
+    assert client.command("FETCH limited")["jid"] == "rl0"
+    assert client.command("FETCH limited") is None  # 1 per hour: the second waits
+    assert client.command('ACK {"jid": "rl0"}') == "OK"
