@@ -67,6 +67,8 @@ class FaktoryListener:
             info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
             self.sock = socket.socket(info[0], socket.SOCK_STREAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if hasattr(socket, "SO_REUSEPORT"):  # cluster mode: every instance listens
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             self.sock.bind(info[4])
             self.sock.listen(256)
         except OSError as exc:
