@@ -22,6 +22,7 @@ from synthbox.jobs.options import job_row
 from synthbox.jobs.rows import INSERT_JOB, INSERT_VALUES, ClaimedJob, Failure, NewJob
 from synthbox.jobs.spec import QueueSpec
 from synthbox.userqueues import manage
+from synthbox.userqueues.catalog import user_queues
 
 log = logging.getLogger("synthbox.faktory")
 
@@ -84,8 +85,8 @@ class RemoteJobs:
         if handle is None:
             try:
                 manage.create(self.engine, name, dict(NEW_QUEUE), actor)
-            except Conflict:
-                pass  # made meanwhile by another connection or instance
+            except Conflict:  # made meanwhile by another connection or instance
+                user_queues(self.engine).sync()
             handle = self.engine.queues.get(name)
             if handle is None:
                 raise NotFound(f"queue: {name!r} could not be made")
