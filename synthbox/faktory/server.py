@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import select
 import socket
 import ssl
 import threading
@@ -45,6 +46,17 @@ def check_settings(settings: Settings) -> None:
                             f"({settings.faktory_address}) is not a loopback address")
     if bool(settings.faktory_tls_cert) != bool(settings.faktory_tls_key):
         raise SettingsError("faktory_tls_key: give both faktory_tls_cert and faktory_tls_key")
+
+
+def _peer_gone(conn: socket.socket) -> bool:
+    """The client closed its end (a FETCH waiting for it should claim nothing)."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+    except ValueError:  # a TLS socket cannot peek: its client is trusted to stay
+        return False
+    except OSError:
+        return True
 
 
 class FaktoryListener:
@@ -111,7 +123,8 @@ class FaktoryListener:
         stream = conn.makefile("rb")
         try:
             Session(self.engine, self.jobs, self.workers, self.password, stream,
-                    conn.sendall, address, self.stopped.is_set).run()
+                    conn.sendall, address,
+                    lambda: self.stopped.is_set() or _peer_gone(conn)).run()
         except OSError as exc:  # the client went away mid-reply
             log.debug("faktory connection from %s ended: %s", address, exc)
         finally:

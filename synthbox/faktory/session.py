@@ -175,7 +175,7 @@ class Session:
             return {str(jid if isinstance(jid, str) else 0): str(exc)}
         return {}
 
-    def fetch(self, rest: str) -> bytes:
+    def fetch(self, rest: str) -> bytes | None:
         queues = rest.split()
         if not queues:
             raise Refused("ERR", "FETCH: name at least one queue")
@@ -188,8 +188,13 @@ class Session:
         if self.told_to_stop_fetching():  # quieted while this FETCH waited
             self.jobs.give_back(job["jid"])
             return wire.NULL
+        try:
+            self.send(wire.bulk(job))
+        except OSError:  # the client left while it waited: the job is not lost with it
+            self.jobs.give_back(job["jid"])
+            raise
         self.workers.hold(self.wid, job["jid"])
-        return wire.bulk(job)
+        return None
 
     def told_to_stop_fetching(self) -> bool:
         return self.stopping() or (self.wid is not None and bool(self.workers.requested(self.wid)))

@@ -309,3 +309,18 @@ def test_the_queue_rate_limit_applies_at_fetch(client):
     assert client.command("FETCH limited")["jid"] == "rl0"
     assert client.command("FETCH limited") is None  # 1 per hour: the second waits
     assert client.command('ACK {"jid": "rl0"}') == "OK"
+
+
+def test_a_client_that_leaves_during_fetch_loses_no_job(server):
+    serve, port = server
+    leaving = Raw(port, HELLO)
+    leaving.send("FETCH leaving")
+    time.sleep(0.2)
+    leaving.close()
+    pusher = Raw(port, {"v": 2})
+    assert pusher.command("PUSH " + job("stays", queue="leaving")) == "OK"
+    time.sleep(2.5)  # past the FETCH's wait
+    assert api_job(serve, "leaving", "stays")["state"] == "waiting"
+    assert pusher.command("FETCH leaving")["jid"] == "stays"
+    assert pusher.command('ACK {"jid": "stays"}') == "OK"
+    pusher.close()
