@@ -49,6 +49,7 @@ class RemoteJobs:
         self.store = engine.store
         self.arrived = threading.Condition()  # a push here wakes the waiting FETCHes
         self.pushed = 0
+        self._handed: dict[str, tuple[ClaimedJob, str]] = {}  # jid -> claim, until ACK
         self._acks: GroupCommit[tuple[str, tuple[ClaimedJob, str | None, float]]] = \
             GroupCommit(self._complete)
         self._claims: GroupCommit[tuple[str, ...]] = GroupCommit(self._claim_batch)
@@ -198,7 +199,11 @@ class RemoteJobs:
             failure = self.store.execute(
                 "SELECT finished_at, error, traceback FROM job_attempt WHERE job_id=? "
                 "ORDER BY id DESC LIMIT 1", (claimed.id,)).fetchone()
-        return fetched_job(tuple(row), None if failure is None else tuple(failure))
+        job = fetched_job(tuple(row), None if failure is None else tuple(failure))
+        if len(self._handed) > 100_000:  # claims never acknowledged (their jobs deleted)
+            self._handed.clear()
+        self._handed[job["jid"]] = (claimed, self.engine.instance_id)
+        return job
 
     def fetch_within(self, queues: Sequence[str], wait: float,
                      stopping: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
@@ -242,9 +247,12 @@ class RemoteJobs:
             return None
         return ClaimedJob(*row[:12]), row[12]
 
-    def ack(self, jid: str, result: str | None = None) -> bool:
-        """Complete a fetched job (`result` as JSON text); False when none is held."""
-        found = self._active(jid)
+    def ack(self, jid: str, result: str | None = None, confirm: bool = True) -> bool:
+        """Complete a fetched job (`result` as JSON text); False when none is held.
+        Without `confirm`, a claim this process handed out is completed as it was claimed
+        (two reads fewer; a claim that lapsed meanwhile then changes nothing)."""
+        cached = self._handed.pop(jid, None)
+        found = self._active(jid) if confirm or cached is None else cached
         if found is None:
             return False
         job, owner = found
@@ -265,6 +273,7 @@ class RemoteJobs:
              retry_in: float | None = None) -> bool:
         """Fail a fetched job's attempt: retried after the queue's backoff (or `retry_in`
         seconds) while attempts are left; a job pushed with retry -1 is then dropped."""
+        self._handed.pop(jid, None)
         found = self._active(jid)
         if found is None:
             return False
@@ -287,6 +296,7 @@ class RemoteJobs:
 
     def give_back(self, jid: str) -> None:
         """A fetched job no worker will run: waiting again, as if never fetched."""
+        self._handed.pop(jid, None)
         found = self._active(jid)
         if found is not None:
             self.store.release(found[1], [found[0].id])

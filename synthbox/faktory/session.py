@@ -208,7 +208,8 @@ class Session:
     def ack(self, payload: str) -> bytes:
         body = self._jid(payload, "ACK")
         result = body.get("result")
-        if not self.jobs.ack(body["jid"], None if result is None else json.dumps(result)):
+        if not self.jobs.ack(body["jid"], None if result is None else json.dumps(result),
+                             confirm=False):
             log.info("faktory ACK of %s, which no worker holds", body["jid"][:64])
         self.workers.release(body["jid"])
         return wire.OK
