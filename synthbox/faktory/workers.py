@@ -47,15 +47,16 @@ class WorkerRegistry:
         self._workers: dict[str, Worker] = {}
 
     def hello(self, wid: str, hostname: str, pid: int, labels: list[str], protocol: str,
-              address: str = "") -> Worker:
-        """A worker connects (again): its record, kept across reconnections."""
+              address: str = "", connected: bool = True) -> Worker:
+        """A worker connects (again): its record, kept across reconnections. An HTTP
+        worker (`connected` False) holds no connection: its beats keep it listed."""
         with self._lock:
             worker = self._workers.get(wid)
             if worker is None:
                 worker = self._workers[wid] = Worker(wid, hostname, pid, labels, protocol,
                                                      address)
             worker.last_beat = time.time()
-            worker.connections += 1
+            worker.connections += connected
             return worker
 
     def disconnected(self, wid: str) -> None:

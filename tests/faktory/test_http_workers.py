@@ -54,8 +54,8 @@ def test_fetch_ack_with_a_result(server):
     assert jobs[0]["leaseUntil"] > time.time() * 1000
     assert state(serve, job_id)["state"] == "active"
     listed = serve.request("GET", "/api/v1/workers")[1]["data"]
-    assert any(w["wid"] == "curl-1" and w["protocol"] == "http" and w["jobs"] == [job_id]
-               for w in listed)
+    assert [(w["hostname"], w["protocol"], w["jobs"]) for w in listed
+            if w["wid"] == "curl-1"] == [("box", "http", [job_id])]
     status, body = serve.request("POST", f"/api/v1/jobs/{job_id}/ack",
                                  {"result": {"width": 100}}, token=token)
     assert status == 200, body

@@ -52,8 +52,7 @@ def _worker(body: dict[str, Any]) -> str | None:
     if wid not in {w["wid"] for w in registry.listing()}:
         registry.hello(wid, check_string(body.get("hostname") or "?", "hostname"),
                        check_whole(body.get("pid") or 0, "pid", 0, 2**31), labels[:20],
-                       "http", acting().address)
-        registry.disconnected(wid)  # HTTP holds no connection: kept alive by its beats
+                       "http", acting().address, connected=False)
     registry.beat(wid, protocol="http")
     return wid
 
