@@ -142,13 +142,22 @@ Check = Callable[[Any, str], Any]  # (value, field name) -> the clean value
 
 @dataclass(frozen=True)
 class Field:
-    """One field of a request payload: its name, its check, whether it must be there, and
-    whether null passes (as None, unchecked)."""
+    """One field of a request payload: its name, its check, whether it must be there,
+    whether null passes (as None, unchecked), and the CLI's flag for it (where it has one:
+    the field's name in each interface, declared once)."""
 
     name: str
     check: Check
     required: bool = False
     nullable: bool = True
+    flag: str | None = None
+
+
+def flag_for(fields: Sequence[Field], field: str) -> str:
+    """The CLI's flag for an error's field (`to[0]` -> `--to`), or the field itself."""
+    head = field.split("[")[0].split(".")[0]
+    flag = next((f.flag for f in fields if f.name == head and f.flag), None)
+    return f"--{flag}" if flag else field
 
 
 def check_known_fields(payload: Mapping[str, Any], allowed: Sequence[str],

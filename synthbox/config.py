@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthbox.alerting.fields import parse_settings_rules
+from synthbox.cluster_settings import ClusterOptions, parse_cluster
 from synthbox.errors import SynthBoxError
 from synthbox.settings import Settings
 
@@ -131,16 +133,6 @@ def _parse_paths(raw: Any) -> tuple[Path, ...]:
     return paths
 
 
-def _parse_alerts(raw: Any) -> list[dict[str, Any]]:
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError:
-        raise ValueError("must be a JSON list of rules") from None
-    if not isinstance(value, list) or not all(isinstance(rule, dict) for rule in value):
-        raise ValueError("must be a list of rules (`[[alerts]]` tables in the file)")
-    return value
-
-
 def _parse_log_format(raw: Any) -> str:
     value = str(raw).strip().lower()
     if value not in ("text", "json"):
@@ -253,12 +245,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_file_max_bytes", 10 * 1024 * 1024, "Size at which the log file is rotated.",
             _positive_int),
     Setting("log_file_backups", 5, "Rotated log files kept.", _positive_int),
-    Setting("cluster", {}, "Cluster mode (`synthbox start`), a `[cluster]` table: "
+    Setting("cluster", ClusterOptions(), "Cluster mode (`synthbox start`), a `[cluster]` table: "
             "`instances`, `max_memory_restart`, `min_uptime`, `max_restarts`, `env`, "
-            "`log_dir`, `autoscale` (see Cluster mode).", _parse_table),
-    Setting("alerts", [], "Alert rules, `[[alerts]]` tables in the file: `name`, `kind` "
+            "`log_dir`, `autoscale` (see Cluster mode).", parse_cluster),
+    Setting("alerts", (), "Alert rules, `[[alerts]]` tables in the file: `name`, `kind` "
             "(failures, waiting, oldest_waiting, stalled, instance_silent), `queue`, "
-            "`threshold`, `window`, `webhook`, `emails` (see Operations).", _parse_alerts),
+            "`threshold`, `window`, `webhook`, `emails` (see Operations).",
+            parse_settings_rules),
     Setting("metrics_token", "", "Bearer token that GET /metrics requires; empty: /metrics "
             "answers loopback clients only.", secret=True),
     Setting("faktory_address", "", "Where the Faktory work protocol listener binds, e.g. "
@@ -278,6 +271,10 @@ def _apply(setting: Setting, raw: Any, source: str) -> Any:
     try:
         return setting.parse(raw)
     except ValueError as exc:
+        # a table's parser names the entry (`cluster.instances: ...`): keep its name
+        field, colon, rule = str(exc).partition(": ")
+        if colon and field.startswith((f"{setting.name}.", f"{setting.name}[")):
+            raise SettingsError(f"{field} (from {source}): {rule}") from None
         raise SettingsError(f"{setting.name} (from {source}): {exc}") from None
 
 

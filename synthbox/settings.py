@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from synthbox.cluster_settings import ClusterOptions
 from synthbox.paths import data_dir
 
 
@@ -41,8 +42,8 @@ class Settings:
     log_file: str
     log_file_max_bytes: int
     log_file_backups: int
-    cluster: dict[str, Any]
-    alerts: list[Any]
+    cluster: ClusterOptions
+    alerts: tuple[Any, ...]
     metrics_token: str
     faktory_address: str
     faktory_password: str

@@ -54,6 +54,17 @@ def no_secret_reaches_a_log() -> Iterator[None]:
     assert not leaks, f"secrets found in server logs: {leaks}"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist (`-n`, on by default), a module's tests stay on one worker, so its
+    module-scoped servers start once; the tests that need the session's release (a
+    PyInstaller build) share one worker, so it is built once."""
+    for item in items:
+        needs_release = "release" in getattr(item, "fixturenames", ())
+        group = "release" if needs_release else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -56,11 +57,41 @@ def test_queue_options_from_the_file(tmp_path, monkeypatch):
     ({"SYNTHBOX_QUEUES": "{"}, "queues (from environment SYNTHBOX_QUEUES): must be a JSON object"),
     ({"SYNTHBOX_LOG_LEVEL": "loud"},
      "log_level (from environment SYNTHBOX_LOG_LEVEL): must be one"),
+    ({"SYNTHBOX_CLUSTER": '{"instances": 0}'},
+     "cluster.instances (from environment SYNTHBOX_CLUSTER): must be 1 to 64, or max"),
+    ({"SYNTHBOX_CLUSTER": '{"autoscale": {"min": 3, "max": 2}}'},
+     "cluster.autoscale.max (from environment SYNTHBOX_CLUSTER): must be at least autoscale.min"),
+    ({"SYNTHBOX_ALERTS": '[{"name": "slow", "kind": "sluggish"}]'},
+     "alerts[0].kind (from environment SYNTHBOX_ALERTS): must be one of failures, waiting"),
+    ({"SYNTHBOX_ALERTS": '[{"name": "a", "kind": "waiting"}, {"name": "a", "kind": "stalled"}]'},
+     "alerts[1].name (from environment SYNTHBOX_ALERTS): 'a' names two rules"),
 ])
 def test_bad_values_name_the_setting_and_rule(env, message):
     with pytest.raises(SettingsError) as caught:
         load_settings(env=env)
     assert str(caught.value).startswith(message)
+
+
+def test_the_nested_tables_are_parsed_when_the_settings_load(tmp_path, monkeypatch):
+    """`[cluster]` and `[[alerts]]` become typed values at load, and a bad entry stops
+    `synthbox serve` too (not only `synthbox start`), naming the entry and the file."""
+    from synthbox.cluster_settings import ClusterOptions
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synthbox.toml").write_text(
+        '[cluster]\ninstances = 3\nmax_memory_restart = "300M"\n\n'
+        '[[alerts]]\nname = "backlog"\nkind = "waiting"\nthreshold = 10\n'
+        'emails = ["ops@example.com"]\n')
+    settings = load_settings(env={})
+    assert settings.cluster == ClusterOptions(instances=3, max_memory_restart=300 * 1024**2)
+    assert settings.alerts == ({"name": "backlog", "kind": "waiting", "threshold": 10.0,
+                                "emails": ["ops@example.com"]},)
+    (tmp_path / "synthbox.toml").write_text('[cluster]\ninstances = "lots"\n')
+    result = run_cli("serve", "--data-dir", str(tmp_path / "data"), "--port", "0")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: cluster.instances (from config file synthbox.toml): "
+        "must be 1 to 64, or max"]
 
 
 def test_bad_config_file(tmp_path, monkeypatch):
@@ -101,7 +132,8 @@ def test_readme_settings_table_matches_the_code():
         assert re.findall(r"`([A-Z_]+)`", env) == list(setting.env_names), setting.name
         assert flag.strip("`") == (setting.flag or ""), setting.name
         shown = default.strip("`")
-        expected = ("(empty)" if setting.default in ("", {}, (), []) else
+        empty = setting.default in ("", {}, (), []) or dataclasses.is_dataclass(setting.default)
+        expected = ("(empty)" if empty else
                     str(setting.default).lower() if isinstance(setting.default, bool)
                     else str(setting.default))
         assert shown == expected, setting.name
@@ -174,7 +206,8 @@ def test_the_typed_settings_are_the_declared_ones():
 
     types = {str: "str", int: "int", float: "float", bool: "bool", dict: "dict[str, Any]",
              tuple: "tuple[Any, ...]", list: "list[Any]"}
-    declared = [(s.name, types[type(s.default)]) for s in SETTINGS]
+    declared = [(s.name, types.get(type(s.default), type(s.default).__name__))
+                for s in SETTINGS]
     typed = [(f.name, f.type) for f in dataclasses.fields(Settings)
              if f.name not in ("sources", "config_file")]
     assert typed == declared

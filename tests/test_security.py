@@ -10,7 +10,7 @@ import pytest
 from synthbox.app import email_service
 from synthbox.errors import InputError
 from synthbox.mail.models import Email
-from tests.conftest import Serve, remember_secret, wait_for
+from tests.conftest import Serve, remember_secret, run_cli, wait_for
 from tests.smtp_server import SmtpServer
 
 FAST = {"email": {"backoff_delay": 0.3, "rate_limit_max": 1000}}
@@ -353,12 +353,17 @@ def _commit_repo(repo, files: dict, links: dict) -> None:
 
 
 def _scan(engine_builder, repository: str, **settings):
+    """A scan of `repository`, added while its folder was an allowed root: the scan checks
+    the path again against the settings it runs with."""
+    from pathlib import Path
+
     from synthbox.orchestration import projects
     from synthbox.services import get_orchestration_queue_service
 
     engine = engine_builder(settings, {"orchestration": {"rate_limit_max": 0, "attempts": 1}})
     service = get_orchestration_queue_service(engine)
-    projects.create_project({"slug": "scanned", "repository": repository})
+    projects.create_project({"slug": "scanned", "repository": repository},
+                            roots=[Path(repository).parent])
     run = service.trigger("scanned", {"jobType": "github_analysis"}, "manual")
     wait_for(lambda: engine.find_job(int(run["jobId"]))["state"] in ("completed", "failed"),
              message="the scan finished")
@@ -407,6 +412,15 @@ def test_a_local_repository_must_be_under_repository_roots(engine_builder, tmp_p
         status, reply = server.request("POST", "/api/v1/projects",
                                        {"slug": slug, "repository": repository})
         assert status == 201, reply
+    # the rule is the service's: the CLI (and the UI's form) meet it as the API does
+    env = {"SYNTHBOX_DATA_DIR": str(tmp_path / "cli"),
+           "SYNTHBOX_REPOSITORY_ROOTS": str(tmp_path / "git")}
+    refused = run_cli("projects", "create", "q", "--repository", str(repo), env=env)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"Error: repository: a local path must be under repository_roots ({tmp_path / 'git'})"]
+    assert run_cli("projects", "create", "q", "--repository", str(inside),
+                   env=env).returncode == 0
 
 
 # -- 7. robustness seen on the way ----------------------------------------------------------

@@ -8,21 +8,24 @@ import os
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from synthbox.cli.base import BadInput, resolve_settings, settings_options
+from synthbox.cluster_settings import ClusterOptions, instance_count
 from synthbox.host.cluster.control import NoSupervisor, request
-from synthbox.host.cluster.options import instance_count, parse
 from synthbox.host.cluster.supervisor import Supervisor
 from synthbox.logs import configure as configure_logging
 
 
-def _settings_and_options(options: dict[str, Any]) -> tuple[Any, Any]:
+def _settings_and_options(options: dict[str, Any]) -> tuple[Any, ClusterOptions]:
+    """The settings, and their `[cluster]` table with its log directory resolved."""
     settings = resolve_settings(options)
-    return settings, parse(settings.cluster, settings.data_path)
+    cluster = settings.cluster
+    return settings, replace(cluster, log_dir=cluster.log_path(settings.data_path))
 
 
 def _ask(data_path: Path, message: dict[str, Any], timeout: float = 600) -> Any:
@@ -43,7 +46,10 @@ def _ask(data_path: Path, message: dict[str, Any], timeout: float = 600) -> Any:
 def start_command(instances: str | None, daemon: bool, **options: Any) -> None:
     """Run N `serve` instances on one port under a supervisor (cluster mode)."""
     settings, cluster = _settings_and_options(options)
-    count = instance_count(instances) if instances is not None else cluster.instances
+    try:
+        count = instance_count(instances) if instances is not None else cluster.instances
+    except ValueError as exc:
+        raise BadInput(f"--instances: {str(exc).partition(': ')[2]}") from None
     assert cluster.log_dir is not None
     cluster.log_dir.mkdir(parents=True, exist_ok=True)
     if daemon:
@@ -156,12 +162,13 @@ def stop_command(**options: Any) -> None:
 @settings_options
 def logs_command(follow: bool, lines: int, instance: int | None, **options: Any) -> None:
     """The instances' logs, merged by time (each line prefixed with its instance)."""
-    _, cluster = _settings_and_options(options)
-    files = sorted(cluster.log_dir.glob("instance-*.log"))
+    settings, cluster = _settings_and_options(options)
+    log_dir = cluster.log_path(settings.data_path)
+    files = sorted(log_dir.glob("instance-*.log"))
     if instance is not None:
         files = [f for f in files if f.name == f"instance-{instance}.log"]
         if not files:
-            raise BadInput(f"--instance: no log for instance {instance} in {cluster.log_dir}")
+            raise BadInput(f"--instance: no log for instance {instance} in {log_dir}")
     merged = []
     for path in files:
         tag = path.stem.removeprefix("instance-")
@@ -176,7 +183,7 @@ def logs_command(follow: bool, lines: int, instance: int | None, **options: Any)
     try:
         while True:
             time.sleep(0.5)
-            for path in sorted(cluster.log_dir.glob("instance-*.log")):
+            for path in sorted(log_dir.glob("instance-*.log")):
                 if instance is not None and path.name != f"instance-{instance}.log":
                     continue
                 size = path.stat().st_size

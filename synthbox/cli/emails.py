@@ -1,4 +1,4 @@
-"""`synthbox email`: send, check SMTP, suppress."""
+"""`synthbox emails`: send, check SMTP, suppress."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from synthbox.actors import CLI
-from synthbox.checks import parse_duration
+from synthbox.checks import flag_for, parse_duration
 from synthbox.cli.base import (
     BadInput,
     resolve_settings,
@@ -19,6 +19,7 @@ from synthbox.cli.base import (
     with_engine,
 )
 from synthbox.errors import InputError
+from synthbox.mail.fields import EMAIL_FIELDS
 from synthbox.mail.transport import SmtpPool, parse_servers
 from synthbox.services import get_email_queue_service
 
@@ -67,8 +68,7 @@ def send_email_command(engine: Any, to: tuple[str, ...], subject: str, text: str
     try:
         email = get_email_queue_service(engine).send(payload)
     except InputError as exc:
-        flag = {"text": "--text", "to": "--to", "from": "--from", "subject": "--subject"}
-        raise BadInput(f"{flag.get(exc.field.split('[')[0], exc.field)}: {exc.rule}") from None
+        raise BadInput(f"{flag_for(EMAIL_FIELDS, exc.field)}: {exc.rule}") from None
     click.echo(email["id"])
 
 

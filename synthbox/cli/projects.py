@@ -64,7 +64,8 @@ def create_project_command(engine: Any, slug: str, name: str | None, repository:
                        ("settings", _json_option(settings_json, "--settings"))):
         if value is not None:
             payload[key] = value
-    click.echo(projects.create_project(payload, actor=CLI)["id"])
+    click.echo(projects.create_project(payload, actor=CLI,
+                                       roots=engine.settings.repository_roots)["id"])
 
 
 @projects_group.command("show")

@@ -49,11 +49,14 @@ class NewJob(NamedTuple):
 
     def stored(self, job_id: int) -> JobRow:
         """The row this job is once inserted as `job_id`."""
-        # every add makes one: tuple.__new__ skips the generated __new__'s argument binding
+        # every add makes one: unpacked at once (named reads cost more), and tuple.__new__
+        # skips the generated __new__'s argument binding
+        (queue, name, data, priority, run_at, attempts_max, backoff_type, backoff_delay,
+         timeout, created_at, job_key) = self
         return tuple.__new__(JobRow, (
-            job_id, self.queue, self.name, self.data, "waiting", self.priority, self.run_at, 0,
-            self.attempts_max, self.backoff_type, self.backoff_delay, self.timeout, 0, None, 0,
-            None, self.created_at, None, None, self.job_key))
+            job_id, queue, name, data, "waiting", priority, run_at, 0, attempts_max,
+            backoff_type, backoff_delay, timeout, 0, None, 0, None, created_at, None, None,
+            job_key))
 
 
 JOB_COLUMNS = ", ".join(JobRow._fields)

@@ -13,7 +13,15 @@ from typing import Any
 
 from peewee import Database, PostgresqlDatabase
 
-from synthbox.jobs.rows import CLAIMED_COLUMNS, ClaimedJob, Failure
+from synthbox.jobs.groupcommit import GroupCommit
+from synthbox.jobs.rows import (
+    CLAIMED_COLUMNS,
+    INSERT_JOB,
+    INSERT_VALUES,
+    ClaimedJob,
+    Failure,
+    NewJob,
+)
 from synthbox.jobs.tallies import (
     HISTOGRAM_UPSERT,
     MINUTE_COLUMNS,
@@ -38,6 +46,9 @@ class JobStore:
     def __init__(self, db: Database):
         self.db = db
         self.postgres = isinstance(db, PostgresqlDatabase)
+        # PostgreSQL: single adds that arrive together share a commit (SQLite's adds are
+        # serialised by its write lock in this process and commit without a round trip)
+        self.grouped = GroupCommit(self.insert) if self.postgres else None
         due = ("SELECT id FROM job WHERE queue=:queue AND status='waiting' AND run_at<=:now "
                "AND NOT EXISTS (SELECT 1 FROM queue_state WHERE name=:queue AND paused=:yes) "
                "ORDER BY priority DESC, run_at, id LIMIT :limit")
@@ -80,6 +91,12 @@ class JobStore:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.db.execute_sql(self._sql(sql), params)
+
+    def insert(self, rows: Sequence[NewJob]) -> list[int]:
+        """New jobs (without a key) in one statement; their ids, in the rows' order."""
+        sql = INSERT_JOB + ",".join([INSERT_VALUES] * len(rows)) + " RETURNING id"
+        # ids come from one sequence in insertion order: sorted, they match the rows
+        return sorted(r[0] for r in self.execute(sql, [v for row in rows for v in row]))
 
     # -- claiming -----------------------------------------------------------------------
 

@@ -55,13 +55,14 @@ def _user_id(value: Any, field: str) -> str:
     return str(value)
 
 
-EMAIL_FIELDS = (
-    Field("from", address), Field("to", address_list), Field("cc", address_list),
-    Field("bcc", address_list), Field("replyTo", address),
-    Field("subject", header_value, nullable=False), Field("text", _body),
-    Field("html", _body), Field("headers", _headers), Field("tags", _tags),
-    Field("userId", _user_id), Field("priority", whole(0, HIGH_PRIORITY), nullable=False),
-    Field("sendAt", _time_ms), Field("idempotencyKey", string(1, 255)),
+EMAIL_FIELDS = (  # the API's names; `flag`: `synthbox emails send --<flag>`
+    Field("from", address, flag="from"), Field("to", address_list, flag="to"),
+    Field("cc", address_list), Field("bcc", address_list), Field("replyTo", address),
+    Field("subject", header_value, nullable=False, flag="subject"),
+    Field("text", _body, flag="text"), Field("html", _body, flag="html-file"),
+    Field("headers", _headers), Field("tags", _tags), Field("userId", _user_id),
+    Field("priority", whole(0, HIGH_PRIORITY), nullable=False, flag="priority"),
+    Field("sendAt", _time_ms, flag="at"), Field("idempotencyKey", string(1, 255)),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from synthbox.config import MASK
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.jobs.service import JOB_ID, milliseconds
 from synthbox.orchestration.agents.base import ENTRY_POINT_GROUP
-from synthbox.orchestration.agents.repo_scan import checkout_dir
+from synthbox.orchestration.agents.repo_scan import check_repository_location, checkout_dir
 from synthbox.orchestration.models import (
     AGENT_KINDS,
     Agent,
@@ -100,12 +101,15 @@ def find_agent(project: Project, slug: str) -> Agent:
     return agent
 
 
-def _repository(value: Any) -> str | None:
+def _repository(value: Any, roots: Sequence[Path]) -> str | None:
+    """A git URL, or a local path under one of `roots` (the repository_roots setting; the
+    scan checks again when it runs, links resolved)."""
     if value is None or value == "":
         return None
     checked = check_text(value, "repository", 2000)
     if checked.startswith("-"):
         raise InputError("repository", "must be a git URL or a path, not an option")
+    check_repository_location(checked, roots)
     return checked
 
 
@@ -115,11 +119,13 @@ def list_projects() -> list[dict[str, Any]]:
     return [project_dict(p) for p in Project.select().order_by(Project.slug)]
 
 
-def create_project(payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, Any]:
+def create_project(payload: dict[str, Any], actor: Actor = SYSTEM,
+                   roots: Sequence[Path] = ()) -> dict[str, Any]:
+    """A new project; a local repository path must lie under one of `roots`."""
     check_known_fields(payload, PROJECT_FIELDS)
     fields = {"slug": check_slug(payload.get("slug"), "slug"),
               "name": check_text(payload.get("name", payload.get("slug")), "name"),
-              "repository": _repository(payload.get("repository")),
+              "repository": _repository(payload.get("repository"), roots),
               "settings": json.dumps(check_json_object(payload.get("settings"), "settings"))}
     try:
         project = Project.create(**fields, created_at=time.time())
@@ -129,13 +135,14 @@ def create_project(payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, 
     return project_dict(project)
 
 
-def update_project(ref: str, payload: dict[str, Any], actor: Actor = SYSTEM) -> dict[str, Any]:
+def update_project(ref: str, payload: dict[str, Any], actor: Actor = SYSTEM,
+                   roots: Sequence[Path] = ()) -> dict[str, Any]:
     project = find_project(ref)
     check_known_fields(payload, PROJECT_FIELDS[1:])
     if "name" in payload:
         project.name = check_text(payload["name"], "name")
     if "repository" in payload and payload["repository"] != shown_url(project.repository):
-        project.repository = _repository(payload["repository"])
+        project.repository = _repository(payload["repository"], roots)
     if "settings" in payload:
         project.settings = json.dumps(check_json_object(payload["settings"], "settings"))
     project.save()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -58,12 +57,12 @@ def test_add_with_delay_and_attempts(env):
     assert run_cli("jobs", "add", "diagnostics", "noop", "--job-id", "k1", env=env).stdout == again
 
 
-def test_retry_failed(env, tmp_path):
+def test_retry_failed(env, tmp_path, engine_builder):
     added = run_cli("jobs", "add", "diagnostics", "fail", "--attempts", "1", env=env)
     job_id = int(added.stdout)
-    conn = sqlite3.connect(tmp_path / "data" / "synthbox.db")
-    with conn:
-        conn.execute("UPDATE job SET status='failed', finished_at=1 WHERE id=?", (job_id,))
+    worker = engine_builder({}, workers=False, data_dir=tmp_path / "data")
+    assert worker.drain("diagnostics") == 1  # it fails, for good: one attempt
+    assert worker.service("diagnostics").get_job(job_id)["state"] == "failed"
     result = run_cli("queue", "retry-failed", "diagnostics", env=env)
     assert result.stdout.strip() == "retried 1 job(s)"
     assert json.loads(run_cli("jobs", "show", str(job_id), "--json", env=env).stdout)[

@@ -250,8 +250,9 @@ def test_reload_under_requests_and_jobs_drops_nothing(clusters):
 def test_a_child_that_crashes_at_start_is_backed_off_and_reported(clusters):
     cluster = clusters(1, config='[cluster]\nmax_restarts = 3\n'
                                  '[cluster.env]\nSYNTHBOX_DATABASE_URL = "mysql://nowhere/x"\n')
-    rows = wait_for(lambda: (lambda rows: rows if rows[0]["state"] == "errored" else None)(
-        cluster.status()), 30, message="the crash loop is reported")
+    rows = wait_for(lambda: (lambda rows: rows if rows and rows[0]["state"] == "errored"
+                             else None)(cluster.status()), 30,
+                    message="the crash loop is reported")
     assert rows[0]["restarts"] == 3
     assert cluster.answers(), "the supervisor stays up"
     log = (cluster.data_dir.parent / "supervisor.out").read_text()

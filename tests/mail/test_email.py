@@ -396,6 +396,16 @@ def test_email_cli(tmp_path, smtp):
     bad = run_cli("email", "send", "--to", "x@blocked.example\r\nBcc: y@evil.example",
                   "--subject", "hi", "--text", "x", env=env)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert bad.stderr.strip().startswith("Error: --to: ")
+    # each error names the flag the user typed (mail/fields.py's table), not the API's field
+    for flags, named in ((["--priority", "11"], "--priority: must be a whole number"),
+                         (["--from", "nobody"], "--from: "),
+                         (["--html-file", __file__, "--subject", "a\r\nBcc: x@y.z"],
+                          "--subject: ")):
+        bad = run_cli("emails", "send", "--to", "a@example.com", "--subject", "hi", "--text",
+                      "x", *flags, env=env)
+        assert bad.returncode == 2 and bad.stderr.strip().startswith(f"Error: {named}"), \
+            bad.stderr
     bad = run_cli("email", "suppress", "not an address", env=env)
     assert bad.returncode == 2
 

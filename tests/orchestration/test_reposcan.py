@@ -27,7 +27,7 @@ def test_github_analysis_finds_what_the_repository_holds(engine_builder, tmp_pat
     _git(repo, "commit", "-q", "-m", "second", author="Bob <bob@example.com>")
 
     engine, service = _engine(engine_builder, {"attempts": 1}, repository_roots=str(tmp_path))
-    projects.create_project({"slug": "demo", "repository": str(repo)})
+    projects.create_project({"slug": "demo", "repository": str(repo)}, roots=[tmp_path])
     run = service.trigger("demo", {"jobType": "github_analysis"}, "manual")
     assert _finished_job(engine, run["jobId"])["state"] == "completed"
     found = service.get_run("demo", run["jobId"])
@@ -64,12 +64,12 @@ def test_a_changed_repository_is_cloned_afresh(engine_builder, tmp_path):
         _git(repo, "commit", "-q", "-m", name)
         repos.append(repo)
     engine, service = _engine(engine_builder, {"attempts": 1}, repository_roots=str(tmp_path))
-    projects.create_project({"slug": "moving", "repository": str(repos[0])})
+    projects.create_project({"slug": "moving", "repository": str(repos[0])}, roots=[tmp_path])
     run = service.trigger("moving", {"jobType": "github_analysis"}, "manual")
     _finished_job(engine, run["jobId"])
     kinds = {s["detail"]["kind"] for s in service.get_run("moving", run["jobId"])["suggestions"]}
     assert "licence" in kinds and "readme" not in kinds
-    projects.update_project("moving", {"repository": str(repos[1])})
+    projects.update_project("moving", {"repository": str(repos[1])}, roots=[tmp_path])
     again = service.trigger("moving", {"jobType": "github_analysis"}, "manual")
     _finished_job(engine, again["jobId"])
     kinds = {s["detail"]["kind"] for s in service.get_run("moving", again["jobId"])["suggestions"]}

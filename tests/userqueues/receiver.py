@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -28,12 +29,17 @@ class JobReceiver:
                                              "json": json.loads(body)})
                     status, reply, headers = (outer.answers.pop(0) if outer.answers
                                               else (200, b'{"ok": true}', {}))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                if "X-Delay" in headers:  # answer late (a receiver that hangs)
+                    time.sleep(float(headers.pop("X-Delay")))
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                except OSError:  # the client gave up waiting (a timeout test)
+                    self.close_connection = True
 
             def log_message(self, *args):
                 pass

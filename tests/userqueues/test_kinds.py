@@ -203,3 +203,58 @@ def test_remote_jobs_wait_for_a_worker_elsewhere(engine_builder):
     claimed = engine.claim("far", 10, "remote-worker-1", 30.0)
     assert [c.id for c in claimed] == [int(job["id"])]
     assert engine.service("far").get_job(job["id"])["state"] == "active"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_command_runs_as_the_user_the_definition_names(engine_builder):
+    import pwd
+
+    engine = engine_builder({}, {"scripts": {"handler": "command", "command": ["id", "-u"],
+                                             "user": "nobody", "attempts": 1}},
+                            workers=False)
+    job = engine.service("scripts").add("run", {})
+    engine.drain("scripts")
+    assert engine.service("scripts").get_job(job["id"])["returnvalue"] == \
+        pwd.getpwnam("nobody").pw_uid
+
+
+def test_every_queue_option_applies_to_a_user_queue(engine_builder, tmp_path):
+    """Priority, dedup key, delay, pause and resume, attempts with backoff and retention
+    work on a user queue as on the built-in ones."""
+    (tmp_path / "optfuncs.py").write_text(textwrap.dedent("""
+        ORDER = []
+        def record(data):
+            ORDER.append(data["n"])
+            if data.get("fail"):
+                raise RuntimeError("planned")
+            return data["n"]
+    """))
+    engine = engine_builder({}, {"opts": {
+        "handler": "python", "function": "optfuncs:record", "python_path": str(tmp_path),
+        "attempts": 2, "backoff": {"type": "fixed", "delay": "1s"},
+        "keep_completed": {"count": 1}, "max_stalled_count": 5}}, workers=False)
+    service = engine.service("opts")
+    assert (service.spec.attempts, service.spec.backoff_delay, service.spec.max_stalled_count,
+            service.spec.keep_completed_count) == (2, 1.0, 5, 1)
+    service.pause()
+    low = service.add("x", {"n": 1})
+    high = service.add("x", {"n": 2}, priority=5)
+    assert service.add("x", {"n": 3}, key="once")["id"] == \
+        service.add("x", {"n": 4}, key="once")["id"]
+    later = service.add("x", {"n": 5}, delay=60)
+    assert engine.drain("opts") == 0  # paused: nobody claims
+    service.resume()
+    assert engine.drain("opts") == 3
+    import optfuncs
+
+    assert optfuncs.ORDER == [2, 1, 3]  # higher priority first, then FIFO
+    assert service.get_job(later["id"])["state"] == "delayed"
+    assert service.get_job(low["id"])["state"] == service.get_job(high["id"])["state"] == \
+        "completed"
+    failing = service.add("x", {"n": 6, "fail": True})
+    engine.drain("opts")
+    assert service.get_job(failing["id"])["state"] == "delayed"  # backoff, 1 attempt left
+    time.sleep(1.1)
+    engine.drain("opts")
+    found = service.get_job(failing["id"])
+    assert found["state"] == "failed" and found["attemptsMade"] == 2

@@ -247,3 +247,14 @@ def test_the_python_api_and_the_cli_add_to_a_user_queue(tmp_path):
     stats = run_cli("queues", "stats", "scripted", "--json",
                     env={"SYNTHBOX_DATA_DIR": str(data)})
     assert json.loads(stats.stdout)["scripted"]["waiting"] == 2
+
+
+def test_an_instance_without_workers_sees_new_queues_too(serve_factory):
+    workers = serve_factory()
+    web_only = serve_factory({"SYNTHBOX_WORKERS": "false"}, data_dir=workers.data_dir)
+    assert workers.request("POST", "/api/v1/queues",
+                           {"name": "later", "handler": "remote"})[0] == 201
+    wait_for(lambda: web_only.request("GET", "/api/v1/queues/later")[0] == 200, 2.5,
+             message="the web-only instance knows the queue")
+    status, job = web_only.request("POST", "/api/v1/queues/later/jobs", {"name": "x"})
+    assert status == 201 and job["data"]["queue"] == "later"

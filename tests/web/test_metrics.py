@@ -229,7 +229,8 @@ def test_a_bad_alert_in_the_settings_stops_the_start_with_one_line(tmp_path):
         "SYNTHBOX_ALERTS": json.dumps([{"name": "x", "kind": "waiting", "window": 0}])})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "Error: alerts[0].window: must be 1 to 604800 seconds")
+        "Error: alerts[0].window (from environment SYNTHBOX_ALERTS): must be 1 to 604800 "
+        "seconds")
 
 
 def test_top_and_the_packaging_examples_use_the_real_figures(serve_factory):

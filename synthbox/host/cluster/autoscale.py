@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from synthbox.app import build_engine
-from synthbox.host.cluster.options import Autoscale
+from synthbox.cluster_settings import Autoscale
 
 log = logging.getLogger("synthbox.cluster")
 

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from synthbox.cluster_settings import ClusterOptions, instance_count
 from synthbox.config import SETTINGS, Settings
 from synthbox.host.cluster.child import Child, instance_logger
 from synthbox.host.cluster.control import ControlServer
-from synthbox.host.cluster.options import ClusterOptions, instance_count
 from synthbox.host.notify import notify, start_watchdog
 from synthbox.host.serve import StartError, listen
 from synthbox.threads import start_thread

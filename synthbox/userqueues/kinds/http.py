@@ -122,32 +122,30 @@ class HttpDelivery:
               timeout: float) -> tuple[int, bytes, str | None]:
         for reused in (True, False):
             connection, was_idle = self._connection(timeout, reuse=reused)
-            try:
-                connection.request("POST", self.path, body=body, headers=headers)
-                response = connection.getresponse()
-                reply = response.read(MAX_REPLY + 1)
-            except (http.client.RemoteDisconnected, BrokenPipeError,
-                    ConnectionResetError) as exc:
-                connection.close()
-                if was_idle:
-                    continue  # the receiver closed a kept-alive connection: once more, fresh
-                raise DeliveryFailed(f"{self.url}: the connection broke ({exc})") from None
-            except TimeoutError:
-                connection.close()
-                raise DeliveryFailed(f"{self.url}: no answer within {timeout:g} s") from None
-            except OSError as exc:
-                connection.close()
-                raise DeliveryFailed(f"{self.url}: cannot connect "
-                                     f"({exc.strerror or exc})") from None
-            except BaseException:  # the job's timeout stopped it mid-request
-                connection.close()
-                raise
-            if response.will_close or len(reply) > MAX_REPLY:
-                connection.close()
-            else:
-                with self._lock:
-                    self._idle.append(connection)
-            return response.status, reply, response.getheader("Retry-After")
+            kept = False
+            try:  # closed in `finally` on every way out but the pool (a timeout included)
+                try:
+                    connection.request("POST", self.path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    reply = response.read(MAX_REPLY + 1)
+                except (http.client.RemoteDisconnected, BrokenPipeError,
+                        ConnectionResetError) as exc:
+                    if was_idle:
+                        continue  # the receiver closed a kept-alive connection: again, fresh
+                    raise DeliveryFailed(f"{self.url}: the connection broke ({exc})") from None
+                except TimeoutError:
+                    raise DeliveryFailed(f"{self.url}: no answer within {timeout:g} s") from None
+                except OSError as exc:
+                    raise DeliveryFailed(f"{self.url}: cannot connect "
+                                         f"({exc.strerror or exc})") from None
+                if not response.will_close and len(reply) <= MAX_REPLY:
+                    with self._lock:
+                        self._idle.append(connection)
+                    kept = True
+                return response.status, reply, response.getheader("Retry-After")
+            finally:
+                if not kept:
+                    connection.close()
         raise DeliveryFailed(f"{self.url}: the connection broke")
 
     def _connection(self, timeout: float,

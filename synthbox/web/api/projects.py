@@ -11,7 +11,6 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from synthbox.orchestration import projects, triggers
-from synthbox.orchestration.agents.repo_scan import check_repository_location
 from synthbox.orchestration.models import Suggestion, Task
 from synthbox.orchestration.service import OrchestrationService
 from synthbox.web.api.auth import acting, authenticate_api_request, caller, needs
@@ -27,16 +26,12 @@ def orchestration() -> OrchestrationService:
     return current_app.config["SYNTHBOX_ORCHESTRATION"]
 
 
+def _roots() -> Any:
+    return current_app.config["SYNTHBOX_ENGINE"].settings.repository_roots
+
+
 def _page_args() -> tuple[int, int | None]:
     return page_args()
-
-
-def _check_repository(payload: Any) -> None:
-    """A local path only under repository_roots (the scan checks again, links resolved)."""
-    repository = payload.get("repository") if isinstance(payload, dict) else None
-    if isinstance(repository, str) and repository and "********" not in repository:
-        roots = current_app.config["SYNTHBOX_ENGINE"].settings.repository_roots
-        check_repository_location(repository, roots)
 
 
 @bp.get("")
@@ -48,9 +43,7 @@ def list_projects() -> Any:
 @bp.post("")
 @needs("admin")
 def create_project() -> Any:
-    payload = json_body()
-    _check_repository(payload)
-    created = projects.create_project(payload, actor=acting())
+    created = projects.create_project(json_body(), actor=acting(), roots=_roots())
     return ok(created, 201)
 
 
@@ -63,9 +56,7 @@ def get_project(project: str) -> Any:
 @bp.patch("/<project>")
 @needs("admin")
 def update_project(project: str) -> Any:
-    payload = json_body()
-    _check_repository(payload)
-    changed = projects.update_project(project, payload, actor=acting())
+    changed = projects.update_project(project, json_body(), actor=acting(), roots=_roots())
     return ok(changed)
 
 

@@ -40,7 +40,9 @@ def create_project() -> Any:
     settings = form_json("settings")
     if settings is not None:
         payload["settings"] = settings
-    made = projects.create_project(payload, actor=actor())
+    made = projects.create_project(
+        payload, actor=actor(),
+        roots=current_app.config["SYNTHBOX_ENGINE"].settings.repository_roots)
     flash(f"Project {made['slug']} created.", "ok")
     return redirect(url_for("ui_projects.project_page", project=made["slug"]))
 
