@@ -14,6 +14,8 @@ from synthbox.alerting.models import MIGRATIONS as ALERT_MIGRATIONS
 from synthbox.alerting.rules import sync_config
 from synthbox.config import Settings, SettingsError
 from synthbox.errors import InputError
+from synthbox.faktory.models import MIGRATIONS as FAKTORY_MIGRATIONS
+from synthbox.faktory.server import FaktoryListener
 from synthbox.jobs.engine import Engine
 from synthbox.jobs.periodic import Periodic
 from synthbox.jobs.spec import QueueRegistry
@@ -26,7 +28,7 @@ from synthbox.userqueues.definitions import Definition
 from synthbox.userqueues.models import MIGRATIONS as USER_QUEUE_MIGRATIONS
 
 DOMAIN_MIGRATIONS = (*ACCOUNT_MIGRATIONS, *MAIL_MIGRATIONS, *ORCHESTRATION_MIGRATIONS,
-                     *ALERT_MIGRATIONS, *USER_QUEUE_MIGRATIONS)
+                     *ALERT_MIGRATIONS, *USER_QUEUE_MIGRATIONS, *FAKTORY_MIGRATIONS)
 
 
 def build_registry(settings: Settings) -> QueueRegistry:
@@ -78,3 +80,10 @@ def alert_evaluator(engine: Engine) -> AlertEvaluator:
 def definitions_sync(engine: Engine) -> Periodic:
     """The task that applies queue definitions changed at run time (every instance)."""
     return user_queues(engine).periodic()
+
+
+def faktory_listener(engine: Engine) -> FaktoryListener | None:
+    """The Faktory protocol listener when `faktory_address` is set (bound, not started)."""
+    if not engine.settings.faktory_address:
+        return None
+    return FaktoryListener(engine, engine.settings)

@@ -64,6 +64,17 @@ def _parse_port(raw: Any) -> int:
     return port
 
 
+def _parse_address(raw: Any) -> str:
+    """`host:port` (`[v6]:port`), or empty."""
+    text = str(raw).strip()
+    if not text:
+        return ""
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:7419")
+    return text
+
+
 def _positive_float(raw: Any) -> float:
     value = _number(raw)
     if value <= 0:
@@ -243,6 +254,14 @@ SETTINGS: tuple[Setting, ...] = (
             parse_settings_rules),
     Setting("metrics_token", "", "Bearer token that GET /metrics requires; empty: /metrics "
             "answers loopback clients only.", secret=True),
+    Setting("faktory_address", "", "Where the Faktory work protocol listener binds, e.g. "
+            "`127.0.0.1:7419` (see Workers in other languages); empty: off.",
+            _parse_address),
+    Setting("faktory_password", "", "Password Faktory clients must give; required when "
+            "`faktory_address` is not a loopback address.", secret=True),
+    Setting("faktory_tls_cert", "", "TLS certificate (PEM) for the Faktory listener; "
+            "with `faktory_tls_key`, clients connect with `tcp+tls://`."),
+    Setting("faktory_tls_key", "", "TLS private key (PEM) for the Faktory listener."),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

@@ -45,6 +45,10 @@ class Settings:
     cluster: ClusterOptions
     alerts: tuple[Any, ...]
     metrics_token: str
+    faktory_address: str
+    faktory_password: str
+    faktory_tls_cert: str
+    faktory_tls_key: str
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     config_file: Path | None = field(default=None, compare=False)
 

@@ -146,3 +146,15 @@ def test_user_queues_measures_each_kind_against_diagnostics():
                   "add_bulk() of 1,000: user queue"):
         rate, ratio = number(rows[label][0]), number(rows[label][1])
         assert rate > 0 and ratio == pytest.approx(rate / drain, abs=0.011), label
+
+
+@pytest.mark.timeout(300)
+def test_the_faktory_protocol_benchmark_reports_every_figure():
+    out = run(str(BENCHMARKS / "faktory_protocol.py"), "--jobs", "80", "--connections", "2",
+              "--samples", "5", "--client-jobs", "20", timeout=280)
+    figures = table(out, "### Faktory protocol, 80 jobs, 2 connections")
+    for label in ("PUSH, one job per command (jobs/s)", "PUSHB, 1,000 per command (jobs/s)",
+                  "FETCH+ACK, end to end (jobs/s)", "pickup p99, a FETCH waiting (ms)",
+                  "PyPI client: queue(), one connection (jobs/s)",
+                  "PyPI client: Worker, 8 threads (jobs/s)"):
+        assert number(figures[label][0]) > 0, label

@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "synthbox"
 INTERFACES = ("synthbox.web", "synthbox.cli")
 DOMAINS = ("synthbox.mail", "synthbox.orchestration", "synthbox.accounts",
-           "synthbox.alerting", "synthbox.userqueues")
+           "synthbox.alerting", "synthbox.userqueues", "synthbox.faktory")
 HOST = ("synthbox.host", "synthbox.bench", "synthbox.app", "synthbox.services")
 RULES = (  # (modules under this name, may not import these)
     ("synthbox.jobs", (*INTERFACES, *DOMAINS, *HOST, "synthbox.queues")),

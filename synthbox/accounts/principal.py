@@ -2,8 +2,9 @@
 
 Permissions: `read` (look at queues and jobs), `jobs:write` (add jobs), `email:send`,
 `email:read` (emails with their bodies, which may hold private links: not for viewers),
-`orchestration:trigger`, `operate` (retry, pause, clean, remove), `admin` (users, tokens,
-settings, everything). Roles and token scopes grant sets of them.
+`orchestration:trigger`, `operate` (retry, pause, clean, remove), `worker` (fetch, ack,
+fail and beat jobs of remote queues over HTTP), `admin` (users, tokens, settings,
+everything). Roles and token scopes grant sets of them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass, field
 from synthbox.errors import NotAllowed
 
 PERMISSIONS = ("read", "jobs:write", "email:send", "email:read", "orchestration:trigger",
-               "operate", "admin")
-SCOPES = ("jobs:write", "email:send", "orchestration:trigger", "admin")
+               "operate", "worker", "admin")
+SCOPES = ("jobs:write", "email:send", "orchestration:trigger", "worker", "admin")
 
 ROLE_GRANTS = {
     "admin": frozenset(PERMISSIONS),
@@ -28,6 +29,7 @@ SCOPE_GRANTS = {
     "jobs:write": frozenset({"jobs:write", "read"}),
     "email:send": frozenset({"email:send", "email:read"}),
     "orchestration:trigger": frozenset({"orchestration:trigger"}),
+    "worker": frozenset({"worker"}),  # a remote worker: its jobs, nothing else
 }
 
 

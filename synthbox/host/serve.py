@@ -179,6 +179,7 @@ def serve(settings: Settings) -> int:
         alert_evaluator,
         build_engine,
         definitions_sync,
+        faktory_listener,
     )
 
     engine = build_engine(settings)
@@ -186,10 +187,15 @@ def serve(settings: Settings) -> int:
     _stop_on_signals(stop)
     server, url = (None, None) if sock is None else _http_server(settings, engine, sock)
     definitions = definitions_sync(engine)
+    faktory = faktory_listener(engine)
     if settings.workers:
         engine.add_periodic(alert_evaluator(engine).periodic())
         engine.add_periodic(definitions)
+        if faktory is not None:
+            engine.add_periodic(faktory.periodic())
         engine.start_workers()
+    if faktory is not None:
+        faktory.start()
     http_thread = None if server is None else start_thread("http", server.run)
     show_start_block(settings, engine, url)
     notify("READY=1")
@@ -204,6 +210,8 @@ def serve(settings: Settings) -> int:
         if not settings.workers:  # no upkeep loop here: the API still sees queue changes
             definitions.run(time.monotonic())
     notify("STOPPING=1")
+    if faktory is not None:
+        faktory.stop()
     if server is not None:
         drain_http(server)
     engine.stop()

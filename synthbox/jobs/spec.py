@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -10,7 +11,7 @@ from synthbox.jobs.periodic import Periodic
 
 Handler = Callable[..., Any]
 
-BACKOFF_TYPES = ("fixed", "exponential")
+BACKOFF_TYPES = ("fixed", "exponential", "faktory")
 # code, not settings
 NOT_OPTIONS = ("name", "handlers", "on_stop", "periodic", "internal", "local_consumer")
 
@@ -50,6 +51,9 @@ class QueueSpec:
         """The wait before the next attempt, after `attempts_made` attempts have failed."""
         if backoff_type == "exponential":
             return delay * (2 ** max(attempts_made - 1, 0))
+        if backoff_type == "faktory":  # Faktory's own: retry_count^4 + 15 + rand(10)*(n+1)
+            count = max(attempts_made - 1, 0)
+            return float(count ** 4 + 15 + random.randrange(10) * (count + 1))
         return delay
 
     def with_options(self, options: Mapping[str, Any]) -> QueueSpec:

@@ -14,6 +14,7 @@ from typing import Any
 
 from synthbox.checks import DURATION_RULE, check_http_url, is_number, parse_duration
 from synthbox.errors import InputError
+from synthbox.jobs.spec import BACKOFF_TYPES
 from synthbox.userqueues.triggers import check_schedules, check_webhook
 
 KINDS = ("http", "command", "python", "remote")
@@ -116,8 +117,8 @@ def _option(label: str, option: str, value: Any) -> Any:
             raise InputError(label, f"must be a whole number from {low} to {high}")
         return value
     if option == "backoff_type":
-        if value not in ("fixed", "exponential"):
-            raise InputError(label, "must be one of fixed, exponential")
+        if value not in BACKOFF_TYPES:
+            raise InputError(label, f"must be one of {', '.join(BACKOFF_TYPES)}")
         return value
     seconds = _seconds(label, value)
     if seconds == 0 and option in ("timeout", "stalled_interval", "rate_limit_duration"):

@@ -14,10 +14,12 @@ from synthbox.web.api import (
     openapi,
     projects,
     userqueues,
+    workers,
 )
 
 
 def init_app(app: Flask) -> None:
     for blueprint in (auth.bp, jobs.bp, admin.bp, openapi.bp, alerts.bp, emails.bp,
-                      projects.bp, projects.hooks_bp, userqueues.bp, userqueues.hooks_bp):
+                      projects.bp, projects.hooks_bp, userqueues.bp, userqueues.hooks_bp,
+                      workers.bp):
         app.register_blueprint(blueprint)

@@ -219,6 +219,24 @@ ROUTES: list[tuple[str, str, str, str | None, Any, Any]] = [
      _object(tasks=_array("Item"), nextCursor=NULLABLE_STR)),
     ("get", "/projects/{project}/suggestions", "Suggestions agents reported, newest first",
      "read", None, _object(suggestions=_array("Item"), nextCursor=NULLABLE_STR)),
+    ("post", "/queues/{name}/fetch", "Remote workers: up to `count` due jobs of a remote "
+     "queue, each with its lease; waits up to `wait` seconds for one", "worker",
+     _ref("WorkerFetch"), _object(jobs=_array("RemoteJob"), state={"type": "string"})),
+    ("post", "/jobs/{jid}/ack", "Remote workers: a fetched job is done (optional result)",
+     "worker", _ref("WorkerAck"), _object(jid={"type": "string"}, state={"type": "string"})),
+    ("post", "/jobs/{jid}/fail", "Remote workers: a fetched job's attempt failed; retried "
+     "after the queue's backoff or `retryIn` seconds while attempts are left", "worker",
+     _ref("WorkerFail"), _object(jid={"type": "string"}, state={"type": "string"})),
+    ("post", "/jobs/{jid}/beat", "Remote workers: extend a fetched job's lease (by its "
+     "reserve_for, or `extendBy` seconds); says whether the worker should go quiet or stop",
+     "worker", _ref("WorkerBeat"),
+     _object(jid={"type": "string"}, leaseUntil={"type": "integer"},
+             state={"type": "string"})),
+    ("get", "/workers", "The worker processes connected (Faktory clients, HTTP workers)",
+     "read", None, _array("Worker")),
+    ("post", "/workers/{wid}/{state}", "Ask a worker to go quiet or to stop (state: quiet "
+     "or stop), told at its next beat; audited", "operate", None,
+     _object(wid={"type": "string"}, state={"type": "string"})),
     ("post", "/hooks/{project}/{hook}", "A webhook delivery, signed with the hook's secret "
      "(X-Hub-Signature-256, or X-SynthBox-Timestamp and X-SynthBox-Signature)", None,
      {}, _object(jobId=NULLABLE_STR, duplicate={"type": "boolean"})),

@@ -171,7 +171,7 @@ SCHEMAS["QueueDefinitionChange"] = {
         "max_stalled_count": {"type": "integer", "minimum": 0, "maximum": 1000},
         "timeout": _DURATION, "stalled_interval": _DURATION,
         "backoff": {"type": "object", "properties": {
-            "type": {"enum": ["fixed", "exponential"]}, "delay": _DURATION}},
+            "type": {"enum": ["fixed", "exponential", "faktory"]}, "delay": _DURATION}},
         "rate_limit": {"type": "object", "properties": {
             "max": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
             "per": _DURATION}},
@@ -192,3 +192,36 @@ SCHEMAS["QueueDefinition"] = {
         "handler": {"type": "string"}, "definition": {"type": "object"},
         "version": {"type": "integer"}, "runningVersion": NULLABLE_INT,
         "signingSecret": {"type": "string"}}}
+
+# Remote workers (synthbox/web/api/workers.py): a worker names itself with these, optionally
+_WORKER = {"wid": {"type": "string", "minLength": 1, "maxLength": 255},
+           "hostname": {"type": "string", "maxLength": 255},
+           "pid": {"type": "integer", "minimum": 0, "maximum": 2**31},
+           "labels": {"type": "array", "items": {"type": "string"}}}
+SCHEMAS["WorkerFetch"] = {"type": "object", "properties": {
+    "wait": {"type": "number", "minimum": 0, "maximum": 30},
+    "count": {"type": "integer", "minimum": 1, "maximum": 100}, **_WORKER}}
+SCHEMAS["WorkerAck"] = {"type": "object", "properties": {"result": {}}}
+SCHEMAS["WorkerFail"] = {"type": "object", "properties": {
+    "message": {"type": "string", "maxLength": 10000},
+    "errtype": {"type": "string", "maxLength": 255},
+    "backtrace": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    "retryIn": {"type": "number", "minimum": 0, "maximum": 365 * 86400}}}
+SCHEMAS["WorkerBeat"] = {"type": "object", "properties": {
+    "extendBy": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400}, **_WORKER}}
+SCHEMAS["RemoteJob"] = {
+    "type": "object", "required": ["jid", "queue", "jobtype", "args", "reserve_for"],
+    "properties": {"jid": {"type": "string"}, "queue": {"type": "string"},
+                   "jobtype": {"type": "string"}, "args": {"type": "array"},
+                   "custom": {"type": "object"}, "retry": {"type": "integer"},
+                   "reserve_for": {"type": "integer"}, "leaseUntil": {"type": "integer"},
+                   "failure": {"type": "object"}}}
+SCHEMAS["Worker"] = {
+    "type": "object", "required": ["wid", "protocol", "jobs", "lastBeat", "state"],
+    "properties": {"wid": {"type": "string"}, "hostname": {"type": "string"},
+                   "pid": {"type": "integer"}, "labels": {"type": "array"},
+                   "protocol": {"enum": ["faktory", "http"]}, "address": {"type": "string"},
+                   "jobs": {"type": "array", "items": {"type": "string"}},
+                   "startedAt": {"type": "integer"}, "lastBeat": {"type": "integer"},
+                   "secondsSinceBeat": {"type": "number"}, "rssKb": NULLABLE_INT,
+                   "state": {"enum": ["running", "quiet", "terminate"]}}}

@@ -24,6 +24,7 @@ from synthbox.web.ui import (
     queues,
     signin,
     userqueues,
+    workers,
 )
 
 
@@ -34,5 +35,5 @@ def init_app(app: Flask, data_path: Path) -> None:
     app.config.update(SESSION_COOKIE_NAME="synthbox_messages", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax")
     app.jinja_env.globals["when"] = base.when
-    for module in (signin, userqueues, queues, emails, projects, admin, alerts):
+    for module in (signin, userqueues, queues, emails, projects, admin, alerts, workers):
         app.register_blueprint(module.bp)

@@ -1,0 +1,331 @@
+"""The jobs of `remote` queues as workers elsewhere see them: push, fetch (a claim with a
+lease), ack, fail, and lease extension. The Faktory protocol and the HTTP worker API both
+call these; the job record stays the truth (a pushed job is a row before the reply)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from peewee import IntegrityError
+
+from synthbox.actors import Actor
+from synthbox.errors import Conflict, InputError, NotFound
+from synthbox.faktory.fields import DEFAULT_RESERVE, PushedJob, fetched_job, read_job
+from synthbox.faktory.group import GroupCommit
+from synthbox.jobs.engine import Engine
+from synthbox.jobs.options import job_row
+from synthbox.jobs.rows import INSERT_JOB, INSERT_VALUES, ClaimedJob, Failure, NewJob
+from synthbox.jobs.spec import QueueSpec
+from synthbox.userqueues import manage
+from synthbox.userqueues.catalog import user_queues
+
+log = logging.getLogger("synthbox.faktory")
+
+POLL = 0.1  # seconds between looks for jobs that did not arrive by a push here
+NEW_QUEUE = {"handler": "remote", "backoff": {"type": "faktory"}}
+# A job's extras are those of the job with its id *and* creation time: SQLite hands a
+# deleted job's id to the next job, while the extras' row waits for forget_gone()
+SAME_JOB = "f.job_id=j.id AND f.created_at=j.created_at"
+_CLAIMED = ("id, name, data, attempts_made, attempts_max, backoff_type, backoff_delay, "
+            "timeout, priority, run_at, queue, started_at, owner")
+_FETCHED = ("SELECT j.id, j.queue, j.name, j.data, j.priority, j.attempts_made, "
+            "j.attempts_max, j.created_at, j.run_at, f.jid, f.custom, f.reserve_for, f.retry, "
+            f"f.backtrace FROM job j LEFT JOIN faktory_job f ON {SAME_JOB} WHERE j.id=?")
+_BY_ENGINE: weakref.WeakKeyDictionary[Engine, RemoteJobs] = weakref.WeakKeyDictionary()
+
+
+class NotUnique(Conflict):
+    """A pushed jid that a job already has."""
+
+
+class RemoteJobs:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.store = engine.store
+        self.arrived = threading.Condition()  # a push here wakes the waiting FETCHes
+        self.pushed = 0
+        self._handed: dict[str, tuple[ClaimedJob, str]] = {}  # jid -> claim, until ACK
+        self._acks: GroupCommit[tuple[str, tuple[ClaimedJob, str | None, float]]] = \
+            GroupCommit(self._complete)
+        self._claims: GroupCommit[tuple[str, ...]] = GroupCommit(self._claim_batch)
+        self._pushes: GroupCommit[list[tuple[PushedJob, NewJob]]] = GroupCommit(self._store)
+
+    # -- push ---------------------------------------------------------------------------
+
+    def push(self, raw_jobs: Sequence[Any], actor: Actor) -> dict[str, str]:
+        """Store jobs, all or (with several) each that is valid; {jid: why} for those
+        refused. A single job's error raises (InputError, NotUnique)."""
+        single = len(raw_jobs) == 1
+        refused: dict[str, str] = {}
+        ready: list[tuple[PushedJob, NewJob]] = []
+        now = time.time()
+        for index, raw in enumerate(raw_jobs):
+            try:
+                job = read_job(raw)
+                spec = self.ensure_queue(job.queue, actor)
+                ready.append((job, job_row(spec, job.options, now)))
+            except InputError as exc:
+                if single:
+                    raise
+                jid = raw.get("jid") if isinstance(raw, dict) else None
+                refused[str(jid if isinstance(jid, str) else index)] = str(exc)
+        if ready:
+            refused.update(self._pushes.submit(ready))
+        if single and refused:
+            raise NotUnique(next(iter(refused.values())))
+        return refused
+
+    def ensure_queue(self, name: str, actor: Actor) -> QueueSpec:
+        """The queue `name`, made a `remote` queue with default options on first use."""
+        handle = self.engine.queues.get(name)
+        if handle is None:
+            try:
+                manage.create(self.engine, name, dict(NEW_QUEUE), actor)
+            except Conflict:  # made meanwhile by another connection or instance
+                user_queues(self.engine).sync()
+            handle = self.engine.queues.get(name)
+            if handle is None:
+                raise NotFound(f"queue: {name!r} could not be made")
+        if handle.service.spec.local_consumer:
+            raise InputError("queue", f"{name!r} is not a remote queue: its jobs run in "
+                                      "SynthBox (push to a queue with handler = remote)")
+        return handle.service.spec
+
+    def _taken(self, jids: list[str]) -> set[str]:
+        """The jids a live job holds; a jid whose job is gone (retention) is freed here."""
+        taken: set[str] = set()
+        for start in range(0, len(jids), 500):
+            chunk = jids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.store.execute(
+                f"SELECT f.jid, j.id FROM faktory_job f LEFT JOIN job j ON {SAME_JOB} "
+                f"WHERE f.jid IN ({marks})", chunk).fetchall()
+            gone = [jid for jid, job_id in rows if job_id is None]
+            taken.update(jid for jid, job_id in rows if job_id is not None)
+            if gone:
+                self.store.execute(f"DELETE FROM faktory_job WHERE jid IN "
+                                   f"({','.join('?' * len(gone))})", gone)
+        return taken
+
+    def _store(self, requests: Sequence[list[tuple[PushedJob, NewJob]]]
+               ) -> list[dict[str, str]]:
+        """Several connections' pushes in one transaction: for each, the jids refused."""
+        outcomes: list[dict[str, str]] = [{} for _ in requests]
+        try:
+            with self.store.db.atomic():
+                taken = self._taken([job.jid for ready in requests for job, _ in ready])
+                chosen: list[tuple[PushedJob, NewJob]] = []
+                for outcome, ready in zip(outcomes, requests, strict=True):
+                    for job, row in ready:
+                        if job.jid in taken:
+                            outcome[job.jid] = f"jid: {job.jid} is taken by another job"
+                        else:
+                            taken.add(job.jid)  # the same jid twice in this batch
+                            chosen.append((job, row))
+                self._insert(chosen)
+        except IntegrityError:
+            # a jid pushed at this moment by another instance, or an API jobId
+            if len(requests) > 1:
+                return [self._store([ready])[0] for ready in requests]
+            return [{job.jid: f"jid: {job.jid} is taken by another job"
+                     for job, _ in requests[0]}]
+        with self.arrived:
+            self.pushed += sum(len(ready) for ready in requests)
+            self.arrived.notify_all()
+        return outcomes
+
+    def _insert(self, chosen: list[tuple[PushedJob, NewJob]]) -> None:
+        ids: list[int] = []
+        for start in range(0, len(chosen), 500):
+            chunk = [row for _, row in chosen[start:start + 500]]
+            sql = INSERT_JOB + ",".join([INSERT_VALUES] * len(chunk)) + " RETURNING id"
+            ids += sorted(r[0] for r in self.store.execute(
+                sql, [value for row in chunk for value in row]).fetchall())
+        self.store.db.cursor().executemany(self.store._sql(
+            "INSERT INTO faktory_job (jid, job_id, custom, reserve_for, retry, backtrace, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+            [(job.jid, job_id, job.custom, job.reserve_for, job.retry, job.backtrace,
+              row.created_at) for (job, row), job_id in zip(chosen, ids, strict=True)])
+
+    # -- fetch --------------------------------------------------------------------------
+
+    def fetch(self, queues: Sequence[str]) -> dict[str, Any] | None:
+        """The first due job of the first queue that has one, claimed with its lease."""
+        now = time.time()
+        remote = [name for name in queues if name in self.engine.queues
+                  and not self.engine.queues[name].service.spec.local_consumer]
+        if not any(self.store.has_due_work(name, now) for name in remote):
+            return None
+        claimed = self._claims.submit(tuple(remote))
+        return None if claimed is None else self._handed_out(*claimed)
+
+    def _claim_batch(self, requests: Sequence[tuple[str, ...]]
+                     ) -> list[tuple[ClaimedJob, float] | None]:
+        """Several connections' FETCHes claimed together: per list of queues, as many jobs
+        as there are FETCHes, from the first queue that has them on."""
+        given: list[tuple[ClaimedJob, float] | None] = [None] * len(requests)
+        for queues in dict.fromkeys(requests):
+            waiting = [i for i, wanted in enumerate(requests) if wanted == queues]
+            for name in queues:
+                if not waiting:
+                    break
+                handle = self.engine.queues.get(name)
+                if handle is None:
+                    continue
+                spec, lease = handle.service.spec, DEFAULT_RESERVE
+                if spec.rate_limit_max and handle.runner is not None:
+                    jobs = handle.runner.claim(len(waiting))[0]  # the rate limit, at FETCH
+                    lease = spec.stalled_interval
+                else:
+                    jobs = self.store.claim(name, len(waiting), self.engine.instance_id,
+                                            lease)
+                for job in jobs:
+                    given[waiting.pop(0)] = (job, lease)
+        return given
+
+    def _handed_out(self, claimed: ClaimedJob, lease: float) -> dict[str, Any]:
+        row = self.store.execute(_FETCHED, (claimed.id,)).fetchone()
+        reserve = row[11] or DEFAULT_RESERVE
+        if reserve != lease:  # the job's own reserve_for
+            self.store.execute("UPDATE job SET lease_until=? WHERE id=? AND started_at=?",
+                               (claimed.started_at + reserve, claimed.id, claimed.started_at))
+        failure = None
+        if claimed.attempts_made > 1:
+            failure = self.store.execute(
+                "SELECT finished_at, error, traceback FROM job_attempt WHERE job_id=? "
+                "ORDER BY id DESC LIMIT 1", (claimed.id,)).fetchone()
+        job = fetched_job(tuple(row), None if failure is None else tuple(failure))
+        if len(self._handed) > 100_000:  # claims never acknowledged (their jobs deleted)
+            self._handed.clear()
+        self._handed[job["jid"]] = (claimed, self.engine.instance_id)
+        return job
+
+    def fetch_within(self, queues: Sequence[str], wait: float,
+                     stopping: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
+        """fetch(), waiting up to `wait` seconds for a job: woken at once by a push to this
+        instance, and looking every POLL seconds for jobs that came another way."""
+        deadline = time.monotonic() + wait
+        seen = self.pushed
+        while True:
+            job = self.fetch(queues)
+            if job is not None:
+                return job
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or stopping():
+                return None
+            with self.arrived:
+                if self.pushed == seen:
+                    self.arrived.wait(min(POLL, remaining))
+                seen = self.pushed
+
+    # -- outcomes -----------------------------------------------------------------------
+
+    def job_id(self, jid: str) -> int | None:
+        row = self.store.execute(f"SELECT f.job_id FROM faktory_job f JOIN job j ON "
+                                 f"{SAME_JOB} WHERE f.jid=?", (jid,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        if jid.isdigit() and len(jid) <= 18:
+            mine = self.store.execute(f"SELECT 1 FROM faktory_job f JOIN job j ON "
+                                      f"{SAME_JOB} WHERE j.id=?", (int(jid),)).fetchone()
+            return None if mine is not None else int(jid)
+        return None
+
+    def _active(self, jid: str) -> tuple[ClaimedJob, str] | None:
+        job_id = self.job_id(jid)
+        if job_id is None:
+            return None
+        row = self.store.execute(f"SELECT {_CLAIMED} FROM job WHERE id=? AND status='active'",
+                                 (job_id,)).fetchone()
+        if row is None or row[10] not in self.engine.queues \
+                or self.engine.queues[row[10]].service.spec.local_consumer:
+            return None
+        return ClaimedJob(*row[:12]), row[12]
+
+    def ack(self, jid: str, result: str | None = None, confirm: bool = True) -> bool:
+        """Complete a fetched job (`result` as JSON text); False when none is held.
+        Without `confirm`, a claim this process handed out is completed as it was claimed
+        (two reads fewer; a claim that lapsed meanwhile then changes nothing)."""
+        cached = self._handed.pop(jid, None)
+        found = self._active(jid) if confirm or cached is None else cached
+        if found is None:
+            return False
+        job, owner = found
+        self._acks.submit((owner, (job, result, time.time())))
+        return True
+
+    def _complete(self, acks: Sequence[tuple[str, tuple[ClaimedJob, str | None, float]]]
+                  ) -> list[None]:
+        """Several connections' ACKs recorded together (one transaction per owner)."""
+        owners: dict[str, list[tuple[ClaimedJob, str | None, float]]] = {}
+        for owner, done in acks:
+            owners.setdefault(owner, []).append(done)
+        for owner, completed in owners.items():
+            self.store.finish(owner, completed, [])
+        return [None] * len(acks)
+
+    def fail(self, jid: str, errtype: str, message: str, backtrace: Sequence[str],
+             retry_in: float | None = None) -> bool:
+        """Fail a fetched job's attempt: retried after the queue's backoff (or `retry_in`
+        seconds) while attempts are left; a job pushed with retry -1 is then dropped."""
+        self._handed.pop(jid, None)
+        found = self._active(jid)
+        if found is None:
+            return False
+        job, owner = found
+        now = time.time()
+        spec = self.engine.queues[job.queue].service.spec
+        retry_at = None
+        if job.attempts_made < job.attempts_max:
+            retry_at = now + (retry_in if retry_in is not None else spec.backoff_seconds(
+                job.backoff_type, job.backoff_delay, job.attempts_made))
+        error = f"{errtype}: {message}" if errtype else message
+        self.store.finish(owner, [], [Failure(job, error, "\n".join(backtrace) or None, now,
+                                              retry_at)])
+        if retry_at is None:
+            dropped = self.store.execute(f"SELECT f.retry FROM faktory_job f JOIN job j ON "
+                                         f"{SAME_JOB} WHERE j.id=?", (job.id,)).fetchone()
+            if dropped is not None and dropped[0] == -1:
+                self.store.delete_jobs([job.id])
+        return True
+
+    def give_back(self, jid: str) -> None:
+        """A fetched job no worker will run: waiting again, as if never fetched."""
+        self._handed.pop(jid, None)
+        found = self._active(jid)
+        if found is not None:
+            self.store.release(found[1], [found[0].id])
+
+    def extend(self, jid: str, seconds: float | None = None) -> float | None:
+        """Renew a fetched job's lease by `seconds` (its reserve_for); the new end."""
+        found = self._active(jid)
+        if found is None:
+            return None
+        job, _ = found
+        if seconds is None:
+            row = self.store.execute(f"SELECT f.reserve_for FROM faktory_job f JOIN job j "
+                                     f"ON {SAME_JOB} WHERE j.id=?", (job.id,)).fetchone()
+            seconds = float(row[0]) if row else DEFAULT_RESERVE
+        until = time.time() + seconds
+        self.store.execute("UPDATE job SET lease_until=? WHERE id=? AND status='active' "
+                           "AND started_at=?", (until, job.id, job.started_at))
+        return until
+
+    def forget_gone(self) -> None:
+        """Drop the extras of jobs that retention or a person deleted."""
+        self.store.execute("DELETE FROM faktory_job WHERE NOT EXISTS (SELECT 1 FROM job "
+                           "WHERE job.id=faktory_job.job_id "
+                           "AND job.created_at=faktory_job.created_at)")
+
+
+def remote_jobs(engine: Engine) -> RemoteJobs:
+    """The one RemoteJobs of an engine (the listener and the HTTP API share its wake-ups)."""
+    found = _BY_ENGINE.get(engine)
+    if found is None:
+        found = _BY_ENGINE[engine] = RemoteJobs(engine)
+    return found

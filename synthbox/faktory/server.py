@@ -1,0 +1,146 @@
+"""The Faktory protocol listener of `synthbox serve` (setting `faktory_address`): a thread
+accepting connections, one thread per connection running a Session. Off by default;
+refuses to start on an address other than loopback without `faktory_password`."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import select
+import socket
+import ssl
+import threading
+from typing import Any
+
+from synthbox.config import Settings, SettingsError
+from synthbox.faktory.jobs import remote_jobs
+from synthbox.faktory.session import Session
+from synthbox.faktory.workers import worker_registry
+from synthbox.jobs.engine import Engine
+from synthbox.jobs.periodic import Periodic
+from synthbox.logs import event
+from synthbox.threads import start_thread
+
+log = logging.getLogger("synthbox.faktory")
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_settings(settings: Settings) -> None:
+    """The listener's settings make sense together (else a SettingsError naming one)."""
+    host, _ = split_address(settings.faktory_address)
+    if not settings.faktory_password and not is_loopback(host):
+        raise SettingsError(f"faktory_password: required when faktory_address "
+                            f"({settings.faktory_address}) is not a loopback address")
+    if bool(settings.faktory_tls_cert) != bool(settings.faktory_tls_key):
+        raise SettingsError("faktory_tls_key: give both faktory_tls_cert and faktory_tls_key")
+
+
+def _peer_gone(conn: socket.socket) -> bool:
+    """The client closed its end (a FETCH waiting for it should claim nothing)."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+    except ValueError:  # a TLS socket cannot peek: its client is trusted to stay
+        return False
+    except OSError:
+        return True
+
+
+class FaktoryListener:
+    def __init__(self, engine: Engine, settings: Settings):
+        check_settings(settings)
+        self.engine = engine
+        self.password = settings.faktory_password
+        self.jobs = remote_jobs(engine)
+        self.workers = worker_registry(engine)
+        self.stopped = threading.Event()
+        self.tls: ssl.SSLContext | None = None
+        if settings.faktory_tls_cert:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            try:
+                self.tls.load_cert_chain(settings.faktory_tls_cert, settings.faktory_tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise SettingsError(f"faktory_tls_cert: cannot be loaded ({exc})") from None
+        host, port = split_address(settings.faktory_address)
+        try:
+            info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+            self.sock = socket.socket(info[0], socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if hasattr(socket, "SO_REUSEPORT"):  # cluster mode: every instance listens
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self.sock.bind(info[4])
+            self.sock.listen(256)
+        except OSError as exc:
+            raise SettingsError(f"faktory_address: cannot listen on "
+                                f"{settings.faktory_address} ({exc.strerror})") from None
+        self.port = self.sock.getsockname()[1]
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        start_thread("faktory-listener", self._accept)
+        log.info("faktory protocol listening on port %d%s", self.port,
+                 " (TLS)" if self.tls else "",
+                 extra=event("faktory listening", port=self.port, tls=bool(self.tls)))
+
+    def periodic(self) -> Periodic:
+        """Drop the extras of jobs deleted since (every instance may run it)."""
+        return Periodic("faktory-extras", 60.0, self.jobs.forget_gone, first_after=60.0)
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, peer = self.sock.accept()
+            except OSError:
+                return  # closed by stop()
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            start_thread("faktory-connection", self._serve, conn, peer)
+
+    def _serve(self, conn: socket.socket, peer: Any) -> None:
+        address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("faktory TLS handshake with %s failed: %s", address, exc)
+            conn.close()
+            return
+        with self._lock:
+            self._open.add(conn)
+        stream = conn.makefile("rb")
+        try:
+            Session(self.engine, self.jobs, self.workers, self.password, stream,
+                    conn.sendall, address,
+                    lambda: self.stopped.is_set() or _peer_gone(conn)).run()
+        except OSError as exc:  # the client went away mid-reply
+            log.debug("faktory connection from %s ended: %s", address, exc)
+        finally:
+            with self._lock:
+                self._open.discard(conn)
+            stream.close()
+            conn.close()
+
+    def stop(self) -> None:
+        """Stop accepting and end every connection (their held jobs come back by lease)."""
+        self.stopped.set()
+        self.sock.close()
+        with self._lock:
+            conns = list(self._open)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
