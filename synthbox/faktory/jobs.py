@@ -16,10 +16,10 @@ from peewee import IntegrityError
 from synthbox.actors import Actor
 from synthbox.errors import Conflict, InputError, NotFound
 from synthbox.faktory.fields import DEFAULT_RESERVE, PushedJob, fetched_job, read_job
-from synthbox.faktory.group import GroupCommit
 from synthbox.jobs.engine import Engine
+from synthbox.jobs.groupcommit import GroupCommit
 from synthbox.jobs.options import job_row
-from synthbox.jobs.rows import INSERT_JOB, INSERT_VALUES, ClaimedJob, Failure, NewJob
+from synthbox.jobs.rows import ClaimedJob, Failure, NewJob
 from synthbox.jobs.spec import QueueSpec
 from synthbox.userqueues import manage
 from synthbox.userqueues.catalog import user_queues
@@ -142,10 +142,7 @@ class RemoteJobs:
     def _insert(self, chosen: list[tuple[PushedJob, NewJob]]) -> None:
         ids: list[int] = []
         for start in range(0, len(chosen), 500):
-            chunk = [row for _, row in chosen[start:start + 500]]
-            sql = INSERT_JOB + ",".join([INSERT_VALUES] * len(chunk)) + " RETURNING id"
-            ids += sorted(r[0] for r in self.store.execute(
-                sql, [value for row in chunk for value in row]).fetchall())
+            ids += self.store.insert([row for _, row in chosen[start:start + 500]])
         self.store.db.cursor().executemany(self.store._sql(
             "INSERT INTO faktory_job (jid, job_id, custom, reserve_for, retry, backtrace, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),

@@ -1,72 +1,72 @@
-"""Group commit of single adds on PostgreSQL: adds that arrive together share one INSERT
-and one commit, and each caller returns once its own job is committed.
+"""Group commit: requests from many threads done together, in one statement or one
+transaction, and each caller returns once its own request is done.
 
-No timer: the first add to find no commit in flight leads at once (a lone add is not
-delayed); the adds that arrive while its commit is in flight wait, and the first of them
-leads the next commit with all of them. Durability is unchanged: every caller's row is
-committed before it returns, in a statement of its own or shared with others.
+No timer: the first request to find nothing in flight leads at once (a lone request is
+not delayed); requests that arrive while a batch is in flight wait, and the first of them
+leads the next batch with all of them. Used for single adds on PostgreSQL (one INSERT
+and one commit for the adds of many API threads) and for the Faktory protocol's pushes,
+fetches and acknowledgements (SQLite has one writer: eight connections each committing
+alone wait in line for its lock; together they share one commit).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
-from synthbox.jobs.rows import NewJob
-
-Insert = Callable[[Sequence[NewJob]], list[int]]  # the rows' ids, in their order
+Item = TypeVar("Item")
 
 
 class _Waiting:
-    __slots__ = ("row", "job_id", "error", "leads", "done")
+    __slots__ = ("item", "result", "leads", "done")
 
-    def __init__(self, row: NewJob):
-        self.row = row
-        self.job_id = 0
-        self.error: BaseException | None = None
-        self.leads = False  # handed the next commit by the one before
+    def __init__(self, item: Any):
+        self.item = item
+        self.result: Any = None
+        self.leads = False  # handed the next batch by the one before
         self.done = threading.Event()
 
 
-class GroupCommit:
-    def __init__(self, insert: Insert):
-        """`insert` writes and commits rows in one statement (outside any transaction)."""
-        self._insert = insert
+class GroupCommit(Generic[Item]):
+    def __init__(self, run_batch: Callable[[Sequence[Item]], Sequence[Any]]):
+        """`run_batch(items)` does the items together and gives one result per item. A
+        result that is an exception is raised in the thread that submitted its item; an
+        exception of the whole batch in every one of them."""
+        self.run_batch = run_batch
         self._lock = threading.Lock()
         self._waiting: list[_Waiting] = []
         self._in_flight = False
-        self.commits = 0  # statements run, and the rows they carried (for benchmarks)
-        self.rows = 0
+        self.batches = 0  # batches run, and the items they carried (for benchmarks)
+        self.items = 0
 
-    def add(self, row: NewJob) -> int:
-        """Insert `row` with whatever else is waiting; its id once committed."""
-        me = _Waiting(row)
+    def submit(self, item: Item) -> Any:
+        """Do `item` with whatever else is waiting; its result once done."""
+        me = _Waiting(item)
         with self._lock:
             self._waiting.append(me)
             follow, self._in_flight = self._in_flight, True
         if follow:
             me.done.wait()
         if not follow or me.leads:
-            self._commit_waiting()
-        if me.error is not None:
-            raise me.error
-        return me.job_id
+            self._run_waiting()
+        if isinstance(me.result, BaseException):
+            raise me.result
+        return me.result
 
-    def _commit_waiting(self) -> None:
+    def _run_waiting(self) -> None:
         with self._lock:
             batch, self._waiting = self._waiting, []
         try:
-            ids = self._insert([waiting.row for waiting in batch])
-        except BaseException as exc:  # every caller of the batch sees its failure
-            for waiting in batch:
-                waiting.error = exc
-        else:
-            for waiting, job_id in zip(batch, ids, strict=True):
-                waiting.job_id = job_id
+            results: Sequence[Any] = list(self.run_batch([waiting.item for waiting in batch]))
+        except BaseException as exc:  # every caller of the batch hears of it (none hangs)
+            results = [exc] * len(batch)
+        for waiting, result in zip(batch, results, strict=True):
+            waiting.result = result
         with self._lock:
-            self.commits += 1
-            self.rows += len(batch)
-            if self._waiting:  # arrived during this commit: the first leads the next
+            self.batches += 1
+            self.items += len(batch)
+            if self._waiting:  # arrived during this batch: the first leads the next
                 self._waiting[0].leads = True
                 self._waiting[0].done.set()
             else:

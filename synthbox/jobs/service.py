@@ -92,7 +92,7 @@ class QueueService:
         grouped = self.store.grouped
         if grouped is not None and len(rows) == 1 and not keyed \
                 and not self.store.db.in_transaction():
-            ids[0] = grouped.add(rows[0])  # with the adds of other threads, if any
+            ids[0] = grouped.submit(rows[0])  # with the adds of other threads, if any
         else:
             self._insert(rows, keyed, ids)
         existing = ({int(job["id"]): job for job in self.get_jobs([ids[i] for i in keyed])}

@@ -48,7 +48,8 @@ class JobStore:
         self.postgres = isinstance(db, PostgresqlDatabase)
         # PostgreSQL: single adds that arrive together share a commit (SQLite's adds are
         # serialised by its write lock in this process and commit without a round trip)
-        self.grouped = GroupCommit(self.insert) if self.postgres else None
+        self.grouped: GroupCommit[NewJob] | None = (GroupCommit(self.insert) if self.postgres
+                                                    else None)
         due = ("SELECT id FROM job WHERE queue=:queue AND status='waiting' AND run_at<=:now "
                "AND NOT EXISTS (SELECT 1 FROM queue_state WHERE name=:queue AND paused=:yes) "
                "ORDER BY priority DESC, run_at, id LIMIT :limit")

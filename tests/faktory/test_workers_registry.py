@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from synthbox.faktory.group import GroupCommit
 from synthbox.faktory.workers import STALE_AFTER, WorkerRegistry
+from synthbox.jobs.groupcommit import GroupCommit
 
 
 def test_a_worker_silent_for_60_seconds_disappears():

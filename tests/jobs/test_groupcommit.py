@@ -41,9 +41,9 @@ def test_concurrent_single_adds_share_commits_and_each_gets_its_own_job(pg_url,
         "SELECT id, (data::json->>'marker')::int FROM job WHERE queue='diagnostics'").fetchall())
     assert stored == added, "each id holds the job its caller added, committed"
     grouped = engine.store.grouped
-    assert grouped.rows == THREADS * EACH
-    assert grouped.commits < grouped.rows, "adds that arrived together shared a commit"
-    print(f"{grouped.rows} adds in {grouped.commits} commits")
+    assert grouped.items == THREADS * EACH
+    assert grouped.batches < grouped.items, "adds that arrived together shared a commit"
+    print(f"{grouped.items} adds in {grouped.batches} commits")
 
 
 def test_an_add_inside_the_callers_transaction_is_never_grouped(pg_url, engine_builder):
@@ -78,7 +78,7 @@ def test_a_failed_commit_fails_every_add_it_carried():
 
     def add() -> None:
         try:
-            results.append(group.add(object()))  # type: ignore[arg-type]
+            results.append(group.submit(object()))  # type: ignore[arg-type]
         except ConnectionError as exc:
             results.append(exc)
 
@@ -97,4 +97,4 @@ def test_a_failed_commit_fails_every_add_it_carried():
     assert results.count(1) == 1
     assert [str(r) for r in results if r != 1] == ["records database unreachable"] * 3
     with pytest.raises(ConnectionError):  # and the next add leads a commit of its own
-        group.add(object())  # type: ignore[arg-type]
+        group.submit(object())  # type: ignore[arg-type]
