@@ -7,6 +7,7 @@ import gc
 import hashlib
 import hmac
 import os
+import socket
 import sys
 import textwrap
 import time
@@ -97,6 +98,31 @@ def test_http_timeout_fails_the_attempt_and_the_pool_stays_healthy(engine_builde
         time.sleep(2.5)  # the abandoned delivery's thread has finished by now
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_http_timeout_while_connecting_leaves_no_socket_behind(engine_builder):
+    """A receiver whose accept queue is full: connecting hangs past the queue's timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # fills the accept queue
+    try:
+        engine = engine_builder({}, http_queue(f"http://127.0.0.1:{port}/jobs", attempts=1,
+                                               timeout="1s"), workers=False)
+        service = engine.service("hooks")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            job = service.add("a", {})
+            engine.drain("hooks")
+            assert "timed out" in service.get_job(job["id"])["failedReason"]
+            time.sleep(1.5)  # the abandoned delivery's thread has finished by now
+            gc.collect()
+        assert [str(w.message) for w in caught
+                if issubclass(w.category, ResourceWarning)] == []
+    finally:
+        filler.close()
+        listener.close()
 
 
 def test_http_refuses_loopback_unless_the_definition_allows_it(engine_builder, receiver):

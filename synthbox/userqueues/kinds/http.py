@@ -14,8 +14,8 @@ job's thread at its next Python call, which, as the socket's own timeout fires a
 moment, is http.client's `response.close()` in getresponse's cleanup. The response's file
 then keeps an io-reference on the socket, so `HTTPConnection.close()` only marks it closed
 and its descriptor is left to the garbage collector. So a connection that leaves the pool
-is discarded by `_discard`, which closes the descriptor itself and finishes even when the
-stop request cuts it short (a job gets one).
+is discarded by `_discard`, which closes the descriptor itself (a socket still connecting
+included) and finishes even when the stop request cuts it short (a job gets one).
 """
 
 from __future__ import annotations
@@ -59,15 +59,26 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     return min(max(when - now, 0.0), MAX_RETRY_AFTER)
 
 
+def _open(connection: http.client.HTTPConnection, address: str, port: int,
+          timeout: float | None) -> socket.socket:
+    """A socket connected to `address`, known to the connection (as `opened`) before it
+    connects, so `_discard` closes it even when the job's timeout cuts the connect short."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    connection.opened = sock  # type: ignore[attr-defined]
+    sock.settimeout(timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.connect((address, port))
+    return sock
+
+
 class _Pinned(http.client.HTTPConnection):
     def __init__(self, host: str, port: int, address: str, timeout: float):
         super().__init__(host, port, timeout=timeout)
         self._address = address
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.opened = self.sock
+        self.sock = _open(self, self._address, self.port, self.timeout)
 
 
 class _PinnedTLS(http.client.HTTPSConnection):
@@ -76,7 +87,7 @@ class _PinnedTLS(http.client.HTTPSConnection):
         self._address = address
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
+        sock = _open(self, self._address, self.port, self.timeout)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
         self.opened = self.sock
 
