@@ -3,12 +3,15 @@ real child processes. Queues defined as a user would, in the settings' `[queues.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import os
+import socket
 import sys
 import textwrap
 import time
+import warnings
 
 import pytest
 
@@ -67,6 +70,59 @@ def test_http_statuses_retry_after_and_failures(engine_builder, receiver):
     assert found["state"] == "failed" and found["attemptsMade"] == 1
     assert found["failedReason"].startswith(f"HTTP 500 from {receiver.url}: xxx")
     assert len(found["failedReason"]) < 2200  # the reply's first 2 KB are kept
+
+
+def test_http_timeout_fails_the_attempt_and_the_pool_stays_healthy(engine_builder, receiver):
+    """A receiver slower than the queue's timeout: that attempt fails as timed out, its
+    connection is closed (not pooled, not left to the garbage collector), and the next
+    jobs, on a slow-but-in-time receiver and a quick one, are delivered."""
+    engine = engine_builder({}, http_queue(receiver.url, attempts=1, timeout="1s"),
+                            workers=False)
+    service = engine.service("hooks")
+    receiver.answer(200, b'{"late": true}', X_Delay="3")
+    receiver.answer(200, b'{"slow": true}', X_Delay="0.3")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        late = service.add("late", {})
+        engine.drain("hooks")
+        found = service.get_job(late["id"])
+        assert found["state"] == "failed" and found["attemptsMade"] == 1
+        assert "timed out" in found["failedReason"]
+        slow = service.add("slow", {})
+        quick = service.add("quick", {})
+        engine.drain("hooks")
+        assert service.get_job(slow["id"])["returnvalue"] == {"slow": True}
+        assert service.get_job(quick["id"])["returnvalue"] == {"ok": True}
+        assert [d["json"]["name"] for d in receiver.deliveries] == ["late", "slow", "quick"]
+        assert len(receiver.connections) == 2  # the timed-out one was not handed on
+        time.sleep(2.5)  # the abandoned delivery's thread has finished by now
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_http_timeout_while_connecting_leaves_no_socket_behind(engine_builder):
+    """A receiver whose accept queue is full: connecting hangs past the queue's timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # fills the accept queue
+    try:
+        engine = engine_builder({}, http_queue(f"http://127.0.0.1:{port}/jobs", attempts=1,
+                                               timeout="1s"), workers=False)
+        service = engine.service("hooks")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            job = service.add("a", {})
+            engine.drain("hooks")
+            assert "timed out" in service.get_job(job["id"])["failedReason"]
+            time.sleep(1.5)  # the abandoned delivery's thread has finished by now
+            gc.collect()
+        assert [str(w.message) for w in caught
+                if issubclass(w.category, ResourceWarning)] == []
+    finally:
+        filler.close()
+        listener.close()
 
 
 def test_http_refuses_loopback_unless_the_definition_allows_it(engine_builder, receiver):

@@ -8,6 +8,14 @@ address or no answer in time fails the attempt, whose error keeps the reply's fi
 
 Connections are kept alive in a pool per queue. A new connection goes only to an address
 the outbound guard (synthbox/outbound.py) passed after DNS; redirects are not followed.
+
+A queue's `timeout` stops a delivery from outside: the runner raises JobTimeout in the
+job's thread at its next Python call, which, as the socket's own timeout fires at the same
+moment, is http.client's `response.close()` in getresponse's cleanup. The response's file
+then keeps an io-reference on the socket, so `HTTPConnection.close()` only marks it closed
+and its descriptor is left to the garbage collector. So a connection that leaves the pool
+is discarded by `_discard`, which closes the descriptor itself (a socket still connecting
+included) and finishes even when the stop request cuts it short (a job gets one).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import email.utils
 import http.client
 import ipaddress
 import json
+import os
 import socket
 import threading
 import time
@@ -24,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from synthbox.jobs.context import JobContext
-from synthbox.jobs.errors import RetryLater
+from synthbox.jobs.errors import JobTimeout, RetryLater
 from synthbox.outbound import Network, OutboundRefused, resolve
 from synthbox.signatures import sign
 from synthbox.userqueues.environment import DeliveryFailed, expand_env
@@ -50,14 +59,26 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     return min(max(when - now, 0.0), MAX_RETRY_AFTER)
 
 
+def _open(connection: http.client.HTTPConnection, address: str, port: int,
+          timeout: float | None) -> socket.socket:
+    """A socket connected to `address`, known to the connection (as `opened`) before it
+    connects, so `_discard` closes it even when the job's timeout cuts the connect short."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    connection.opened = sock  # type: ignore[attr-defined]
+    sock.settimeout(timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.connect((address, port))
+    return sock
+
+
 class _Pinned(http.client.HTTPConnection):
     def __init__(self, host: str, port: int, address: str, timeout: float):
         super().__init__(host, port, timeout=timeout)
         self._address = address
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = _open(self, self._address, self.port, self.timeout)
 
 
 class _PinnedTLS(http.client.HTTPSConnection):
@@ -66,8 +87,25 @@ class _PinnedTLS(http.client.HTTPSConnection):
         self._address = address
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
+        sock = _open(self, self._address, self.port, self.timeout)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        self.opened = self.sock
+
+
+def _close_now(connection: http.client.HTTPConnection) -> None:
+    sock: socket.socket | None = getattr(connection, "opened", None)
+    connection.close()
+    if sock is not None and sock.fileno() != -1:  # a response's file still holds it
+        os.close(sock.detach())
+
+
+def _discard(connection: http.client.HTTPConnection) -> None:
+    """Close a connection for good, its socket's descriptor included."""
+    try:
+        _close_now(connection)
+    except JobTimeout:  # the job's one stop request cut the close short: finish it
+        _close_now(connection)
+        raise
 
 
 class HttpDelivery:
@@ -134,7 +172,8 @@ class HttpDelivery:
                         continue  # the receiver closed a kept-alive connection: again, fresh
                     raise DeliveryFailed(f"{self.url}: the connection broke ({exc})") from None
                 except TimeoutError:
-                    raise DeliveryFailed(f"{self.url}: no answer within {timeout:g} s") from None
+                    raise DeliveryFailed(f"{self.url}: timed out, no answer within "
+                                         f"{timeout:g} s") from None
                 except OSError as exc:
                     raise DeliveryFailed(f"{self.url}: cannot connect "
                                          f"({exc.strerror or exc})") from None
@@ -145,7 +184,7 @@ class HttpDelivery:
                 return response.status, reply, response.getheader("Retry-After")
             finally:
                 if not kept:
-                    connection.close()
+                    _discard(connection)
         raise DeliveryFailed(f"{self.url}: the connection broke")
 
     def _connection(self, timeout: float,
