@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 from synthbox.errors import InputError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+DURATION_UNITS = ("ms", "s", "m", "h", "d")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(" + "|".join(DURATION_UNITS) + r")?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 DURATION_RULE = "must be a duration such as 90, 30s, 15m, 24h or 7d"
 

@@ -125,7 +125,8 @@ def show_queue(engine: Any, name: str, **_: Any) -> None:
 @queue_group.command("delete")
 @click.argument("name")
 @click.option("--drain", is_flag=True, help="Wait for its jobs to finish first.")
-@click.option("--discard", is_flag=True, help="Delete its waiting jobs with it.")
+@click.option("--discard", is_flag=True,
+              help="Delete its waiting jobs with it (with --drain: those left after --wait).")
 @click.option("--wait", "wait_for", default="5m", show_default=True,
               help="With --drain: how long to wait.")
 @with_engine

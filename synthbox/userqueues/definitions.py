@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthbox.checks import DURATION_RULE, check_http_url, is_number, parse_duration
+from synthbox.checks import (
+    DURATION_RULE,
+    check_http_url,
+    check_whole,
+    is_number,
+    parse_duration,
+)
 from synthbox.errors import InputError
 from synthbox.jobs.spec import BACKOFF_TYPES
 from synthbox.userqueues.triggers import check_schedules, check_webhook
@@ -24,24 +30,25 @@ ISOLATIONS = ("thread", "process")
 FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 # option -> how it is given: a whole number with a floor, or a duration
-_WHOLE = {"concurrency": (1, 256), "attempts": (1, 1000), "max_stalled_count": (0, 1000),
+WHOLE = {"concurrency": (1, 256), "attempts": (1, 1000), "max_stalled_count": (0, 1000),
           "keep_completed_count": (0, 10_000_000), "rate_limit_max": (0, 1_000_000)}
 RESERVED = ("new",)  # /queues/new is the UI's form
-_DURATIONS = ("timeout", "stalled_interval", "keep_completed_age", "keep_failed_age",
+DURATIONS = ("timeout", "stalled_interval", "keep_completed_age", "keep_failed_age",
               "backoff_delay", "rate_limit_duration")
-_TABLES = {  # a nested table and the flat options its keys stand for
+TABLES = {  # a nested table and the flat options its keys stand for
     "backoff": {"type": "backoff_type", "delay": "backoff_delay"},
     "rate_limit": {"max": "rate_limit_max", "per": "rate_limit_duration"},
     "keep_completed": {"age": "keep_completed_age", "count": "keep_completed_count"},
     "keep_failed": {"age": "keep_failed_age"},
 }
-_KIND_FIELDS = {
+KIND_FIELDS = {
     "http": ("url", "headers", "secret", "allow_loopback"),
     "command": ("command", "cwd", "env", "user"),
     "python": ("function", "python_path", "isolation"),
     "remote": (),
 }
-COMMON_FIELDS = ("handler", "description", *_WHOLE, *_DURATIONS, "backoff_type", *_TABLES,
+POSITIVE = ("timeout", "stalled_interval", "rate_limit_duration")  # durations above 0
+COMMON_FIELDS = ("handler", "description", *WHOLE, *DURATIONS, "backoff_type", *TABLES,
                  "schedules", "webhook")
 
 
@@ -74,16 +81,16 @@ def parse_definition(name: str, table: Any) -> Definition:
     if kind not in KINDS:
         raise InputError(prefix + "handler",
                          f"unknown kind {_quoted(kind)}; one of {', '.join(KINDS)}")
-    allowed = (*COMMON_FIELDS, *_KIND_FIELDS[kind])
+    allowed = (*COMMON_FIELDS, *KIND_FIELDS[kind])
     for key in table:
         if key not in allowed:
             raise InputError(prefix + str(key), f"unknown field for a {kind} queue; one of "
                                                 f"{', '.join(allowed)}")
     options: dict[str, Any] = {}
     for key, value in table.items():
-        if key in _TABLES:
-            options.update(_nested(prefix + key, value, _TABLES[key]))
-        elif key in _WHOLE or key in _DURATIONS or key == "backoff_type":
+        if key in TABLES:
+            options.update(_nested(prefix + key, value, TABLES[key]))
+        elif key in WHOLE or key in DURATIONS or key == "backoff_type":
             options[key] = _option(prefix + key, key, value)
     if "description" in table and not isinstance(table["description"], str):
         raise InputError(prefix + "description", "must be a string")
@@ -111,17 +118,14 @@ def _nested(label: str, value: Any, keys: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _option(label: str, option: str, value: Any) -> Any:
-    if option in _WHOLE:
-        low, high = _WHOLE[option]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InputError(label, f"must be a whole number from {low} to {high}")
-        return value
+    if option in WHOLE:
+        return check_whole(value, label, *WHOLE[option])
     if option == "backoff_type":
         if value not in BACKOFF_TYPES:
             raise InputError(label, f"must be one of {', '.join(BACKOFF_TYPES)}")
         return value
     seconds = _seconds(label, value)
-    if seconds == 0 and option in ("timeout", "stalled_interval", "rate_limit_duration"):
+    if seconds == 0 and option in POSITIVE:
         raise InputError(label, "must be more than 0")
     return seconds
 

@@ -132,10 +132,9 @@ def pending_jobs(engine: Engine, name: str) -> int:
 def delete(engine: Engine, name: str, actor: Actor, drain: bool = False,
            discard: bool = False, wait: float = DRAIN_WAIT) -> dict[str, Any]:
     """Delete a run-time queue. With jobs waiting: refused, unless `discard` (they are
-    deleted) or `drain` (the workers finish them first; up to `wait` seconds)."""
+    deleted) or `drain` (the workers finish them first; up to `wait` seconds). Both: the
+    workers get `wait` seconds, then what still waits is deleted."""
     _runtime_row(engine, name)
-    if drain and discard:
-        raise InputError("drain", "choose drain or discard, not both")
     pending = pending_jobs(engine, name)
     deadline = time.monotonic() + wait
     while drain and pending and time.monotonic() < deadline:

@@ -114,7 +114,6 @@ def test_an_empty_fetch_waits_then_answers_no_jobs(server):
     ("/api/v1/queues/by-http/fetch", {"wait": 31}, "wait"),
     ("/api/v1/queues/by-http/fetch", {"count": 0}, "count"),
     ("/api/v1/queues/by-http/fetch", {"wid": ""}, "wid"),
-    ("/api/v1/queues/diagnostics/fetch", {}, "queue"),
     ("/api/v1/jobs/1/fail", {"backtrace": 5}, "backtrace"),
     ("/api/v1/jobs/1/beat", {"extendBy": -1}, "extendBy"),
 ])
@@ -123,6 +122,15 @@ def test_bad_input_is_a_400_naming_the_field(server, path, body, field):
     status, answer = serve.request("POST", path, body, token=token)
     assert status == 400, answer
     assert answer["error"]["field"] == field
+
+
+def test_fetching_from_a_queue_synthbox_runs_itself_is_a_409_naming_it(server):
+    serve, _, token = server
+    status, answer = serve.request("POST", "/api/v1/queues/diagnostics/fetch", {},
+                                   token=token)
+    assert status == 409, answer
+    assert answer["error"]["field"] == "queue"
+    assert "'diagnostics' is not a remote queue" in answer["error"]["message"]
 
 
 def test_unknown_queue_and_job_are_404(server):

@@ -73,6 +73,18 @@ def test_delete_refuses_while_jobs_wait_unless_drain_or_discard(engine_builder, 
     assert "later" not in engine.queues
 
 
+def test_drain_and_discard_together_wait_then_discard_what_is_left(engine_builder, tmp_path):
+    """Both flags are a valid request (the OpenAPI document allows them together): the
+    workers get their time, then what still waits goes with the queue."""
+    engine = engine_builder({}, workers=False, data_dir=tmp_path / "data")
+    manage.create(engine, "later", {"handler": "remote", "attempts": 3.0}, CLI)
+    assert engine.service("later").spec.attempts == 3  # 3.0 is a whole number in JSON
+    engine.service("later").add_bulk([{"name": "x"}] * 2)
+    done = manage.delete(engine, "later", CLI, drain=True, discard=True, wait=0.3)
+    assert done == {"name": "later", "deleted": True, "discarded": 2}
+    assert "later" not in engine.queues
+
+
 def test_bad_definitions_name_the_field(engine_builder, tmp_path):
     engine = engine_builder({}, workers=False)
     cases = [

@@ -25,6 +25,7 @@ from synthbox.web.api.bodies import (
     new_job,
     request_bodies,
 )
+from synthbox.web.api.queuebodies import QUEUE_ANSWERS, queue_bodies
 from synthbox.web.api.schemas import (
     CURSOR,
     LIMIT,
@@ -290,6 +291,9 @@ _RECORDS: dict[tuple[str, str], dict[str, str]] = {
         "404": _MISSING.format("project", "agentSlug, context.jobId"),
         "409": "jobType github_analysis and the project has no repository"},
 }
+_RECORDS.update(QUEUE_ANSWERS)
+_RECORDS[("post", "/queues/{name}/fetch")] = {
+    "404": "the queue does not exist", "409": "the queue is not a remote queue"}
 _RECORDS[("post", "/queues/{name}/jobs/bulk")] = _RECORDS[("post", "/queues/{name}/jobs")]
 _RECORDS[("post", "/emails/bulk")] = _RECORDS[("post", "/emails")]
 _RECORDS[("patch", "/projects/{project}/schedules/{schedule_id}")] = {
@@ -368,7 +372,8 @@ def served_facts(engine: Any) -> dict[str, Any]:
 def component_schemas(served: dict[str, Any]) -> dict[str, Any]:
     entry_points = sorted({ep.name for ep in importlib.metadata.entry_points(
         group=ENTRY_POINT_GROUP)})
-    schemas = {**SCHEMAS, **request_bodies(sorted(zoneinfo.available_timezones())),
+    zones = sorted(zoneinfo.available_timezones())
+    schemas = {**SCHEMAS, **request_bodies(zones), **queue_bodies(zones),
                "NewJob": new_job(served.get("job_names")),
                "NewEmail": new_email(served.get("mail_from")),
                "NewAgent": new_agent(entry_points), "AgentChange": agent_change(entry_points)}

@@ -158,33 +158,6 @@ SCHEMAS["NewAlert"] = {**SCHEMAS["AlertChange"], "required": ["name", "kind"]}
 SCHEMAS["NewProject"] = {**SCHEMAS["ProjectChange"], "required": ["slug"], "properties": {
     "slug": SLUG, **SCHEMAS["ProjectChange"]["properties"]}}
 
-# A queue's definition: the fields of a `[queues.NAME]` table (which ones a handler kind
-# needs is its own rule: synthbox/userqueues/definitions.py)
-_DURATION = {"anyOf": [{"type": "number", "minimum": 0},
-                       {"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d)?$"}]}
-SCHEMAS["QueueDefinitionChange"] = {
-    "type": "object", "required": ["handler"], "properties": {
-        "handler": {"enum": ["http", "command", "python", "remote"]},
-        "description": {"type": "string"},
-        "concurrency": {"type": "integer", "minimum": 1, "maximum": 256},
-        "attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "max_stalled_count": {"type": "integer", "minimum": 0, "maximum": 1000},
-        "timeout": _DURATION, "stalled_interval": _DURATION,
-        "backoff": {"type": "object", "properties": {
-            "type": {"enum": ["fixed", "exponential", "faktory"]}, "delay": _DURATION}},
-        "rate_limit": {"type": "object", "properties": {
-            "max": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
-            "per": _DURATION}},
-        "url": {"type": "string"}, "headers": {"type": "object"},
-        "secret": {"type": "string"}, "allow_loopback": {"type": "boolean"},
-        "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "cwd": {"type": "string"}, "env": {"type": ["array", "object"]},
-        "user": {"type": "string"}, "function": {"type": "string"},
-        "python_path": {"type": ["string", "array"]},
-        "isolation": {"enum": ["thread", "process"]}}}
-SCHEMAS["NewQueueDefinition"] = {
-    **SCHEMAS["QueueDefinitionChange"], "required": ["name", "handler"], "properties": {
-        "name": RULE_NAME, **SCHEMAS["QueueDefinitionChange"]["properties"]}}
 SCHEMAS["QueueDefinition"] = {
     "type": "object", "required": ["name", "source", "readOnly"], "properties": {
         "name": {"type": "string"}, "source": {"enum": ["built-in", "synthbox.toml", "api"]},

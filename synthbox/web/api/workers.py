@@ -67,7 +67,8 @@ def fetch(name: str) -> Any:
     if handle is None:
         raise NotFound(f"queue: no queue named {name!r}")
     if handle.service.spec.local_consumer:
-        raise InputError("queue", f"{name!r} is not a remote queue: its jobs run in SynthBox")
+        raise Conflict(f"queue: {name!r} is not a remote queue: its jobs run in SynthBox",
+                       "queue")
     wid = _worker(body)
     if wid is not None and workers().requested(wid):
         return ok({"jobs": [], "state": workers().requested(wid)})
