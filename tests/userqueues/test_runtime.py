@@ -67,7 +67,7 @@ def test_delete_refuses_while_jobs_wait_unless_drain_or_discard(engine_builder, 
     engine.service("later").add_bulk([{"name": "x"}] * 3)
     with pytest.raises(Conflict, match="has 3 job"):
         manage.delete(engine, "later", CLI)
-    with pytest.raises(Conflict, match="did not finish in time"):
+    with pytest.raises(Conflict, match="did not finish within 0.3 s; ask again"):
         manage.delete(engine, "later", CLI, drain=True, wait=0.3)
     assert manage.delete(engine, "later", CLI, discard=True)["discarded"] == 3
     assert "later" not in engine.queues
