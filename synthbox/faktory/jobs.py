@@ -35,7 +35,8 @@ _CLAIMED = ("id, name, data, attempts_made, attempts_max, backoff_type, backoff_
             "timeout, priority, run_at, queue, started_at, owner")
 _FETCHED = ("SELECT j.id, j.queue, j.name, j.data, j.priority, j.attempts_made, "
             "j.attempts_max, j.created_at, j.run_at, f.jid, f.custom, f.reserve_for, f.retry, "
-            f"f.backtrace FROM job j LEFT JOIN faktory_job f ON {SAME_JOB} WHERE j.id=?")
+            f"f.backtrace FROM job j LEFT JOIN faktory_job f ON {SAME_JOB} "
+            "WHERE j.id IN ({marks})")
 _BY_ENGINE: weakref.WeakKeyDictionary[Engine, RemoteJobs] = weakref.WeakKeyDictionary()
 
 
@@ -52,15 +53,23 @@ class RemoteJobs:
         self._handed: dict[str, tuple[ClaimedJob, str]] = {}  # jid -> claim, until ACK
         self._acks: GroupCommit[tuple[str, tuple[ClaimedJob, str | None, float]]] = \
             GroupCommit(self._complete)
-        self._claims: GroupCommit[tuple[str, ...]] = GroupCommit(self._claim_batch)
-        self._pushes: GroupCommit[list[tuple[PushedJob, NewJob]]] = GroupCommit(self._store)
+        self._claims: GroupCommit[tuple[str, ...]] = GroupCommit(self.claim_for)
+        self._pushes: GroupCommit[list[tuple[PushedJob, NewJob]]] = GroupCommit(self.store_batches)
 
     # -- push ---------------------------------------------------------------------------
 
     def push(self, raw_jobs: Sequence[Any], actor: Actor) -> dict[str, str]:
         """Store jobs, all or (with several) each that is valid; {jid: why} for those
         refused. A single job's error raises (InputError, NotUnique)."""
-        single = len(raw_jobs) == 1
+        ready, refused = self.prepare(raw_jobs, actor)
+        if ready:
+            refused.update(self._pushes.submit(ready))
+        return self.outcome(raw_jobs, refused)
+
+    def prepare(self, raw_jobs: Sequence[Any], actor: Actor
+                ) -> tuple[list[tuple[PushedJob, NewJob]], dict[str, str]]:
+        """The pushed jobs checked and made rows, and {jid: why} for those refused (a
+        single job's InputError raises)."""
         refused: dict[str, str] = {}
         ready: list[tuple[PushedJob, NewJob]] = []
         now = time.time()
@@ -70,13 +79,16 @@ class RemoteJobs:
                 spec = self.ensure_queue(job.queue, actor)
                 ready.append((job, job_row(spec, job.options, now)))
             except InputError as exc:
-                if single:
+                if len(raw_jobs) == 1:
                     raise
                 jid = raw.get("jid") if isinstance(raw, dict) else None
                 refused[str(jid if isinstance(jid, str) else index)] = str(exc)
-        if ready:
-            refused.update(self._pushes.submit(ready))
-        if single and refused:
+        return ready, refused
+
+    @staticmethod
+    def outcome(raw_jobs: Sequence[Any], refused: dict[str, str]) -> dict[str, str]:
+        """What a push answers once stored: a single job refused raises NotUnique."""
+        if len(raw_jobs) == 1 and refused:
             raise NotUnique(next(iter(refused.values())))
         return refused
 
@@ -112,7 +124,7 @@ class RemoteJobs:
                                    f"({','.join('?' * len(gone))})", gone)
         return taken
 
-    def _store(self, requests: Sequence[list[tuple[PushedJob, NewJob]]]
+    def store_batches(self, requests: Sequence[list[tuple[PushedJob, NewJob]]]
                ) -> list[dict[str, str]]:
         """Several connections' pushes in one transaction: for each, the jids refused."""
         outcomes: list[dict[str, str]] = [{} for _ in requests]
@@ -131,7 +143,7 @@ class RemoteJobs:
         except IntegrityError:
             # a jid pushed at this moment by another instance, or an API jobId
             if len(requests) > 1:
-                return [self._store([ready])[0] for ready in requests]
+                return [self.store_batches([ready])[0] for ready in requests]
             return [{job.jid: f"jid: {job.jid} is taken by another job"
                      for job, _ in requests[0]}]
         with self.arrived:
@@ -153,13 +165,22 @@ class RemoteJobs:
 
     def fetch(self, queues: Sequence[str]) -> dict[str, Any] | None:
         """The first due job of the first queue that has one, claimed with its lease."""
+        return self._claims.submit(tuple(queues))
+
+    def claim_for(self, requests: Sequence[tuple[str, ...]]) -> list[dict[str, Any] | None]:
+        """Several FETCHes served together: for each list of queues, a job claimed from
+        the first queue that has one due (None when none has)."""
         now = time.time()
-        remote = [name for name in queues if name in self.engine.queues
-                  and not self.engine.queues[name].service.spec.local_consumer]
-        if not any(self.store.has_due_work(name, now) for name in remote):
-            return None
-        claimed = self._claims.submit(tuple(remote))
-        return None if claimed is None else self._handed_out(*claimed)
+        due = {name: self._is_remote(name) and self.store.has_due_work(name, now)
+               for name in {name for queues in requests for name in queues}}
+        wanted = [tuple(name for name in queues if due[name]) for queues in requests]
+        if not any(wanted):
+            return [None] * len(requests)
+        return self._handed_out(self._claim_batch(wanted))
+
+    def _is_remote(self, name: str) -> bool:
+        handle = self.engine.queues.get(name)
+        return handle is not None and not handle.service.spec.local_consumer
 
     def _claim_batch(self, requests: Sequence[tuple[str, ...]]
                      ) -> list[tuple[ClaimedJob, float] | None]:
@@ -185,22 +206,40 @@ class RemoteJobs:
                     given[waiting.pop(0)] = (job, lease)
         return given
 
-    def _handed_out(self, claimed: ClaimedJob, lease: float) -> dict[str, Any]:
-        row = self.store.execute(_FETCHED, (claimed.id,)).fetchone()
-        reserve = row[11] or DEFAULT_RESERVE
-        if reserve != lease:  # the job's own reserve_for
-            self.store.execute("UPDATE job SET lease_until=? WHERE id=? AND started_at=?",
-                               (claimed.started_at + reserve, claimed.id, claimed.started_at))
-        failure = None
-        if claimed.attempts_made > 1:
-            failure = self.store.execute(
-                "SELECT finished_at, error, traceback FROM job_attempt WHERE job_id=? "
-                "ORDER BY id DESC LIMIT 1", (claimed.id,)).fetchone()
-        job = fetched_job(tuple(row), None if failure is None else tuple(failure))
-        if len(self._handed) > 100_000:  # claims never acknowledged (their jobs deleted)
-            self._handed.clear()
-        self._handed[job["jid"]] = (claimed, self.engine.instance_id)
-        return job
+    def _handed_out(self, claims: Sequence[tuple[ClaimedJob, float] | None]
+                    ) -> list[dict[str, Any] | None]:
+        """The claimed jobs as workers get them (read together), each job's own
+        reserve_for as its lease."""
+        ids = [claim[0].id for claim in claims if claim is not None]
+        if not ids:
+            return [None] * len(claims)
+        rows = {row[0]: tuple(row) for row in self.store.execute(
+            _FETCHED.format(marks=",".join("?" * len(ids))), ids).fetchall()}
+        handed: list[dict[str, Any] | None] = []
+        leases: list[tuple[float, int, float]] = []
+        for claim in claims:
+            if claim is None or claim[0].id not in rows:
+                handed.append(None)
+                continue
+            claimed, lease = claim
+            row = rows[claimed.id]
+            reserve = row[11] or DEFAULT_RESERVE
+            if reserve != lease:  # the job's own reserve_for
+                leases.append((claimed.started_at + reserve, claimed.id, claimed.started_at))
+            failure = None
+            if claimed.attempts_made > 1:
+                failure = self.store.execute(
+                    "SELECT finished_at, error, traceback FROM job_attempt WHERE job_id=? "
+                    "ORDER BY id DESC LIMIT 1", (claimed.id,)).fetchone()
+            job = fetched_job(row, None if failure is None else tuple(failure))
+            if len(self._handed) > 100_000:  # claims never acknowledged (jobs deleted)
+                self._handed.clear()
+            self._handed[job["jid"]] = (claimed, self.engine.instance_id)
+            handed.append(job)
+        if leases:
+            self.store.db.cursor().executemany(self.store._sql(
+                "UPDATE job SET lease_until=? WHERE id=? AND started_at=?"), leases)
+        return handed
 
     def fetch_within(self, queues: Sequence[str], wait: float,
                      stopping: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
@@ -248,13 +287,25 @@ class RemoteJobs:
         """Complete a fetched job (`result` as JSON text); False when none is held.
         Without `confirm`, a claim this process handed out is completed as it was claimed
         (two reads fewer; a claim that lapsed meanwhile then changes nothing)."""
-        cached = self._handed.pop(jid, None)
-        found = self._active(jid) if confirm or cached is None else cached
+        found = self._held(jid, confirm)
         if found is None:
             return False
         job, owner = found
         self._acks.submit((owner, (job, result, time.time())))
         return True
+
+    def ack_all(self, acks: Sequence[tuple[str, str | None]]) -> list[bool]:
+        """Several ACKs of claims this process handed out, recorded together; for each,
+        False when no worker held that job."""
+        held = [self._held(jid, confirm=False) for jid, _ in acks]
+        now = time.time()
+        self._complete([(found[1], (found[0], result, now))
+                        for found, (_, result) in zip(held, acks, strict=True) if found])
+        return [found is not None for found in held]
+
+    def _held(self, jid: str, confirm: bool) -> tuple[ClaimedJob, str] | None:
+        cached = self._handed.pop(jid, None)
+        return self._active(jid) if confirm or cached is None else cached
 
     def _complete(self, acks: Sequence[tuple[str, tuple[ClaimedJob, str | None, float]]]
                   ) -> list[None]:

@@ -1,19 +1,19 @@
-"""The Faktory protocol listener of `synthbox serve` (setting `faktory_address`): a thread
-accepting connections, one thread per connection running a Session. Off by default;
-refuses to start on an address other than loopback without `faktory_password`."""
+"""The Faktory protocol listener of `synthbox serve` (setting `faktory_address`): one
+thread runs the loop that serves every connection (faktory/loop.py), each connection a
+Session. Off by default; refuses to start on an address other than loopback without
+`faktory_password`."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import select
 import socket
 import ssl
 import threading
-from typing import Any
 
 from synthbox.config import Settings, SettingsError
 from synthbox.faktory.jobs import remote_jobs
+from synthbox.faktory.loop import Loop
 from synthbox.faktory.session import Session
 from synthbox.faktory.workers import worker_registry
 from synthbox.jobs.engine import Engine
@@ -48,17 +48,6 @@ def check_settings(settings: Settings) -> None:
         raise SettingsError("faktory_tls_key: give both faktory_tls_cert and faktory_tls_key")
 
 
-def _peer_gone(conn: socket.socket) -> bool:
-    """The client closed its end (a FETCH waiting for it should claim nothing)."""
-    try:
-        readable, _, _ = select.select([conn], [], [], 0)
-        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
-    except ValueError:  # a TLS socket cannot peek: its client is trusted to stay
-        return False
-    except OSError:
-        return True
-
-
 class FaktoryListener:
     def __init__(self, engine: Engine, settings: Settings):
         check_settings(settings)
@@ -66,7 +55,6 @@ class FaktoryListener:
         self.password = settings.faktory_password
         self.jobs = remote_jobs(engine)
         self.workers = worker_registry(engine)
-        self.stopped = threading.Event()
         self.tls: ssl.SSLContext | None = None
         if settings.faktory_tls_cert:
             self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -87,11 +75,14 @@ class FaktoryListener:
             raise SettingsError(f"faktory_address: cannot listen on "
                                 f"{settings.faktory_address} ({exc.strerror})") from None
         self.port = self.sock.getsockname()[1]
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
+        self.loop = Loop(self.sock, self.jobs, self._session, self.tls)
+        self._thread: threading.Thread | None = None
+
+    def _session(self, address: str) -> Session:
+        return Session(self.engine, self.jobs, self.workers, self.password, address)
 
     def start(self) -> None:
-        start_thread("faktory-listener", self._accept)
+        self._thread = start_thread("faktory-listener", self.loop.run)
         log.info("faktory protocol listening on port %d%s", self.port,
                  " (TLS)" if self.tls else "",
                  extra=event("faktory listening", port=self.port, tls=bool(self.tls)))
@@ -100,47 +91,8 @@ class FaktoryListener:
         """Drop the extras of jobs deleted since (every instance may run it)."""
         return Periodic("faktory-extras", 60.0, self.jobs.forget_gone, first_after=60.0)
 
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, peer = self.sock.accept()
-            except OSError:
-                return  # closed by stop()
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            start_thread("faktory-connection", self._serve, conn, peer)
-
-    def _serve(self, conn: socket.socket, peer: Any) -> None:
-        address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-        try:
-            if self.tls is not None:
-                conn = self.tls.wrap_socket(conn, server_side=True)
-        except (OSError, ssl.SSLError) as exc:
-            log.warning("faktory TLS handshake with %s failed: %s", address, exc)
-            conn.close()
-            return
-        with self._lock:
-            self._open.add(conn)
-        stream = conn.makefile("rb")
-        try:
-            Session(self.engine, self.jobs, self.workers, self.password, stream,
-                    conn.sendall, address,
-                    lambda: self.stopped.is_set() or _peer_gone(conn)).run()
-        except OSError as exc:  # the client went away mid-reply
-            log.debug("faktory connection from %s ended: %s", address, exc)
-        finally:
-            with self._lock:
-                self._open.discard(conn)
-            stream.close()
-            conn.close()
-
     def stop(self) -> None:
-        """Stop accepting and end every connection (their held jobs come back by lease)."""
-        self.stopped.set()
-        self.sock.close()
-        with self._lock:
-            conns = list(self._open)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        """Stop listening and end every connection (their held jobs come back by lease)."""
+        self.loop.stop()
+        if self._thread is not None:
+            self._thread.join(5)
