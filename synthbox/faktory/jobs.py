@@ -167,11 +167,14 @@ class RemoteJobs:
         """The first due job of the first queue that has one, claimed with its lease."""
         return self._claims.submit(tuple(queues))
 
-    def claim_for(self, requests: Sequence[tuple[str, ...]]) -> list[dict[str, Any] | None]:
+    def claim_for(self, requests: Sequence[tuple[str, ...]], look: bool = True
+                  ) -> list[dict[str, Any] | None]:
         """Several FETCHes served together: for each list of queues, a job claimed from
-        the first queue that has one due (None when none has)."""
+        the first queue that has one due (None when none has). With `look`, a queue is
+        claimed from only if a read finds due jobs in it (no write lock taken for an
+        empty queue)."""
         now = time.time()
-        due = {name: self._is_remote(name) and self.store.has_due_work(name, now)
+        due = {name: self._is_remote(name) and (not look or self.store.has_due_work(name, now))
                for name in {name for queues in requests for name in queues}}
         wanted = [tuple(name for name in queues if due[name]) for queues in requests]
         if not any(wanted):
@@ -302,6 +305,15 @@ class RemoteJobs:
         self._complete([(found[1], (found[0], result, now))
                         for found, (_, result) in zip(held, acks, strict=True) if found])
         return [found is not None for found in held]
+
+    def settle(self, acks: Sequence[tuple[str, str | None]],
+               requests: Sequence[tuple[str, ...]]
+               ) -> tuple[list[bool], list[dict[str, Any] | None]]:
+        """ack_all() and claim_for() in one transaction: a round of the Faktory loop
+        commits once for the jobs its workers finished and the jobs they fetch next."""
+        with self.store.batch():
+            held = self.ack_all(acks) if acks else []
+            return held, self.claim_for(requests, look=False) if requests else []
 
     def _held(self, jid: str, confirm: bool) -> tuple[ClaimedJob, str] | None:
         cached = self._handed.pop(jid, None)

@@ -292,10 +292,8 @@ class Loop:
         pushes = [(conn, push) for conn, push in pushes if push.ready]
         if pushes:
             self._store(pushes)
-        if acks:
-            self._ack(acks)
-        if pushes or fetched:
-            self._look_for_jobs()
+        if acks or pushes or fetched:
+            self._look_for_jobs(acks)
 
     def _answer(self, conn: Connection, answer: bytes | Close) -> None:
         if isinstance(answer, Close):
@@ -316,39 +314,39 @@ class Loop:
             else:
                 self._answer(conn, conn.session.pushed(push, {**push.refused, **outcome}))
 
-    def _ack(self, acks: list[tuple[Connection, Ack]]) -> None:
-        try:
-            held: list[Any] = self.jobs.ack_all([ack for _, ack in acks])
-        except Exception as exc:
-            held = [exc] * len(acks)
-        for (conn, ack), outcome in zip(acks, held, strict=True):
-            self._answer(conn, conn.session.failed("ACK", outcome)
-                         if isinstance(outcome, Exception) else conn.session.acked(ack, outcome))
-
-    def _look_for_jobs(self) -> None:
-        """Claim jobs for the waiting FETCHes (together); answer those whose wait is up."""
+    def _look_for_jobs(self, acks: list[tuple[Connection, Ack]] | None = None) -> None:
+        """Record the round's ACKs and claim jobs for the waiting FETCHes, in one
+        transaction; answer the FETCHes whose wait is up."""
         now = time.monotonic()
         self.next_look = now + POLL
         claiming = [(conn, fetch) for conn, (fetch, _) in self.fetching.items()
                     if fetch.claims and not conn.ended and not conn.broken
                     and not conn.session.told_to_stop_fetching()]
-        if claiming:
-            try:
-                jobs: list[Any] = self.jobs.claim_for([fetch.queues for _, fetch in claiming])
-            except Exception as exc:
-                jobs = [exc] * len(claiming)
-            for (conn, _), job in zip(claiming, jobs, strict=True):
-                if job is None:
-                    continue
-                del self.fetching[conn]
-                conn.busy = False
-                self.has_lines.add(conn)
-                if isinstance(job, Exception):
-                    self._answer(conn, conn.session.failed("FETCH", job))
-                elif self._reply(conn, wire.bulk(job)):
-                    conn.session.handed(job)
-                else:  # the client left while it waited: the job is not lost with it
-                    self.jobs.give_back(job["jid"])
+        queues = [fetch.queues for _, fetch in claiming]
+        held: list[Any]
+        jobs: list[Any]
+        try:
+            if acks:
+                held, jobs = self.jobs.settle([ack for _, ack in acks], queues)
+            else:
+                held, jobs = [], self.jobs.claim_for(queues) if queues else []
+        except Exception as exc:  # the records cannot take them: each hears why
+            held, jobs = [exc] * len(acks or ()), [exc] * len(claiming)
+        for (conn, ack), outcome in zip(acks or (), held, strict=True):
+            self._answer(conn, conn.session.failed("ACK", outcome)
+                         if isinstance(outcome, Exception) else conn.session.acked(ack, outcome))
+        for (conn, _), job in zip(claiming, jobs, strict=True):
+            if job is None:
+                continue
+            del self.fetching[conn]
+            conn.busy = False
+            self.has_lines.add(conn)
+            if isinstance(job, Exception):
+                self._answer(conn, conn.session.failed("FETCH", job))
+            elif self._reply(conn, wire.bulk(job)):
+                conn.session.handed(job)
+            else:  # the client left while it waited: the job is not lost with it
+                self.jobs.give_back(job["jid"])
         for conn, (_, deadline) in list(self.fetching.items()):
             if deadline <= now or conn.ended or conn.broken:
                 del self.fetching[conn]

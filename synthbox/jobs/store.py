@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import Any
 
 from peewee import Database, PostgresqlDatabase
@@ -93,6 +94,18 @@ class JobStore:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.db.execute_sql(self._sql(sql), params)
 
+    def batch(self) -> ExitStack:
+        """One transaction for several claims and finishes: they join it (no savepoint
+        each) and their counts are written once, netted, when it ends."""
+        stack = ExitStack()
+        stack.enter_context(self.db.atomic())
+        stack.enter_context(BatchCounts(self.db))
+        return stack
+
+    def _transaction(self) -> AbstractContextManager[Any]:
+        """A transaction of its own, or the caller's open one joined (see batch())."""
+        return nullcontext() if self.db.in_transaction() else self.db.atomic()
+
     def insert(self, rows: Sequence[NewJob]) -> list[int]:
         """New jobs (without a key) in one statement; their ids, in the rows' order."""
         sql = INSERT_JOB + ",".join([INSERT_VALUES] * len(rows)) + " RETURNING id"
@@ -106,7 +119,7 @@ class JobStore:
         """Take up to `limit` due jobs of `queue`, highest priority first, FIFO within one."""
         now = time.time() if now is None else now
         params = self._claim_params(queue, limit, owner, lease, now)
-        with self.db.atomic():
+        with self._transaction():
             if self.postgres:
                 rows = self.db.execute_sql(self._claim_sql, params).fetchall()
             else:
@@ -180,7 +193,7 @@ class JobStore:
         # SQLite one writer at a time is the drain's bottleneck.
         counted = [failure for failure in failures if failure.uses_attempt]
         tallies = tally(completed, counted)
-        with self.db.atomic(), BatchCounts(self.db) as counts:
+        with self._transaction(), BatchCounts(self.db) as counts:
             cursor = self.db.cursor()
             all_completed = len(completed)
             if completed:

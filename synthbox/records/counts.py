@@ -11,6 +11,8 @@ deadlock; the maintenance loop folds the deltas into `job_count`, and readers ad
 
 from __future__ import annotations
 
+import threading
+
 from peewee import Database, PostgresqlDatabase
 
 TABLES = """
@@ -121,20 +123,31 @@ def count_by_batch(db: Database) -> None:
         db.execute_sql(SQLITE_UPDATE_TRIGGER)
 
 
+_open = threading.local()  # this thread's outermost BatchCounts, while it is open
+
+
 class BatchCounts:
     """Inside a write transaction: status changes the caller reports with `move()` are
     counted on leaving, one upsert per (queue, state), and on SQLite the row trigger
     stands aside meanwhile. On PostgreSQL the statement triggers count already, and this
-    does nothing."""
+    does nothing. One opened inside another of the same thread and database joins it:
+    its moves are counted (netted) when the outer one leaves."""
 
     def __init__(self, db: Database):
         self.db = db
         self.sqlite = not isinstance(db, PostgresqlDatabase)
         self.moves: dict[tuple[str, str], int] = {}
+        self.joined = False
 
     def __enter__(self) -> BatchCounts:
-        if self.sqlite:
-            self.db.execute_sql("INSERT INTO job_count_by_batch VALUES (1)")
+        if not self.sqlite:
+            return self
+        outer = getattr(_open, "batch", None)
+        if outer is not None and outer.db is self.db:
+            self.joined = True
+            return outer
+        _open.batch = self
+        self.db.execute_sql("INSERT INTO job_count_by_batch VALUES (1)")
         return self
 
     def move(self, queue: str, old: str, new: str, n: int = 1) -> None:
@@ -143,7 +156,10 @@ class BatchCounts:
             self.moves[(queue, new)] = self.moves.get((queue, new), 0) + n
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        if not self.sqlite or exc_type is not None:
+        if not self.sqlite or self.joined:
+            return
+        _open.batch = None
+        if exc_type is not None:
             return  # an exception rolls the transaction back, the row in the table too
         self.db.execute_sql("DELETE FROM job_count_by_batch")
         for (queue, status), n in sorted(self.moves.items()):
