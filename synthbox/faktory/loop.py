@@ -192,38 +192,32 @@ class Loop:
     def _reply(self, conn: Connection, data: bytes) -> bool:
         """Send `data` (what the socket does not take now is sent when it can); False
         when the connection is broken."""
-        if conn.broken:
-            return False
         if not conn.outbox:
-            try:
-                data = data[conn.sock.send(data):]
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError,
-                    ssl.SSLWantReadError):
-                pass
-            except OSError as exc:
-                log.debug("faktory reply to %s failed: %s", conn.session.address, exc)
-                conn.broken = True
-                return False
-            if not data:
-                return True
-            if conn.ended:  # no longer watched: the client reads no more anyway
-                return True
+            data = data[self._send(conn, data):]
+            if not data or conn.ended:  # an ended client is no longer watched nor read
+                return not conn.broken
             self.selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
         conn.outbox += data
-        return True
+        return not conn.broken
 
     def _flush(self, conn: Connection) -> None:
+        del conn.outbox[:self._send(conn, conn.outbox)]
+        if not conn.outbox and not conn.broken:
+            self.selector.modify(conn.sock, selectors.EVENT_READ, conn)
+
+    def _send(self, conn: Connection, data: bytes | bytearray) -> int:
+        """What the socket takes of `data` now (a failure marks the connection broken)."""
+        if conn.broken:
+            return 0
         try:
-            sent = conn.sock.send(conn.outbox)
+            return conn.sock.send(data)
         except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError,
                 ssl.SSLWantReadError):
-            return
-        except OSError:
+            return 0
+        except OSError as exc:
+            log.debug("faktory reply to %s failed: %s", conn.session.address, exc)
             conn.broken = True
-            return
-        del conn.outbox[:sent]
-        if not conn.outbox:
-            self.selector.modify(conn.sock, selectors.EVENT_READ, conn)
+            return 0
 
     def _close(self, conn: Connection) -> None:
         self.connections.discard(conn)
