@@ -48,23 +48,14 @@ class RemoteJobs:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.store = engine.store
-        self.arrived = threading.Condition()  # a push here wakes the waiting FETCHes
+        self.arrived = threading.Condition()  # a push here wakes the HTTP workers' fetches
         self.pushed = 0
         self._handed: dict[str, tuple[ClaimedJob, str]] = {}  # jid -> claim, until ACK
         self._acks: GroupCommit[tuple[str, tuple[ClaimedJob, str | None, float]]] = \
             GroupCommit(self._complete)
         self._claims: GroupCommit[tuple[str, ...]] = GroupCommit(self.claim_for)
-        self._pushes: GroupCommit[list[tuple[PushedJob, NewJob]]] = GroupCommit(self.store_batches)
 
     # -- push ---------------------------------------------------------------------------
-
-    def push(self, raw_jobs: Sequence[Any], actor: Actor) -> dict[str, str]:
-        """Store jobs, all or (with several) each that is valid; {jid: why} for those
-        refused. A single job's error raises (InputError, NotUnique)."""
-        ready, refused = self.prepare(raw_jobs, actor)
-        if ready:
-            refused.update(self._pushes.submit(ready))
-        return self.outcome(raw_jobs, refused)
 
     def prepare(self, raw_jobs: Sequence[Any], actor: Actor
                 ) -> tuple[list[tuple[PushedJob, NewJob]], dict[str, str]]:

@@ -4,9 +4,10 @@ transaction, and each caller returns once its own request is done.
 No timer: the first request to find nothing in flight leads at once (a lone request is
 not delayed); requests that arrive while a batch is in flight wait, and the first of them
 leads the next batch with all of them. Used for single adds on PostgreSQL (one INSERT
-and one commit for the adds of many API threads) and for the Faktory protocol's pushes,
-fetches and acknowledgements (SQLite has one writer: eight connections each committing
-alone wait in line for its lock; together they share one commit).
+and one commit for the adds of many API threads) and for the HTTP worker API's fetches
+and acknowledgements (SQLite has one writer: eight request threads each committing
+alone wait in line for its lock; together they share one commit). The Faktory
+protocol's loop batches by itself: one thread answers every connection in rounds.
 """
 
 from __future__ import annotations
