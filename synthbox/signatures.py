@@ -2,7 +2,8 @@
 GitHub's form (`X-Hub-Signature-256: sha256=<hex>`) or the timestamped form
 (`X-SynthBox-Timestamp: <unix s>`, `X-SynthBox-Signature: v1=<hex of HMAC(secret,
 "<timestamp>.<body>")>`, refused when 5 minutes off). Project webhooks and queue webhooks
-check them the same way; the `http` queues sign their deliveries in the second form."""
+check them the same way, and take a delivery once (accept_once); the `http` queues sign
+their deliveries in the second form."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from peewee import IntegrityError, Model
 
 from synthbox.errors import NotAllowed
 
 SIGNATURE_WINDOW = 300.0
+DELIVERIES_KEPT = 7 * 86400.0  # seconds a delivery is remembered (replays within are refused)
 STAMP = re.compile(r"[0-9]{1,12}")
 
 
@@ -51,3 +56,26 @@ def verify_signature(secret: str, headers: Mapping[str, str], body: bytes,
     else:
         raise NotAllowed("signature: send X-Hub-Signature-256 or X-SynthBox-Signature", 401)
     return hashlib.sha256(signature.strip().encode()).hexdigest()
+
+
+def accept_once(model: type[Model], key: Mapping[str, Any], now: float,
+                add_job: Callable[[], str]) -> dict[str, Any]:
+    """Add a delivery's job once: {"jobId", "duplicate"}. The delivery's row (`model`, whose
+    `key` fields are unique together, with job_id and received_at) is made in the job's
+    transaction, so a replay, even one racing this delivery from another instance, adds
+    nothing and answers the earlier job. Rows past DELIVERIES_KEPT are deleted."""
+    table: Any = model  # its job_id and received_at fields, which Model does not declare
+    db = model._meta.database
+    with db.atomic():
+        try:
+            with db.atomic():  # a savepoint: only the duplicate's insert is undone
+                seen = table.create(**key, received_at=now)
+        except IntegrityError:
+            earlier = table.get(*[getattr(table, name) == value for name, value in key.items()])
+            return {"jobId": None if earlier.job_id is None else str(earlier.job_id),
+                    "duplicate": True}
+        job_id = add_job()
+        seen.job_id = int(job_id)
+        seen.save()
+        table.delete().where(table.received_at < now - DELIVERIES_KEPT).execute()
+    return {"jobId": job_id, "duplicate": False}

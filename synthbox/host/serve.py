@@ -116,6 +116,27 @@ def _json_error_channel() -> Any:
     return JsonErrorChannel
 
 
+def in_http_loop(server: Any, fn: Any, timeout: float = 5.0) -> None:
+    """`fn()` run by waitress's loop thread, between two of its select() calls. A socket
+    closed from another thread can vanish between the loop's listing of descriptors and
+    its select(), which then fails with EBADF and ends the HTTP thread (seen at stop,
+    right after a request). Run here when that thread is gone."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            fn()
+        finally:
+            done.set()
+
+    server.trigger.pull_trigger(run)
+    if not done.wait(timeout):
+        with server.trigger.lock:  # not run, and now never will be
+            if run in server.trigger.thunks:
+                server.trigger.thunks.remove(run)
+                fn()
+
+
 def drain_http(server: Any, timeout: float = 10.0) -> None:
     """Stop accepting connections (in cluster mode the other instances keep the shared
     port open), then let the requests already accepted finish before going on."""
@@ -126,7 +147,8 @@ def drain_http(server: Any, timeout: float = 10.0) -> None:
         return isinstance(channel, HTTPChannel) and bool(
             channel.requests or channel.request is not None or channel.total_outbufs_len)
 
-    wasyncore.dispatcher.close(server)  # the listener only; the loop and its trigger go on
+    # the listener only; the loop and its trigger go on
+    in_http_loop(server, lambda: wasyncore.dispatcher.close(server))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(busy(c) for c in list(server._map.values())):
         time.sleep(0.05)
@@ -216,7 +238,7 @@ def serve(settings: Settings) -> int:
         drain_http(server)
     engine.stop()
     if server is not None:
-        server.close()
+        in_http_loop(server, server.close)
         server.task_dispatcher.shutdown(timeout=5)
         if http_thread is not None:
             http_thread.join(5)

@@ -198,7 +198,8 @@ class QueueService:
     def _matching(self, state: str | None, search: str | None,
                   now: float) -> tuple[str, list[Any]]:
         """The WHERE clause for jobs of this queue in `state` (any if None) whose id is
-        `search`, or whose name, data or error contains it (case-insensitive)."""
+        `search`, or whose jobId (a Faktory jid), name, data or error contains it
+        (case-insensitive)."""
         where = "queue=?"
         params: list[Any] = [self.name]
         if state is not None:
@@ -214,10 +215,10 @@ class QueueService:
                 raise JobOptionError("search", "must be at most 200 characters")
             pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search.lower()) + "%"
             like = " OR ".join(f"LOWER({column}) LIKE ? ESCAPE '\\'"
-                               for column in ("name", "data", "failed_reason"))
+                               for column in ("job_key", "name", "data", "failed_reason"))
             where += f" AND (id=? OR {like})"
             params += [int(search) if JOB_ID.fullmatch(search) else -1,
-                       pattern, pattern, pattern]
+                       pattern, pattern, pattern, pattern]
         return where, params
 
     def list_jobs(self, state: str | None, limit: int = 50, before: int | None = None,

@@ -35,12 +35,11 @@ from synthbox.jobs.service import JOB_ID, milliseconds
 from synthbox.orchestration.models import Hook, HookDelivery, Project, Schedule
 from synthbox.orchestration.projects import find_project
 from synthbox.orchestration.service import OrchestrationService, check_request
-from synthbox.signatures import verify_signature
+from synthbox.signatures import accept_once, verify_signature
 
 log = logging.getLogger("synthbox.orchestration")
 
 CATCH_UP_AFTER = 90.0  # a due time missed by more than this fired late, after downtime
-DELIVERIES_KEPT = 7 * 86400.0
 SCHEDULE_FIELDS = ("cron", "timezone", "jobType", "agentSlug", "context", "enabled")
 HOOK_FIELDS = ("slug", "jobType", "agentSlug", "enabled")
 
@@ -287,20 +286,14 @@ def receive_delivery(service: OrchestrationService, project_slug: str, hook_slug
     request: dict[str, Any] = {"jobType": hook.job_type, "context": context}
     if hook.agent_slug:
         request["agentSlug"] = hook.agent_slug
-    with service.db.atomic():
-        try:
-            with service.db.atomic():
-                seen = HookDelivery.create(hook_id=hook.id, delivery_id=delivery,
-                                           received_at=now)
-        except IntegrityError:
-            earlier = HookDelivery.get((HookDelivery.hook_id == hook.id)
-                                       & (HookDelivery.delivery_id == delivery))
-            return {"jobId": None if earlier.job_id is None else str(earlier.job_id),
-                    "duplicate": True}
+
+    def add_job() -> str:
         run = service.trigger(project.id, request, "webhook", announce=False)
-        seen.job_id = int(run["jobId"])
-        seen.save()
         Hook.update(last_delivery_at=now).where(Hook.id == hook.id).execute()
-        HookDelivery.delete().where(HookDelivery.received_at < now - DELIVERIES_KEPT).execute()
-    service.queue.announce([now])
-    return {"jobId": run["jobId"], "duplicate": False}
+        return str(run["jobId"])
+
+    taken = accept_once(HookDelivery, {"hook_id": hook.id, "delivery_id": delivery}, now,
+                        add_job)
+    if not taken["duplicate"]:
+        service.queue.announce([now])
+    return taken

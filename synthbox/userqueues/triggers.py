@@ -27,16 +27,12 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from peewee import IntegrityError
-
 from synthbox.cron import next_due
 from synthbox.errors import InputError, NotFound
 from synthbox.jobs.service import QueueService
-from synthbox.signatures import verify_signature
+from synthbox.signatures import accept_once, verify_signature
 from synthbox.userqueues.environment import DeliveryFailed, expand_env
 from synthbox.userqueues.models import QueueHookDelivery, QueueSchedule
-
-DELIVERIES_KEPT = 7 * 86400.0
 
 
 def check_schedules(label: str, value: Any) -> list[dict[str, Any]]:
@@ -156,20 +152,9 @@ def receive(service: QueueService, hook: dict[str, Any] | None, headers: Mapping
     data = payload if hook["data"] is None else {
         name: _pointer(payload, pointer) for name, pointer in hook["data"].items()}
     now = time.time()
-    with service.store.db.atomic():
-        try:
-            with service.store.db.atomic():
-                seen = QueueHookDelivery.create(queue=service.name, delivery_id=delivery,
-                                                received_at=now)
-        except IntegrityError:
-            earlier = QueueHookDelivery.get((QueueHookDelivery.queue == service.name)
-                                            & (QueueHookDelivery.delivery_id == delivery))
-            return {"jobId": None if earlier.job_id is None else str(earlier.job_id),
-                    "duplicate": True}
-        job = service.add_bulk([{"name": hook["job"], "data": data}], announce=False)[0]
-        seen.job_id = int(job["id"])
-        seen.save()
-        QueueHookDelivery.delete().where(
-            QueueHookDelivery.received_at < now - DELIVERIES_KEPT).execute()
-    service.announce([now])
-    return {"jobId": job["id"], "duplicate": False}
+    taken = accept_once(QueueHookDelivery, {"queue": service.name, "delivery_id": delivery},
+                        now, lambda: str(service.add_bulk([{"name": hook["job"], "data": data}],
+                                                          announce=False)[0]["id"]))
+    if not taken["duplicate"]:
+        service.announce([now])
+    return taken

@@ -1,9 +1,13 @@
-"""A `synthbox serve` with the Faktory listener on, and a raw protocol client."""
+"""A `synthbox serve` with the Faktory listener on, a raw protocol client, and the test
+workers on the real clients (py_worker.py, node_worker.js)."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -96,3 +100,46 @@ def jobs_of(serve: Serve, queue: str, state: str | None = None) -> list[dict[str
 
 def settle(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def node(node_modules: Path, script: str, *args: str, **popen: Any) -> subprocess.Popen:
+    """A script of this folder run by Node with the npm client `faktory-worker`."""
+    env = {**os.environ, "NODE_PATH": str(node_modules)}
+    return subprocess.Popen(["node", str(HERE / script), *args], env=env, **popen)
+
+
+def _started(process: subprocess.Popen, out: Path) -> subprocess.Popen:
+    wait_for(lambda: out.exists() and "started" in out.read_text(), 20, message="worker")
+    return process
+
+
+def start_python_worker(url: str, queues: str, out: Path,
+                        concurrency: int = 4) -> subprocess.Popen:
+    """py_worker.py (the PyPI client) on `queues`, once it says it started."""
+    return _started(subprocess.Popen([sys.executable, str(HERE / "py_worker.py"), url,
+                                      queues, str(out), str(concurrency)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                    out)
+
+
+def start_node_worker(node_modules: Path, url: str, queues: str,
+                      out: Path) -> subprocess.Popen:
+    """node_worker.js (the npm client) on `queues`, once it says it started."""
+    return _started(node(node_modules, "node_worker.js", url, queues, str(out),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out)
+
+
+def lines(out: Path, kind: str) -> list[list]:
+    """The args of each job of type `kind` a test worker ran, from its output file."""
+    return [json.loads(line.split(" ", 1)[1]) for line in out.read_text().splitlines()
+            if line.split(" ", 1)[0] == kind]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM (both clients stop gracefully on it), then SIGKILL after 30 s."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)

@@ -65,6 +65,23 @@ def test_fetch_ack_with_a_result(server):
     assert serve.request("POST", f"/api/v1/jobs/{job_id}/ack", {}, token=token)[0] == 409
 
 
+def test_a_quieted_http_worker_is_told_so_and_fetches_nothing(server):
+    serve, _, token = server
+    asked = {"wid": "curl-quiet", "hostname": "box", "wait": 0}
+    status, body = serve.request("POST", "/api/v1/queues/by-http/fetch", asked, token=token)
+    assert status == 200 and body["data"] == {"jobs": [], "state": ""}, body
+    status, body = serve.request("POST", "/api/v1/workers/curl-quiet/quiet")
+    assert status == 200, body
+    job_id = add(serve, "resize", {"image": 8})
+    status, body = serve.request("POST", "/api/v1/queues/by-http/fetch", asked, token=token)
+    assert status == 200 and body["data"] == {"jobs": [], "state": "quiet"}, body
+    assert state(serve, job_id)["state"] == "waiting"
+    [worker] = [w for w in serve.request("GET", "/api/v1/workers")[1]["data"]
+                if w["wid"] == "curl-quiet"]
+    assert (worker["protocol"], worker["state"]) == ("http", "quiet")
+    serve.request("DELETE", f"/api/v1/admin/jobs/{job_id}")
+
+
 def test_fail_with_a_retry_delay_and_beat_extends_the_lease(server):
     serve, _, token = server
     job_id = add(serve, "flaky", [1])

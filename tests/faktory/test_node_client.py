@@ -4,16 +4,22 @@ the Python client's worker."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import wait_for
-from tests.faktory.helpers import HERE, faktory_serve, jobs_of, wait_for_state
+from tests.faktory.helpers import (
+    faktory_serve,
+    jobs_of,
+    lines,
+    node,
+    start_node_worker,
+    start_python_worker,
+    stop,
+    wait_for_state,
+)
 
 QUEUES = """
 [queues.node-flaky]
@@ -29,38 +35,12 @@ def server(tmp_path_factory):
     serve.stop()
 
 
-def node(node_modules: Path, script: str, *args: str, **popen) -> subprocess.Popen:
-    env = {**os.environ, "NODE_PATH": str(node_modules)}
-    return subprocess.Popen(["node", str(HERE / script), *args], env=env, **popen)
-
-
 def push(node_modules: Path, url: str, queue: str, jobtype: str, count: int,
          bulk: bool = False) -> None:
     process = node(node_modules, "node_push.js", url, queue, jobtype, str(count),
                    *(["bulk"] if bulk else []), stderr=subprocess.PIPE)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err.decode()
-
-
-def start_worker(node_modules: Path, url: str, queues: str, out: Path) -> subprocess.Popen:
-    process = node(node_modules, "node_worker.js", url, queues, str(out),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: out.exists() and "started" in out.read_text(), 20, message="worker")
-    return process
-
-
-def lines(out: Path, kind: str) -> list[list]:
-    return [json.loads(line.split(" ", 1)[1]) for line in out.read_text().splitlines()
-            if line.split(" ", 1)[0] == kind]
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
 
 
 @pytest.mark.parametrize("bulk", [False, True], ids=["push", "pushb"])
@@ -70,7 +50,7 @@ def test_a_thousand_jobs_pushed_and_processed(server, node_modules, tmp_path, bu
     push(node_modules, url, queue, "add", 1000, bulk)
     assert serve.request("GET", f"/api/v1/queues/{queue}/stats")[1]["data"]["waiting"] == 1000
     out = tmp_path / "out"
-    worker = start_worker(node_modules, url, queue, out)
+    worker = start_node_worker(node_modules, url, queue, out)
     try:
         wait_for_state(serve, queue, "completed", 1000, 120)
     finally:
@@ -84,7 +64,7 @@ def test_a_failing_job_is_retried_with_its_backtrace_kept(server, node_modules, 
     serve, url = server
     push(node_modules, url, "node-flaky", "boom", 1)
     out = tmp_path / "out"
-    worker = start_worker(node_modules, url, "node-flaky", out)
+    worker = start_node_worker(node_modules, url, "node-flaky", out)
     try:
         wait_for(lambda: len(lines(out, "boom")) >= 2, 60, message="a retry")
     finally:
@@ -102,12 +82,9 @@ def test_a_job_pushed_by_node_is_processed_by_python(server, node_modules, tmp_p
     serve, url = server
     push(node_modules, url, "mixed", "from_node", 5)
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, str(HERE / "py_worker.py"), url, "mixed",
-                                str(out), "2"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    worker = start_python_worker(url, "mixed", out, 2)
     try:
         wait_for_state(serve, "mixed", "completed", 5, 60)
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(worker)
     assert sorted(args for args in lines(out, "from_node")) == [[n, 1] for n in range(5)]

@@ -4,18 +4,19 @@ job, a wrong password refused."""
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import faktory
 import pytest
 from faktory.exceptions import FaktoryAuthenticationError
 
 from tests.conftest import wait_for
-from tests.faktory.helpers import HERE, faktory_serve, jobs_of, wait_for_state
+from tests.faktory.helpers import (
+    faktory_serve,
+    jobs_of,
+    lines,
+    start_python_worker,
+    stop,
+    wait_for_state,
+)
 
 QUEUES = """
 [queues.flaky]
@@ -35,28 +36,6 @@ def server(tmp_path_factory):
     serve.stop()
 
 
-def start_worker(url: str, queues: str, out: Path, concurrency: int = 4) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, str(HERE / "py_worker.py"), url, queues,
-                                str(out), str(concurrency)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: out.exists() and "started" in out.read_text(), 20, message="worker")
-    return process
-
-
-def lines(out: Path, kind: str) -> list[list]:
-    return [json.loads(line.split(" ", 1)[1]) for line in out.read_text().splitlines()
-            if line.split(" ", 1)[0] == kind]
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-
-
 def test_a_thousand_jobs_pushed_and_processed(server, tmp_path):
     serve, url = server
     with faktory.connection(url) as client:
@@ -66,7 +45,7 @@ def test_a_thousand_jobs_pushed_and_processed(server, tmp_path):
     stats = serve.request("GET", "/api/v1/queues/bulk/stats")[1]["data"]
     assert stats["waiting"] == 1000
     out = tmp_path / "out"
-    worker = start_worker(url, "bulk", out)
+    worker = start_python_worker(url, "bulk", out)
     try:
         wait_for_state(serve, "bulk", "completed", 1000, 120)
     finally:
@@ -84,7 +63,7 @@ def test_a_failing_job_is_retried_with_its_backtrace_kept(server, tmp_path):
     with faktory.connection(url) as client:
         assert client.queue("boom", args=("twice",), queue="flaky", jid="boom-1", retry=1)
     out = tmp_path / "out"
-    worker = start_worker(url, "flaky", out)
+    worker = start_python_worker(url, "flaky", out)
     try:
         wait_for_state(serve, "flaky", "failed", 1, 60)
     finally:
@@ -107,14 +86,14 @@ def test_a_job_held_by_a_killed_worker_comes_back_after_reserve_for(server, tmp_
         assert client.queue("hold", args=(3600,), queue="leased", jid="held-1",
                             reserve_for=3)
     first = tmp_path / "first"
-    worker = start_worker(url, "leased", first, 1)
+    worker = start_python_worker(url, "leased", first, 1)
     wait_for(lambda: lines(first, "hold"), 20, message="the job to be held")
     assert serve.request("GET", "/api/v1/queues/leased/stats")[1]["data"]["active"] == 1
     worker.kill()  # kill -9
     worker.wait(10)
     wait_for_state(serve, "leased", "waiting", 1, 30)  # the lease ran out: handed out again
     second = tmp_path / "second"
-    worker = start_worker(url, "leased", second, 1)
+    worker = start_python_worker(url, "leased", second, 1)
     try:
         wait_for(lambda: lines(second, "hold"), 20, message="the job to come back")
     finally:

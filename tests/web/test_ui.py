@@ -204,7 +204,7 @@ def test_a_failed_job_is_found_by_its_error_retried_and_completes(server, open_p
     watched = open_page()
     page = watched.page
     page.goto("/queues/diagnostics")
-    page.get_by_label("Search id, name, data or error").fill("capacitor overheated 7731")
+    page.get_by_label("Search id, jobId, name, data or error").fill("capacitor overheated 7731")
     page.get_by_role("button", name="Search").click()
     rows = page.locator("table.jobs tbody tr")
     assert rows.count() == 1 and "flux capacitor overheated 7731" in rows.first.inner_text()

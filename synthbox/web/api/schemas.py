@@ -195,6 +195,7 @@ SCHEMAS["Worker"] = {
                    "pid": {"type": "integer"}, "labels": {"type": "array"},
                    "protocol": {"enum": ["faktory", "http"]}, "address": {"type": "string"},
                    "jobs": {"type": "array", "items": {"type": "string"}},
+                   "instances": {"type": "array", "items": {"type": "string"}},
                    "startedAt": {"type": "integer"}, "lastBeat": {"type": "integer"},
                    "secondsSinceBeat": {"type": "number"}, "rssKb": NULLABLE_INT,
                    "state": {"enum": ["running", "quiet", "terminate"]}}}

@@ -49,10 +49,11 @@ def _worker(body: dict[str, Any]) -> str | None:
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise InputError("labels", "must be a list of strings")
     registry = workers()
-    if wid not in {w["wid"] for w in registry.listing()}:
+    if not registry.known(wid):
         registry.hello(wid, check_string(body.get("hostname") or "?", "hostname"),
                        check_whole(body.get("pid") or 0, "pid", 0, 2**31), labels[:20],
                        "http", acting().address, connected=False)
+        registry.sync()  # new to this instance: an ask made through another one applies
     registry.beat(wid, protocol="http")
     return wid
 

@@ -1,4 +1,4 @@
-"""The workers page: every worker process connected to this instance (Faktory clients
+"""The workers page: every worker process connected to any instance (Faktory clients
 and HTTP workers), the jobs each holds, and buttons to quiet or stop one (audited)."""
 
 from __future__ import annotations
