@@ -14,6 +14,7 @@ from typing import Any
 from peewee import Database, PostgresqlDatabase
 
 from synthbox.jobs.groupcommit import GroupCommit
+from synthbox.jobs.pgbell import Notifier
 from synthbox.jobs.rows import (
     CLAIMED_COLUMNS,
     INSERT_JOB,
@@ -40,6 +41,7 @@ class JobStore:
     def __init__(self, db: Database):
         self.db = db
         self.postgres = isinstance(db, PostgresqlDatabase)
+        self.notifier: Notifier | None = None  # set when PostgreSQL rings other instances
         # PostgreSQL: single adds that arrive together share a commit (SQLite's adds are
         # serialised by its write lock in this process and commit without a round trip)
         self.grouped: GroupCommit[NewJob] | None = (GroupCommit(self.insert) if self.postgres
@@ -88,9 +90,24 @@ class JobStore:
 
     def insert(self, rows: Sequence[NewJob]) -> list[int]:
         """New jobs (without a key) in one statement; their ids, in the rows' order."""
-        sql = INSERT_JOB + ",".join([INSERT_VALUES] * len(rows)) + " RETURNING id"
+        sql, params = self.notifying(
+            INSERT_JOB + ",".join([INSERT_VALUES] * len(rows)) + " RETURNING id",
+            [v for row in rows for v in row], rows)
         # ids come from one sequence in insertion order: sorted, they match the rows
-        return sorted(r[0] for r in self.execute(sql, [v for row in rows for v in row]))
+        return sorted(r[0] for r in self.execute(sql, params))
+
+    def notifying(self, sql: str, params: list[Any],
+                  rows: Sequence[NewJob]) -> tuple[str, list[Any]]:
+        """An adding statement that also NOTIFYs the other instances of the queues of its
+        due rows, when PostgreSQL is the doorbell between them (pgbell.py)."""
+        if self.notifier is None:
+            return sql, params
+        now = time.time()
+        due = [row.queue for row in rows if row.run_at <= now]
+        if not due:
+            return sql, params
+        prefix, payloads = self.notifier.prefix(due)
+        return prefix + sql, [*payloads, *params]
 
     # -- claiming -----------------------------------------------------------------------
 
