@@ -77,7 +77,8 @@ class Engine:
                         if self.redis is not None else None)
         self.listener: NotifyListener | None = None
         if self.store.postgres and self.redis is None:  # PostgreSQL rings the others
-            self.store.notifier = Notifier(channel_for(namespace), self.instance_id)
+            self.store.notifier = Notifier(channel_for(namespace), self.instance_id,
+                                           self._others_needed)
         self.waker = Waker()
         self.queues: dict[str, QueueHandle] = {}
         for spec in self.registry:
@@ -226,6 +227,11 @@ class Engine:
 
         params = {"connect_timeout": 5, **self.db.connect_params}
         return psycopg2.connect(dbname=self.db.database, **params)
+
+    def _others_needed(self, queue: str) -> bool:
+        """An add to `queue` notifies the other instances unless a worker here is idle."""
+        handle = self.queues.get(queue)
+        return handle is None or handle.consumer is None or not handle.doorbell.local.has_idle()
 
     def _wake_here(self, queue: str) -> None:
         """Another instance added due jobs to `queue`: an idle worker here takes them."""

@@ -39,17 +39,26 @@ def channel_for(namespace: str) -> str:
 
 class Notifier:
     """What an add sends: one NOTIFY per queue, put before the INSERT in the same
-    statement string (one round trip, one transaction)."""
+    statement string (one round trip, one transaction).
 
-    def __init__(self, channel: str, instance_id: str):
+    As with Redis, an add that an idle worker of this process will take (its ring hands
+    it the turn, and it drains the queue) tells no other instance: `needed(queue)` says
+    whether one does. An add from a process with no idle worker of the queue (all
+    busy, or none: the CLI, `--no-workers`) always notifies."""
+
+    def __init__(self, channel: str, instance_id: str,
+                 needed: Callable[[str], bool] = lambda queue: True):
         self.channel = channel
         self.instance_id = instance_id
+        self.needed = needed
         # the namespace is [A-Za-z0-9_.:-] (settings), so the quoted name needs no escape
         self._notify = f'NOTIFY "{channel}", ?; '
 
     def prefix(self, queues: Iterable[str]) -> tuple[str, list[str]]:
-        """SQL to put before the adding statement, and its parameters."""
-        payloads = [f"{queue} {self.instance_id}" for queue in sorted(set(queues))]
+        """SQL to put before the adding statement, and its parameters (none when no
+        other instance needs telling)."""
+        payloads = [f"{queue} {self.instance_id}" for queue in sorted(set(queues))
+                    if self.needed(queue)]
         return self._notify * len(payloads), payloads
 
 
