@@ -229,9 +229,12 @@ class Engine:
         return psycopg2.connect(dbname=self.db.database, **params)
 
     def _others_needed(self, queue: str) -> bool:
-        """An add to `queue` notifies the other instances unless a worker here is idle."""
+        """An add to `queue` notifies the other instances unless a worker here is idle (or
+        no instance's workers take its jobs: a queue of remote workers)."""
         handle = self.queues.get(queue)
-        return handle is None or handle.consumer is None or not handle.doorbell.local.has_idle()
+        if handle is None or handle.consumer is None:
+            return handle is None or handle.service.spec.local_consumer
+        return not handle.doorbell.local.has_idle()
 
     def _wake_here(self, queue: str) -> None:
         """Another instance added due jobs to `queue`: an idle worker here takes them."""
