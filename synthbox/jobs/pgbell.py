@@ -97,6 +97,8 @@ class NotifyListener:
         os.write(self._stop_w, b"x")
         if self._thread is not None:
             self._thread.join(5)
+            if self._thread.is_alive():  # still connecting: it ends on its own, pipe and all
+                return
         os.close(self._stop_r)
         os.close(self._stop_w)
 
