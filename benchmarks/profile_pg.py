@@ -11,6 +11,10 @@ duration. Then prints, per job:
 - round trips and server time: the logged statements grouped by shape (literals taken
   out), with their count per job and the server's time per job (execution only: the
   network and the client are not in it);
+- lock waits: `pg_stat_activity` sampled every 5 ms from another connection while the
+  bench runs; a sample of a backend of the bench's database waiting on a lock (a row's
+  `transactionid` or `tuple`, mostly) counts once, by statement: the queueing on one hot
+  row shows here whatever the machine's load (the count, not the time, is compared);
 - the commit round trip of this PostgreSQL: `pgbench` on a one-row insert, one client,
   each insert its own transaction (with synchronous_commit on, then off: the difference
   is the WAL flush).
@@ -32,6 +36,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from compare import PG_ADMIN, throwaway_database
@@ -64,6 +69,56 @@ def server_statements(log: Path, offset: int, database: str) -> list[tuple[str, 
             if match and match.group(1) == database:
                 found.append((shape(match.group(3)), float(match.group(2))))
     return found
+
+
+class LockWaits:
+    """Samples the backends of one database that wait on a lock, in a thread."""
+
+    def __init__(self, database: str):
+        self.database = database
+        self.samples = 0  # sampling rounds
+        self.busy = 0  # samples of a backend running a statement
+        self.waits: collections.Counter = collections.Counter()  # (lock kind, statement)
+        self.other: collections.Counter = collections.Counter()  # other waits, for context
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LockWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(PG_ADMIN)
+        conn.autocommit = True
+        cursor = conn.cursor()
+        while not self._stop.wait(0.005):
+            cursor.execute("SELECT wait_event_type, wait_event, query FROM pg_stat_activity "
+                           "WHERE datname=%s AND state='active' AND pid<>pg_backend_pid()",
+                           (self.database,))
+            self.samples += 1
+            for kind, what, query in cursor.fetchall():
+                self.busy += 1
+                if kind == "Lock":
+                    self.waits[(what, shape(query)[:70])] += 1
+                elif kind is not None:
+                    self.other[(kind, what, shape(query)[:40])] += 1
+        conn.close()
+
+    def report(self) -> None:
+        waiting = sum(self.waits.values())
+        print(f"\n## lock waits: {waiting:,} of {self.busy:,} samples of a busy backend "
+              f"({100 * waiting / max(self.busy, 1):.1f}%), {self.samples:,} rounds of 5 ms\n")
+        for (what, query), count in self.waits.most_common(6):
+            print(f"- {count:,} `{what}`: `{query}`")
+        print("\nOther waits (not locks), the most sampled:")
+        for (kind, what, query), count in self.other.most_common(6):
+            print(f"- {count:,} {kind} `{what}`: `{query}`")
 
 
 def pgbench(seconds: int) -> dict[str, float]:
@@ -103,17 +158,19 @@ def main() -> None:
         admin.close()
         offset = log.stat().st_size if log.is_file() else 0
         raw = Path(tmp) / "samples.txt"
-        result = subprocess.run(
-            ["py-spy", "record", "--gil", "--rate", "500", "--format", "raw", "--output", str(raw),
-             "--", sys.executable, "-m", "synthbox", "bench", "--backend", "sqlite",
-             "--jobs", str(args.jobs), "--records-url", url, "--json"],
-            capture_output=True, text=True, timeout=1800)
+        with LockWaits(database) as waits:
+            result = subprocess.run(
+                ["py-spy", "record", "--gil", "--rate", "500", "--format", "raw", "--output",
+                 str(raw), "--", sys.executable, "-m", "synthbox", "bench", "--backend",
+                 "sqlite", "--jobs", str(args.jobs), "--records-url", url, "--json"],
+                capture_output=True, text=True, timeout=1800)
         if result.returncode != 0 or not raw.exists():
             raise SystemExit(f"py-spy failed:\n{result.stderr[-2000:]}")
         figures = json.loads(next(line for line in reversed(result.stdout.splitlines())
                                   if line.startswith("{")))
         statements = server_statements(log, offset, database) if log.is_file() else []
         report(args.jobs, figures, raw, statements)
+        waits.report()
     print("\n## pgbench: one client, a one-row INSERT per transaction\n")
     for mode, measured in pgbench(args.pgbench_seconds).items():
         print(f"- {mode}: {measured['tps']:,.0f} commits/s, "

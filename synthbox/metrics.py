@@ -59,6 +59,7 @@ class DeploymentCollector:
             families = []
         yield from families
         yield from periodic_metrics(self.engine)
+        yield from listener_metrics(self.engine)
 
     def _from_records(self) -> Iterator[Metric]:
         engine = self.engine
@@ -129,6 +130,24 @@ def periodic_metrics(engine: Engine) -> Iterator[Metric]:
         for task in engine.periodic_tasks():
             family.add_metric([task.name, engine.instance_id], getattr(task, figure))
         yield family
+
+
+def listener_metrics(engine: Engine) -> Iterator[Metric]:
+    """This instance's PostgreSQL doorbell listener, where it has one (records in
+    PostgreSQL, no Redis): whether it listens, and the adds of other instances it heard."""
+    listener = engine.listener
+    if listener is None:
+        return
+    up = GaugeMetricFamily("synthbox_doorbell_listener_up", "1 while this instance LISTENs "
+                           "for the adds of the others (PostgreSQL, no Redis)",
+                           labels=["instance"])
+    up.add_metric([engine.instance_id], 1 if listener.connected.is_set() else 0)
+    heard = CounterMetricFamily("synthbox_doorbell_notifications", "Adds of other instances "
+                                "this instance was notified of (each woke a worker here)",
+                                labels=["queue", "instance"])
+    for queue, count in sorted(listener.notifications.items()):
+        heard.add_metric([queue, engine.instance_id], count)
+    yield from (up, heard)
 
 
 def render(engine: Engine) -> bytes:

@@ -158,3 +158,9 @@ def test_the_faktory_protocol_benchmark_reports_every_figure():
                   "PyPI client: queue(), one connection (jobs/s)",
                   "PyPI client: Worker, 8 threads (jobs/s)"):
         assert number(figures[label][0]) > 0, label
+
+
+def test_pickup_across_instances_runs_every_job(monkeypatch):
+    monkeypatch.setenv("SYNTHBOX_BENCH_PG", PG_ADMIN_DSN)
+    out = run(str(BENCHMARKS / "pickup_across.py"), "20")
+    assert "20 of 20 jobs run; pickup p50 " in out

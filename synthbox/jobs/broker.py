@@ -248,6 +248,11 @@ class LocalBell:
             self._cond.notify()
             return True
 
+    def has_idle(self) -> bool:
+        """A worker waits with no turn handed to it yet."""
+        with self._cond:
+            return self._waiting > self._turns
+
     def wait_for_idle(self, timeout: float, stop: threading.Event) -> bool:
         """Wait up to `timeout` until a worker waits with no turn handed to it yet, or
         `stop` is set (and `wake_all()` called)."""

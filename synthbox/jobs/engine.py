@@ -24,6 +24,7 @@ from synthbox.jobs.broker import Doorbell, build_huey, connect_redis, warn_if_ex
 from synthbox.jobs.consumer import EmbeddedConsumer
 from synthbox.jobs.errors import UnknownQueue
 from synthbox.jobs.periodic import Periodic
+from synthbox.jobs.pgbell import Notifier, NotifyListener, channel_for
 from synthbox.jobs.ratelimit import RedisRateLimiter
 from synthbox.jobs.rows import ClaimedJob
 from synthbox.jobs.runner import QueueRunner
@@ -74,6 +75,10 @@ class Engine:
             warn_if_exposed(settings.redis_url)
         self.limiter = (RedisRateLimiter(self.redis, namespace)
                         if self.redis is not None else None)
+        self.listener: NotifyListener | None = None
+        if self.store.postgres and self.redis is None:  # PostgreSQL rings the others
+            self.store.notifier = Notifier(channel_for(namespace), self.instance_id,
+                                           self._others_needed)
         self.waker = Waker()
         self.queues: dict[str, QueueHandle] = {}
         for spec in self.registry:
@@ -151,6 +156,8 @@ class Engine:
         if not s.redis_url:
             transport = f"SQLite {self.data_path / 'queue.db'} (embedded default: " \
                         "REDIS_URL is not set)"
+            if self.store.notifier is not None:
+                transport += ", and PostgreSQL LISTEN/NOTIFY between instances"
         elif s.redis_cluster_mode:
             transport = "Redis Cluster (REDIS_CLUSTER_MODE=true)"
         elif s.redis_sentinel_name:
@@ -208,8 +215,36 @@ class Engine:
         self.upkeep = Upkeep(self.store, [h.runner for h in self.queues.values() if h.runner],
                              self.instance_id, [*periodic, *self.periodic])
         self.upkeep.start()
+        if self.store.notifier is not None:
+            self.listener = NotifyListener(self._listening_connection, self.store.notifier,
+                                           self._wake_here, self._wake_all_here)
+            self.listener.start()
         for handle in self.queues.values():
             handle.doorbell.ring()  # work that arrived while no instance was running
+
+    def _listening_connection(self) -> Any:
+        import psycopg2
+
+        params = {"connect_timeout": 5, **self.db.connect_params}
+        return psycopg2.connect(dbname=self.db.database, **params)
+
+    def _others_needed(self, queue: str) -> bool:
+        """An add to `queue` notifies the other instances unless a worker here is idle (or
+        no instance's workers take its jobs: a queue of remote workers)."""
+        handle = self.queues.get(queue)
+        if handle is None or handle.consumer is None:
+            return handle is None or handle.service.spec.local_consumer
+        return not handle.doorbell.local.has_idle()
+
+    def _wake_here(self, queue: str) -> None:
+        """Another instance added due jobs to `queue`: an idle worker here takes them."""
+        handle = self.queues.get(queue)
+        if handle is not None and handle.consumer is not None:
+            handle.doorbell.local.set()
+
+    def _wake_all_here(self) -> None:
+        for name in list(self.queues):
+            self._wake_here(name)
 
     def _start_queue(self, spec: QueueSpec) -> QueueRunner:
         """The queue's runner (stalled jobs, retention), and its consumer threads unless
@@ -320,6 +355,8 @@ class Engine:
         for consumer in consumers:  # every queue stops claiming at once, then we wait
             consumer.request_stop()
         idle = all([consumer.stop_and_wait(deadline) for consumer in consumers])
+        if self.listener is not None:
+            self.listener.stop()
         if self.upkeep is not None:
             self.upkeep.stop()
         for consumer in consumers:

@@ -121,9 +121,9 @@ class QueueService:
                 ids[i] = self._insert_keyed(rows[i])
 
     def _insert_keyed(self, row: NewJob) -> int:
-        inserted = self.store.execute(
+        inserted = self.store.execute(*self.store.notifying(
             INSERT_JOB + INSERT_VALUES + " ON CONFLICT (queue, job_key) DO NOTHING RETURNING id",
-            row).fetchall()
+            list(row), [row])).fetchall()
         if inserted:
             return int(inserted[0][0])
         existing = self.store.execute("SELECT id FROM job WHERE queue=? AND job_key=?",

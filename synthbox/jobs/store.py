@@ -15,6 +15,7 @@ from typing import Any
 from peewee import Database, PostgresqlDatabase
 
 from synthbox.jobs.groupcommit import GroupCommit
+from synthbox.jobs.pgbell import Notifier
 from synthbox.jobs.rows import (
     CLAIMED_COLUMNS,
     INSERT_JOB,
@@ -23,13 +24,7 @@ from synthbox.jobs.rows import (
     Failure,
     NewJob,
 )
-from synthbox.jobs.tallies import (
-    HISTOGRAM_UPSERT,
-    MINUTE_COLUMNS,
-    MINUTE_UPSERT,
-    Minute,
-    tally,
-)
+from synthbox.jobs.tallies import Minute, Tallies, counted_completion, tally
 from synthbox.records.counts import BatchCounts
 
 PRIORITIES = range(11)  # 0, the default, to 10, the highest
@@ -47,6 +42,7 @@ class JobStore:
     def __init__(self, db: Database):
         self.db = db
         self.postgres = isinstance(db, PostgresqlDatabase)
+        self.notifier: Notifier | None = None  # set when PostgreSQL rings other instances
         # PostgreSQL: single adds that arrive together share a commit (SQLite's adds are
         # serialised by its write lock in this process and commit without a round trip)
         self.grouped: GroupCommit[NewJob] | None = (GroupCommit(self.insert) if self.postgres
@@ -73,8 +69,7 @@ class JobStore:
         # A claim is (owner, started_at): a run whose lease lapsed and whose job was claimed
         # again, even by this same instance, finds its claim gone and changes nothing.
         mine = "WHERE id=? AND status='active' AND owner=? AND started_at=?"
-        self._minute_sql = self._sql(MINUTE_UPSERT)
-        self._histogram_sql = self._sql(HISTOGRAM_UPSERT)
+        self.tallies = Tallies(db)
         self._retry_sql = self._sql(
             "UPDATE job SET status='waiting', run_at=?, failed_reason=?, lease_until=NULL, "
             f"owner=NULL {mine}")
@@ -108,9 +103,24 @@ class JobStore:
 
     def insert(self, rows: Sequence[NewJob]) -> list[int]:
         """New jobs (without a key) in one statement; their ids, in the rows' order."""
-        sql = INSERT_JOB + ",".join([INSERT_VALUES] * len(rows)) + " RETURNING id"
+        sql, params = self.notifying(
+            INSERT_JOB + ",".join([INSERT_VALUES] * len(rows)) + " RETURNING id",
+            [v for row in rows for v in row], rows)
         # ids come from one sequence in insertion order: sorted, they match the rows
-        return sorted(r[0] for r in self.execute(sql, [v for row in rows for v in row]))
+        return sorted(r[0] for r in self.execute(sql, params))
+
+    def notifying(self, sql: str, params: list[Any],
+                  rows: Sequence[NewJob]) -> tuple[str, list[Any]]:
+        """An adding statement that also NOTIFYs the other instances of the queues of its
+        due rows, when PostgreSQL is the doorbell between them (pgbell.py)."""
+        if self.notifier is None:
+            return sql, params
+        now = time.time()
+        due = [row.queue for row in rows if row.run_at <= now]
+        if not due:
+            return sql, params
+        prefix, payloads = self.notifier.prefix(due)
+        return prefix + sql, [*payloads, *params]
 
     # -- claiming -----------------------------------------------------------------------
 
@@ -119,10 +129,11 @@ class JobStore:
         """Take up to `limit` due jobs of `queue`, highest priority first, FIFO within one."""
         now = time.time() if now is None else now
         params = self._claim_params(queue, limit, owner, lease, now)
-        with self._transaction():
-            if self.postgres:
-                rows = self.db.execute_sql(self._claim_sql, params).fetchall()
-            else:
+        if self.postgres:
+            # one statement is its own transaction: no BEGIN and COMMIT round trips
+            rows = self.db.execute_sql(self._claim_sql, params).fetchall()
+        else:
+            with self._transaction():
                 rows = self._claim_counted(queue, params)
         return self._claimed(queue, rows, now)
 
@@ -189,6 +200,10 @@ class JobStore:
         """
         if not completed and not failures:
             return
+        if self.postgres and not failures:
+            # the usual batch: one statement, its own transaction, tallies included
+            self._complete_counted(owner, completed)
+            return
         # Everything that needs no database is done before the write lock is taken: on
         # SQLite one writer at a time is the drain's bottleneck.
         counted = [failure for failure in failures if failure.uses_attempt]
@@ -196,7 +211,10 @@ class JobStore:
         with self._transaction(), BatchCounts(self.db) as counts:
             cursor = self.db.cursor()
             all_completed = len(completed)
-            if completed:
+            if completed and self.postgres:  # counted by the statement itself
+                completed = self._complete_counted(owner, completed)
+                all_completed, tallies = len(completed), tally([], counted)
+            elif completed:
                 completed = self._complete_in_one(owner, completed)
             for job, _, _ in completed:
                 counts.move(job.queue, "active", "completed")
@@ -224,47 +242,42 @@ class JobStore:
             # only outcomes this call recorded count (a stale claim changed nothing), in
             # key order, so concurrent transactions lock the counter rows in one order
             if len(completed) != all_completed or len(recorded) != len(counted):
-                tallies = tally(completed, recorded)
-            minutes, histogram = tallies
-            cursor.executemany(self._minute_sql, minutes)
-            cursor.executemany(self._histogram_sql, histogram)
+                tallies = tally([] if self.postgres else completed, recorded)
+            self.tallies.record(*tallies)
+
+    def _complete_counted(self, owner: str,
+                          completed: Sequence[tuple[ClaimedJob, str | None, float]]
+                          ) -> list[tuple[ClaimedJob, str | None, float]]:
+        """PostgreSQL: completions and their tallies, one statement per 500; those this
+        call wrote."""
+        written: set[int] = set()
+        for start in range(0, len(completed), 500):
+            chunk = completed[start:start + 500]
+            written.update(r[0] for r in self.db.execute_sql(
+                counted_completion(len(chunk)),
+                [value for job, result, finished in chunk
+                 for value in (result, finished, job.id, owner, job.started_at)]).fetchall())
+        return [item for item in completed if item[0].id in written]
+
+    def fold_tallies(self) -> None:
+        """PostgreSQL: fold the tallies' deltas (upkeep, every second)."""
+        self.tallies.fold()
 
     def minutes(self, since_minute: int) -> list[Minute]:
         """Each queue's minutes from `since_minute` on; minute 0 holds everything older."""
-        return [Minute(*row) for row in self.execute(
-            f"SELECT queue, minute, {', '.join(MINUTE_COLUMNS)} FROM queue_minute "
-            "WHERE minute>=?", (since_minute,)).fetchall()]
+        return self.tallies.minutes(since_minute)
 
     def count(self, queue: str, column: str, n: int = 1, at: float | None = None) -> None:
-        """Add `n` to one of MINUTE_COLUMNS for this minute (stalls, rate limits)."""
-        values = [n if c == column else 0 for c in MINUTE_COLUMNS]
-        self.execute(MINUTE_UPSERT, (queue, int((at or time.time()) // 60), *values))
+        """Add `n` to one of the minute's tallies (stalls, rate limits)."""
+        self.tallies.count(queue, column, n, at)
 
     def forget_minutes(self, before_minute: int) -> None:
-        """Fold minutes older than `before_minute` into minute 0, so totals never shrink
-        (a row folded by one instance is never folded again by another)."""
-        sums = ", ".join(f"SUM({c})" for c in MINUTE_COLUMNS)
-        with self.db.atomic():
-            if self.postgres:
-                self.execute(
-                    f"WITH moved AS (DELETE FROM queue_minute WHERE minute>0 AND minute<? "
-                    f"RETURNING *) {MINUTE_UPSERT.split(' VALUES')[0]} "
-                    f"SELECT queue, 0, {sums} FROM moved GROUP BY queue ORDER BY queue "
-                    f"{MINUTE_UPSERT[MINUTE_UPSERT.index('ON CONFLICT'):]}",
-                    (before_minute,))
-                return
-            self.execute(f"{MINUTE_UPSERT.split(' VALUES')[0]} SELECT queue, 0, {sums} "
-                         "FROM queue_minute WHERE minute>0 AND minute<? GROUP BY queue "
-                         f"{MINUTE_UPSERT[MINUTE_UPSERT.index('ON CONFLICT'):]}",
-                         (before_minute,))
-            self.execute("DELETE FROM queue_minute WHERE minute>0 AND minute<?",
-                         (before_minute,))
+        """Fold minutes older than `before_minute` into minute 0 (totals never shrink)."""
+        self.tallies.forget_minutes(before_minute)
 
     def totals(self) -> dict[str, dict[str, float]]:
         """Every queue's totals since the records began: {queue: {column: sum}}."""
-        sums = ", ".join(f"SUM({c})" for c in MINUTE_COLUMNS)
-        return {row[0]: dict(zip(MINUTE_COLUMNS, row[1:], strict=True)) for row in self.execute(
-            f"SELECT queue, {sums} FROM queue_minute GROUP BY queue").fetchall()}
+        return self.tallies.totals()
 
     def oldest_due(self, queue: str, now: float) -> float | None:
         """When the longest-waiting due job of `queue` became due, or None."""
@@ -273,8 +286,7 @@ class JobStore:
 
     def histogram(self) -> list[tuple[str, str, int, int, float]]:
         """(queue, metric, bucket, count, sum of seconds) for every bucket seen."""
-        return [tuple(row) for row in self.execute(  # type: ignore[misc]
-            "SELECT queue, metric, bucket, n, total FROM job_histogram").fetchall()]
+        return self.tallies.histogram()
 
     def _complete_in_one(self, owner: str,
                          completed: Sequence[tuple[ClaimedJob, str | None, float]]

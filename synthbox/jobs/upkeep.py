@@ -90,13 +90,17 @@ class Upkeep:
     def _engine_tasks(self) -> list[Periodic]:
         tasks = [task for runner in self.runners for task in self._tasks_of(runner)]
         return [*tasks,
-                Periodic("fold-counts", DOORBELL_SWEEP_EVERY,
-                         lambda: fold_counts(self.store.db)),
+                Periodic("fold-counts", DOORBELL_SWEEP_EVERY, self.fold_counts),
                 Periodic("retention", RETENTION_EVERY, self.retention_pass,
                          first_after=RETENTION_FIRST_AFTER),
                 Periodic("forget-instances", RETENTION_EVERY, self.forget_silent_instances),
                 Periodic("forget-minutes", RETENTION_EVERY, lambda: self.store.forget_minutes(
                     int(time.time() // 60) - MINUTES_KEPT))]
+
+    def fold_counts(self) -> None:
+        """PostgreSQL: the job counts' and the tallies' deltas into their totals."""
+        fold_counts(self.store.db)
+        self.store.fold_tallies()
 
     def start(self) -> None:
         for target, name in ((self._heartbeat_loop, "heartbeat"),

@@ -249,6 +249,21 @@ def _partial_job_indexes(db: Database) -> None:
                    "WHERE finished_at IS NOT NULL")
 
 
+def _tally_deltas(db: Database) -> None:
+    # Insert-only twins of queue_minute and job_histogram: on PostgreSQL a transaction
+    # appends its tallies here and upkeep folds them in (synthbox/jobs/tallies.py says why)
+    tallied = [f for f in QueueMinute._meta.sorted_field_names if f not in ("queue", "minute")]
+    db.execute_sql(
+        "CREATE TABLE IF NOT EXISTS queue_minute_delta (queue VARCHAR(64) NOT NULL, "
+        "minute INTEGER NOT NULL, " + ", ".join(
+            f"{c} {'DOUBLE PRECISION' if c == 'wait_ms' else 'BIGINT'} NOT NULL"
+            for c in tallied) + ")")
+    db.execute_sql(
+        "CREATE TABLE IF NOT EXISTS job_histogram_delta (queue VARCHAR(64) NOT NULL, "
+        "metric VARCHAR(16) NOT NULL, bucket INTEGER NOT NULL, n BIGINT NOT NULL, "
+        "total DOUBLE PRECISION NOT NULL)")
+
+
 # The engine's own tables; each domain brings its own list (see synthbox/app.py). Append
 # only: a step, once released, keeps its name and its place.
 JOB_MIGRATIONS = (
@@ -259,6 +274,7 @@ JOB_MIGRATIONS = (
     tables_step("jobs.histograms", [JobHistogram]),
     Migration("jobs.partial-indexes", _partial_job_indexes),
     Migration("jobs.count-by-batch", counts.count_by_batch),
+    Migration("jobs.tally-deltas", _tally_deltas),
 )
 
 # Versions 1-11 were one numbered list across the domains (schema_version counts its rows):

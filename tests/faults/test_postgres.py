@@ -156,3 +156,36 @@ def test_statement_timeout_is_a_503_not_a_500(pg, serve_factory, tmp_path, own_r
     assert any("statement timeout" in m for m in load.messages), load.messages
     load.settled(records)
     load.report("postgres statement_timeout", records, load.recovered_after(released))
+
+
+def test_the_doorbell_listener_survives_a_postgres_restart(pg, engine_builder, tmp_path):
+    """No Redis: PostgreSQL is the doorbell between instances. Restarted, it drops the
+    listening connection; the listener connects again with backoff, and an add through
+    another instance wakes this one's workers as before. While it is away, a job added
+    is found by the upkeep sweep."""
+    workers = engine_builder({"database_url": pg.url}, data_dir=tmp_path / "workers")
+    adder = engine_builder({"database_url": pg.url}, workers=False, data_dir=tmp_path / "adds")
+    listener = workers.listener
+    assert listener is not None and listener.connected.wait(10)
+    first = listener.backend_pid
+    pg.restart()
+    wait_for(lambda: listener.connections >= 2 and listener.connected.is_set(), 30,
+             message="the listener connected again")
+    assert listener.backend_pid != first
+    service = adder.service("diagnostics")
+    job = None
+
+    def added() -> bool:  # the adder's own pooled connection finds its way back too
+        nonlocal job
+        try:
+            job = service.add("noop", {})
+        except Exception:
+            return False
+        return True
+
+    wait_for(added, 15, message="an add after the restart")
+    assert job is not None
+    wait_for(lambda: listener.notifications.get("diagnostics", 0) >= 1, 20,
+             message="the add heard on the new connection")
+    wait_for(lambda: service.get_job(job["id"])["state"] == "completed", 20,
+             message="the job run by the listening instance")
