@@ -120,8 +120,8 @@ def pickup(port: int, samples: int) -> tuple[float, float]:
     took: list[float] = []
     for n in range(samples):
         got: list[float] = []
-        waiting = threading.Thread(target=lambda: (worker.command(b"FETCH pickup"),
-                                                   got.append(time.perf_counter())))
+        waiting = threading.Thread(target=lambda got=got: (
+            worker.command(b"FETCH pickup"), got.append(time.perf_counter())))
         waiting.start()
         time.sleep(0.01)  # the FETCH is waiting
         before = time.perf_counter()

@@ -84,7 +84,7 @@ class DeploymentCollector:
             oldest.add_metric([name], 0 if due is None else max(now - due, 0.0))
         yield from (waiting, jobs, paused, oldest)
 
-        totals = engine.store.totals()
+        totals = engine.store.tallies.totals()
         for column, meaning in TOTALS:
             counter = CounterMetricFamily(f"synthbox_jobs_{column}", meaning, labels=["queue"])
             for name in engine.queues:
@@ -92,7 +92,7 @@ class DeploymentCollector:
             yield counter
 
         cells: dict[tuple[str, str], dict[int, tuple[int, float]]] = defaultdict(dict)
-        for queue_name, metric, bucket, count, total in engine.store.histogram():
+        for queue_name, metric, bucket, count, total in engine.store.tallies.histogram():
             cells[(queue_name, metric)][bucket] = (count, total)
         for metric, family_name, meaning in HISTOGRAMS:
             family = HistogramMetricFamily(family_name, meaning, labels=["queue"])

@@ -93,7 +93,7 @@ class AlertEvaluator:
             return max((now - d for d in due), default=0.0)
         if rule.kind == "stalled":
             since = int((now - rule.window) // 60)
-            return float(sum(row.stalled for row in engine.store.minutes(max(since, 1))
+            return float(sum(row.stalled for row in engine.store.tallies.minutes(max(since, 1))
                              if row.queue in queues))
         return float(sum(1 for i in engine.instances()
                          if i["secondsSinceSeen"] > rule.threshold))

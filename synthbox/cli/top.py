@@ -27,7 +27,7 @@ def render(engine: Any) -> str:
     for queue in figures["queues"]:
         stats = queue["stats"]
         # the last full minute and this one ("2m")
-        recent = [r for r in engine.store.minutes(int(time.time() // 60) - 1)
+        recent = [r for r in engine.store.tallies.minutes(int(time.time() // 60) - 1)
                   if r.queue == queue["name"]]
         done, failed = sum(r.completed for r in recent), sum(r.failed for r in recent)
         name = queue["name"] + (" (paused)" if queue["paused"] else "")

@@ -32,7 +32,7 @@ def remote_queues(engine: Engine) -> list[str]:
 
 def info(engine: Engine, jobs: RemoteJobs, workers: WorkerRegistry) -> dict[str, Any]:
     """INFO: the remote queues' sizes and totals, as Faktory reports its own."""
-    totals = engine.store.totals()
+    totals = engine.store.tallies.totals()
     names = remote_queues(engine)
     sizes = {name: engine.service(name).get_stats()["waiting"] for name in names}
     return {

@@ -125,7 +125,7 @@ class Engine:
         first = current - count * bucket_minutes + 1
         completed, failed = [0.0] * count, [0.0] * count
         waited, picked = [0.0] * count, [0] * count
-        for row in self.store.minutes(first):
+        for row in self.store.tallies.minutes(first):
             index = (row.minute - first) // bucket_minutes
             if 0 <= index < count:
                 completed[index] += row.completed

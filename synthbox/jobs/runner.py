@@ -287,7 +287,7 @@ class QueueRunner:
 
     def _count_rate_limited(self) -> None:
         try:
-            self.store.count(self.spec.name, "rate_limited")
+            self.store.tallies.count(self.spec.name, "rate_limited")
         except Exception as exc:  # a figure for metrics, never a reason to stop
             log.debug("could not count a rate-limited claim: %s", exc)
 

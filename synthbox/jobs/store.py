@@ -24,7 +24,7 @@ from synthbox.jobs.rows import (
     Failure,
     NewJob,
 )
-from synthbox.jobs.tallies import Minute, Tallies, counted_completion, tally
+from synthbox.jobs.tallies import Tallies, counted_completion, tally
 from synthbox.records.counts import BatchCounts
 
 PRIORITIES = range(11)  # 0, the default, to 10, the highest
@@ -259,34 +259,10 @@ class JobStore:
                  for value in (result, finished, job.id, owner, job.started_at)]).fetchall())
         return [item for item in completed if item[0].id in written]
 
-    def fold_tallies(self) -> None:
-        """PostgreSQL: fold the tallies' deltas (upkeep, every second)."""
-        self.tallies.fold()
-
-    def minutes(self, since_minute: int) -> list[Minute]:
-        """Each queue's minutes from `since_minute` on; minute 0 holds everything older."""
-        return self.tallies.minutes(since_minute)
-
-    def count(self, queue: str, column: str, n: int = 1, at: float | None = None) -> None:
-        """Add `n` to one of the minute's tallies (stalls, rate limits)."""
-        self.tallies.count(queue, column, n, at)
-
-    def forget_minutes(self, before_minute: int) -> None:
-        """Fold minutes older than `before_minute` into minute 0 (totals never shrink)."""
-        self.tallies.forget_minutes(before_minute)
-
-    def totals(self) -> dict[str, dict[str, float]]:
-        """Every queue's totals since the records began: {queue: {column: sum}}."""
-        return self.tallies.totals()
-
     def oldest_due(self, queue: str, now: float) -> float | None:
         """When the longest-waiting due job of `queue` became due, or None."""
         row = self.execute(_OLDEST_DUE, (queue, now) * len(PRIORITIES)).fetchone()
         return None if row is None or row[0] is None else float(row[0])
-
-    def histogram(self) -> list[tuple[str, str, int, int, float]]:
-        """(queue, metric, bucket, count, sum of seconds) for every bucket seen."""
-        return self.tallies.histogram()
 
     def _complete_in_one(self, owner: str,
                          completed: Sequence[tuple[ClaimedJob, str | None, float]]
@@ -360,9 +336,9 @@ class JobStore:
                 f"WHERE queue=? AND status='active' AND {lost} AND stalled_count>=? "
                 "RETURNING id", (now, queue, param, max_stalled)).fetchall()]
             if requeued or failed:
-                self.count(queue, "stalled", len(requeued) + len(failed), now)
+                self.tallies.count(queue, "stalled", len(requeued) + len(failed), now)
             if failed:
-                self.count(queue, "failed", len(failed), now)
+                self.tallies.count(queue, "failed", len(failed), now)
         return requeued, failed
 
     def has_due_work(self, queue: str, before: float) -> bool:

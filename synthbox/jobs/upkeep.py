@@ -94,13 +94,14 @@ class Upkeep:
                 Periodic("retention", RETENTION_EVERY, self.retention_pass,
                          first_after=RETENTION_FIRST_AFTER),
                 Periodic("forget-instances", RETENTION_EVERY, self.forget_silent_instances),
-                Periodic("forget-minutes", RETENTION_EVERY, lambda: self.store.forget_minutes(
-                    int(time.time() // 60) - MINUTES_KEPT))]
+                Periodic("forget-minutes", RETENTION_EVERY,
+                         lambda: self.store.tallies.forget_minutes(
+                             int(time.time() // 60) - MINUTES_KEPT))]
 
     def fold_counts(self) -> None:
         """PostgreSQL: the job counts' and the tallies' deltas into their totals."""
         fold_counts(self.store.db)
-        self.store.fold_tallies()
+        self.store.tallies.fold()
 
     def start(self) -> None:
         for target, name in ((self._heartbeat_loop, "heartbeat"),

@@ -14,7 +14,7 @@ from synthbox.jobs.tallies import tally
 
 
 def _histogram(engine):
-    return sorted((q, m, b, n, round(t, 6)) for q, m, b, n, t in engine.store.histogram())
+    return sorted((q, m, b, n, round(t, 6)) for q, m, b, n, t in engine.store.tallies.histogram())
 
 
 def _deltas(engine):
@@ -45,13 +45,14 @@ def test_a_batch_is_tallied_as_recorded_before_and_after_folding(make_engine):
     expected = sorted((q, m, b, n, round(t, 6)) for q, m, b, n, t in buckets)
     for folded in (False, True):
         if folded:
-            store.fold_tallies()
-        totals = store.totals()["diagnostics"]
+            store.tallies.fold()
+        totals = store.tallies.totals()["diagnostics"]
         assert (totals["completed"], totals["failed"], totals["retried"], totals["picked"]) \
             == (10, 1, 1, 12), folded
         assert totals["wait_ms"] == pytest.approx(sum(row[4] for row in minutes))
         assert _histogram(engine) == expected, folded
-        this_minute = [m for m in store.minutes(int(now // 60) - 5) if m.queue == "diagnostics"]
+        this_minute = [m for m in store.tallies.minutes(int(now // 60) - 5)
+                       if m.queue == "diagnostics"]
         assert sum(m.completed for m in this_minute) == 10
         assert all(isinstance(m.completed, int) for m in this_minute)
     if store.postgres:
@@ -69,7 +70,7 @@ def test_postgres_completions_append_their_tallies_in_the_same_statement(pg_url,
     store.finish("me", [(job, '{"ok": 1}', time.time()) for job in jobs], [])
     assert store.execute("SELECT COUNT(*) FROM queue_minute").fetchone()[0] == 0
     assert _deltas(engine) == [1, 2]  # one minute; one bucket each of run and wait time
-    assert store.totals()["diagnostics"]["completed"] == 5
+    assert store.tallies.totals()["diagnostics"]["completed"] == 5
     assert {row[0] for row in store.execute(
         "SELECT status FROM job").fetchall()} == {"completed"}
 
@@ -94,7 +95,7 @@ def test_concurrent_workers_and_folds_lose_and_double_nothing(pg_url, engine_bui
     def fold() -> None:
         try:
             while not done.is_set():
-                store.fold_tallies()
+                store.tallies.fold()
         except BaseException as exc:
             errors.append(exc)
 
@@ -108,8 +109,8 @@ def test_concurrent_workers_and_folds_lose_and_double_nothing(pg_url, engine_bui
     for thread in folders:
         thread.join(60)
     assert not errors, errors
-    assert store.totals()["diagnostics"]["completed"] == total
-    assert sum(n for q, m, b, n, t in store.histogram() if m == "duration") == total
-    store.fold_tallies()
-    assert store.totals()["diagnostics"]["completed"] == total
+    assert store.tallies.totals()["diagnostics"]["completed"] == total
+    assert sum(n for q, m, b, n, t in store.tallies.histogram() if m == "duration") == total
+    store.tallies.fold()
+    assert store.tallies.totals()["diagnostics"]["completed"] == total
     assert _deltas(engine) == [0, 0]
