@@ -164,3 +164,10 @@ def test_pickup_across_instances_runs_every_job(monkeypatch):
     monkeypatch.setenv("SYNTHBOX_BENCH_PG", PG_ADMIN_DSN)
     out = run(str(BENCHMARKS / "pickup_across.py"), "20")
     assert "20 of 20 jobs run; pickup p50 " in out
+
+
+def test_http_adds_counts_adds_and_the_commits_they_shared(pg_url):
+    out = run(str(BENCHMARKS / "http_adds.py"), "--clients", "4", "--seconds", "1",
+              "--records-url", pg_url)
+    assert out.startswith("PostgreSQL records, 4 clients: ")
+    assert " adds/s, server CPU " in out and " commits an add" in out
