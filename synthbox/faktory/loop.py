@@ -5,7 +5,9 @@ together: the pushes of all connections stored in one transaction, their ACKs re
 one, their FETCHes claimed in one. A FETCH with nothing to claim waits (up to FETCH_WAIT)
 while the loop goes on; a push here serves it in the same round, jobs that came another
 way are looked for every POLL seconds. Slow commands (INFO, FLUSH, QUEUE, MUTATE) run on a
-thread aside and their reply comes back through the loop.
+thread aside and their reply comes back through the loop. Before a round, the loop waits
+up to GATHER for the clients it just answered, most of which send their next command at
+once: a round with all of them commits once for more jobs.
 
 One thread rather than one per connection: threads of one Python process take turns on
 its interpreter lock, and eight connection threads spent more time handing it over (tens
@@ -26,47 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from synthbox.faktory import wire
+from synthbox.faktory.connection import TOO_LONG, Connection
 from synthbox.faktory.jobs import POLL, RemoteJobs
 from synthbox.faktory.session import FETCH_WAIT, Ack, Close, Fetch, Push, Refused, Session, Slow
 
 log = logging.getLogger("synthbox.faktory")
 
 READ_SIZE = 256 * 1024
-TOO_LONG = object()  # stands for a command line over wire.MAX_LINE (dropped as it came)
-
-
-class Connection:
-    """One client: its socket, what it sent that is not answered yet, what waits to be
-    written, and whether it waits for an answer (a FETCH, a slow command)."""
-
-    def __init__(self, sock: socket.socket, session: Session):
-        self.sock, self.session = sock, session
-        self.inbox = bytearray()
-        self.searched = 0  # inbox bytes known to hold no line end
-        self.skipping = False  # inside a line over MAX_LINE: dropped up to its end
-        self.outbox = bytearray()
-        self.busy = False
-        self.ended = False  # the client closed its end, or END was answered
-        self.broken = False  # a read or write failed: closed at once
-
-    def next_line(self) -> bytes | object | None:
-        """The next command line without its CRLF (TOO_LONG for an overlong one), or
-        None until a whole line is in."""
-        while True:
-            end = self.inbox.find(b"\n", self.searched)
-            if end < 0:
-                self.searched = len(self.inbox)
-                if len(self.inbox) > wire.MAX_LINE:
-                    self.inbox.clear()
-                    self.searched, self.skipping = 0, True
-                return None
-            line = bytes(self.inbox[:end]).rstrip(b"\r")
-            del self.inbox[:end + 1]
-            self.searched = 0
-            if self.skipping or len(line) > wire.MAX_LINE:
-                self.skipping = False
-                return TOO_LONG
-            return line
+GATHER = 0.0006  # seconds a round may wait for the commands of clients just answered
 
 
 class Loop:
@@ -87,26 +56,47 @@ class Loop:
         self.came_back: deque[tuple[Any, Any]] = deque()  # slow replies, TLS connections
         self.aside = ThreadPoolExecutor(2, thread_name_prefix="faktory-aside")
         self.stopped = threading.Event()
+        self.answered: set[Connection] = set()  # answered in the last round
 
     # -- the loop -----------------------------------------------------------------------
 
     def run(self) -> None:
         try:
             while not self.stopped.is_set():
-                for key, events in self.selector.select(self._timeout()):
-                    if key.data == "accept":
-                        self._accept()
-                    elif key.data == "wake":
-                        self._drain_wake()
-                    else:
-                        if events & selectors.EVENT_WRITE:
-                            self._flush(key.data)
-                        if events & selectors.EVENT_READ:
-                            self._read(key.data)
+                self._handle(self.selector.select(self._timeout()))
+                self._gather()
                 self._take_back()
                 self._serve()
         finally:
             self._close_all()
+
+    def _handle(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+        for key, events in ready:
+            if key.data == "accept":
+                self._accept()
+            elif key.data == "wake":
+                self._drain_wake()
+            else:
+                if events & selectors.EVENT_WRITE:
+                    self._flush(key.data)
+                if events & selectors.EVENT_READ:
+                    self._read(key.data)
+
+    def _gather(self) -> None:
+        """Wait a moment (GATHER at most) for the next command of the clients answered in
+        the last round, which most send at once (a worker told OK fetches again; one
+        handed a short job acknowledges it): a round that has them all commits once for
+        all (eight busy workers: four jobs a commit rather than three). A worker whose
+        last job took longer is not waited for."""
+        until = time.monotonic() + GATHER
+        while self.answered:
+            self.answered = {conn for conn in self.answered if not (
+                conn.ended or conn.broken or conn.has_line())}
+            left = until - time.monotonic()
+            if not self.answered or left <= 0:
+                break
+            self._handle(self.selector.select(left))
+        self.answered.clear()
 
     def wake(self) -> None:
         try:
@@ -178,6 +168,7 @@ class Loop:
                     self.selector.unregister(conn.sock)
                     break
                 conn.inbox += data
+                conn.heard()
                 pending = getattr(conn.sock, "pending", None)
                 if len(data) < READ_SIZE and not (pending and pending()):
                     break
@@ -189,9 +180,12 @@ class Loop:
             conn.broken = True
         self.has_lines.add(conn)
 
-    def _reply(self, conn: Connection, data: bytes) -> bool:
+    def _reply(self, conn: Connection, data: bytes, job: bool = False) -> bool:
         """Send `data` (what the socket does not take now is sent when it can); False
-        when the connection is broken."""
+        when the connection is broken. The client is awaited by the next round's gather,
+        unless `data` hands it a `job` and its last job took longer than LONG_JOB."""
+        if conn.replied(job):
+            self.answered.add(conn)
         if not conn.outbox:
             data = data[self._send(conn, data):]
             if not data or conn.ended:  # an ended client is no longer watched nor read
@@ -337,7 +331,7 @@ class Loop:
             self.has_lines.add(conn)
             if isinstance(job, Exception):
                 self._answer(conn, conn.session.failed("FETCH", job))
-            elif self._reply(conn, wire.bulk(job)):
+            elif self._reply(conn, wire.bulk(job), job=True):
                 conn.session.handed(job)
             else:  # the client left while it waited: the job is not lost with it
                 self.jobs.give_back(job["jid"])
