@@ -4,10 +4,11 @@ paused so nothing but the adds runs, and --clients keep-alive connections spread
 4 client processes, each POSTing one job per request for --seconds.
 
 Besides adds/s it reports the server's CPU per add (from /proc, so what the client
-processes cost is not counted) and, on PostgreSQL, the commits per add
-(pg_stat_database.xact_commit): below 1 when concurrent adds share a commit.
+processes cost is not counted) and, on PostgreSQL, the WAL flushes per add
+(pg_stat_wal.wal_sync, the durable commits: below 1 when concurrent adds share one).
+With --health the clients GET /healthz instead: what the HTTP stack alone answers.
 
-Usage: python benchmarks/http_adds.py [--clients 16] [--seconds 10]
+Usage: python benchmarks/http_adds.py [--clients 16] [--seconds 10] [--health]
                                       [--records-url postgresql://.../throwaway]
 """
 
@@ -29,19 +30,22 @@ from synthbox.bench.served import QUEUE, BenchServer
 PROCESSES = 4
 
 
-def _client_process(port: int, token: str, threads: int, until: float, counts: Any) -> None:
+def _client_process(port: int, token: str, threads: int, until: float, counts: Any,
+                    health: bool = False) -> None:
     done = [0] * threads
+    method, path, body, status = (("GET", "/healthz", None, 200) if health else
+                                  ("POST", f"/api/v1/queues/{QUEUE}/jobs",
+                                   json.dumps({"name": "noop"}), 201))
 
     def client(index: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-        body = json.dumps({"name": "noop"})
         while time.time() < until:
-            connection.request("POST", f"/api/v1/queues/{QUEUE}/jobs", body, headers)
+            connection.request(method, path, body, headers)
             response = connection.getresponse()
             response.read()
-            if response.status != 201:
-                raise RuntimeError(f"add answered {response.status}")
+            if response.status != status:
+                raise RuntimeError(f"{path} answered {response.status}")
             done[index] += 1
 
     workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
@@ -57,7 +61,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _commits(records_url: str) -> int | None:
+def _wal_flushes(records_url: str) -> int | None:
+    """The server's WAL syncs so far (the whole cluster's: use a quiet server)."""
     if not records_url:
         return None
     import psycopg2
@@ -65,14 +70,14 @@ def _commits(records_url: str) -> int | None:
     connection = psycopg2.connect(records_url)
     try:
         cursor = connection.cursor()
-        cursor.execute("SELECT xact_commit FROM pg_stat_database "
-                       "WHERE datname=current_database()")
+        cursor.execute("SELECT wal_sync FROM pg_stat_wal")
         return int(cursor.fetchone()[0])
     finally:
         connection.close()
 
 
-def measure(clients: int, seconds: float, records_url: str) -> dict[str, Any]:
+def measure(clients: int, seconds: float, records_url: str,
+            health: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="synthbox-http-adds-") as folder:
         served = BenchServer(Path(folder), 1, "", records_url)
         try:
@@ -81,10 +86,11 @@ def measure(clients: int, seconds: float, records_url: str) -> dict[str, Any]:
             counts: Any = multiprocessing.Queue()
             until = time.time() + seconds
             shares = [clients // PROCESSES + (i < clients % PROCESSES) for i in range(PROCESSES)]
-            cpu, commits = _cpu_seconds(served.process.pid), _commits(records_url)
+            cpu, flushes = _cpu_seconds(served.process.pid), _wal_flushes(records_url)
             started = time.perf_counter()
             processes = [multiprocessing.Process(
-                target=_client_process, args=(served.port, served.token, n, until, counts))
+                target=_client_process, args=(served.port, served.token, n, until, counts,
+                                              health))
                 for n in shares if n]
             for process in processes:
                 process.start()
@@ -93,14 +99,14 @@ def measure(clients: int, seconds: float, records_url: str) -> dict[str, Any]:
                 process.join()
             elapsed = time.perf_counter() - started
             cpu = _cpu_seconds(served.process.pid) - cpu
-            after = _commits(records_url)
+            after = _wal_flushes(records_url)
         finally:
             served.stop()
     figures: dict[str, Any] = {"clients": clients, "adds": added,
                                "adds_per_s": round(added / elapsed),
                                "server_cpu_us_per_add": round(cpu / added * 1e6)}
-    if commits is not None and after is not None:
-        figures["commits_per_add"] = round((after - commits) / added, 3)
+    if flushes is not None and after is not None:
+        figures["wal_flushes_per_add"] = round((after - flushes) / added, 3)
     return figures
 
 
@@ -109,13 +115,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--records-url", default="")
+    parser.add_argument("--health", action="store_true",
+                        help="GET /healthz instead of adding: the HTTP stack's own rate")
     args = parser.parse_args()
-    figures = measure(args.clients, args.seconds, args.records_url)
+    figures = measure(args.clients, args.seconds, args.records_url, args.health)
     where = "PostgreSQL" if args.records_url else "SQLite"
-    print(f"{where} records, {figures['clients']} clients: {figures['adds_per_s']:,} adds/s, "
-          f"server CPU {figures['server_cpu_us_per_add']} us an add"
-          + (f", {figures['commits_per_add']} commits an add"
-             if "commits_per_add" in figures else ""))
+    what = "GET /healthz" if args.health else "adds"
+    print(f"{where} records, {figures['clients']} clients: {figures['adds_per_s']:,} {what}/s, "
+          f"server CPU {figures['server_cpu_us_per_add']} us each"
+          + (f", {figures['wal_flushes_per_add']} WAL flushes each"
+             if "wal_flushes_per_add" in figures else ""))
 
 
 if __name__ == "__main__":
