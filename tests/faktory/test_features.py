@@ -1,7 +1,8 @@
 """Jobs of remote queues get SynthBox's features whichever side they come from (issue 20,
 point 2): cron and signed webhooks add jobs a Faktory worker fetches; failures a Faktory
-worker reports fire an alert; and a pushed job is found by search, retried in bulk,
-edited and retried, and deleted like any other. Retention: test_retention.py."""
+worker reports fire an alert; a pushed job is found by search, retried in bulk, edited
+and retried, and deleted like any other, and its attempts and counts show in its
+timeline and in /metrics. Retention: test_retention.py."""
 
 from __future__ import annotations
 
@@ -202,3 +203,26 @@ def test_search_bulk_retry_edit_and_retry_and_bulk_delete_of_pushed_jobs(server,
                for n in range(3))
     push(worker, "ops-0", "ops", {"order": 300})  # its jid is free again
     assert job_of(serve, "ops", "ops-0")["data"] == [{"order": 300}]
+
+
+def test_a_pushed_jobs_timeline_and_its_counts_in_the_metrics(server, worker):
+    serve, _ = server
+    push(worker, "timed", "measured", 1, retry=2)
+    fetch_and_fail(worker, "measured", "timed", "Timeout", "gave up after 30 s")
+    wait_for(lambda: job_of(serve, "measured", "timed")["state"] == "delayed"
+             or None, 10, message="the failed attempt waiting for its retry")
+    job_id = job_of(serve, "measured", "timed")["id"]
+    assert serve.request("POST", f"/api/v1/admin/jobs/{job_id}/promote")[0] == 200
+    assert worker.command("FETCH measured")["jid"] == "timed"
+    assert worker.command('ACK {"jid": "timed", "result": {"ok": true}}') == "OK"
+    done = job_of(serve, "measured", "timed")
+    assert done["state"] == "completed" and done["attemptsMade"] == 2
+    assert [(e["attempt"], e["error"]) for e in done["errors"]] == [
+        (1, "Timeout: gave up after 30 s")]
+    assert done["errors"][0]["stacktrace"] == "w.rb:1"
+    request = urllib.request.Request(f"http://127.0.0.1:{serve.port}/metrics")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    assert 'synthbox_jobs_completed_total{queue="measured"} 1.0' in text
+    assert 'synthbox_jobs_retried_total{queue="measured"} 1.0' in text
+    assert 'synthbox_queue_jobs{queue="measured",state="completed"} 1.0' in text
