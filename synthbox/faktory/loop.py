@@ -31,6 +31,7 @@ from synthbox.faktory import wire
 from synthbox.faktory.connection import TOO_LONG, Connection
 from synthbox.faktory.jobs import POLL, RemoteJobs
 from synthbox.faktory.session import FETCH_WAIT, Ack, Close, Fetch, Push, Refused, Session, Slow
+from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.faktory")
 
@@ -131,13 +132,14 @@ class Loop:
                 return
             except OSError as exc:  # too many open files, say: the others go on
                 log.warning("faktory accept failed: %s", exc)
+                self.stopped.wait(0.1)  # the listener stays readable: no spinning meanwhile
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
             if self.tls is None:
                 self._open(sock, address)
             else:  # the handshake blocks: done aside, the connection comes back after
-                self.aside.submit(self._handshake, sock, address)
+                start_thread("faktory-tls", self._handshake, sock, address)
 
     def _handshake(self, sock: socket.socket, address: str) -> None:
         assert self.tls is not None
