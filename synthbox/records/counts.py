@@ -146,8 +146,8 @@ class BatchCounts:
         if outer is not None and outer.db is self.db:
             self.joined = True
             return outer
-        _open.batch = self
         self.db.execute_sql("INSERT INTO job_count_by_batch VALUES (1)")
+        _open.batch = self  # only once entered: a failed entry has no exit to clear it
         return self
 
     def move(self, queue: str, old: str, new: str, n: int = 1) -> None:
