@@ -79,6 +79,17 @@ class SentinelServer:
         with self.client() as client:
             return int(client.sentinel_get_master_addr_by_name(MASTER_NAME)[1])
 
+    def discovered_port(self) -> int | None:
+        """The master's port as a new redis-py client finds it (it also refuses a master
+        the sentinel still flags as down), or None while it finds none."""
+        from redis.sentinel import MasterNotFoundError, Sentinel
+
+        try:
+            return int(Sentinel([("127.0.0.1", self.port)], socket_timeout=2)
+                       .discover_master(MASTER_NAME)[1])
+        except MasterNotFoundError:
+            return None
+
     def replicas(self) -> list[dict[str, Any]]:
         with self.client() as client:
             return client.sentinel_slaves(MASTER_NAME)
@@ -277,7 +288,10 @@ def test_jobs_complete_after_sentinel_failover(sentinel_setup: SentinelSetup,
              message="the workers to wait for doorbells at the new master")
 
     # A second instance that only adds jobs (like a web-only one) rings the new master,
-    # and the surviving workers answer.
+    # and the surviving workers answer. It starts once a new client can find the master:
+    # right after the promotion the sentinel may still flag it, and a client finds none.
+    wait_for(lambda: sentinel.discovered_port() == replica.port, 20,
+             message="a new client to find the promoted master")
     pushes_before = command_calls(replica.port, "lpush")
     producer = start_engine(sentinel_settings, workers=False)
     ids, flaky = add_mixed_jobs(producer)
