@@ -27,6 +27,12 @@ from synthbox.jobs.rows import (
 from synthbox.jobs.tallies import Tallies, counted_completion, tally
 from synthbox.records.counts import BatchCounts
 
+# SQLite: a batch's completions (PostgreSQL's also tally them: tallies.counted_completion)
+_COMPLETE = ("WITH v(result, finished, id, owner, started) AS (VALUES {rows}) "
+             "UPDATE job SET status='completed', result=v.result, finished_at=v.finished, "
+             "progress=100, lease_until=NULL, owner=NULL FROM v WHERE job.id=v.id "
+             "AND job.status='active' AND job.owner=v.owner AND job.started_at=v.started "
+             "RETURNING job.id")
 PRIORITIES = range(11)  # 0, the default, to 10, the highest
 # The claim index is (queue, status, priority, run_at): the oldest due job is the first
 # entry of one of the priorities, so ask each (one index seek apiece) rather than read
@@ -202,7 +208,7 @@ class JobStore:
             return
         if self.postgres and not failures:
             # the usual batch: one statement, its own transaction, tallies included
-            self._complete_counted(owner, completed)
+            self._complete(owner, completed)
             return
         # Everything that needs no database is done before the write lock is taken: on
         # SQLite one writer at a time is the drain's bottleneck.
@@ -211,11 +217,10 @@ class JobStore:
         with self._transaction(), BatchCounts(self.db) as counts:
             cursor = self.db.cursor()
             all_completed = len(completed)
-            if completed and self.postgres:  # counted by the statement itself
-                completed = self._complete_counted(owner, completed)
+            if completed:
+                completed = self._complete(owner, completed)
+            if self.postgres:  # the completions were counted by their statement
                 all_completed, tallies = len(completed), tally([], counted)
-            elif completed:
-                completed = self._complete_in_one(owner, completed)
             for job, _, _ in completed:
                 counts.move(job.queue, "active", "completed")
             recorded = []
@@ -245,44 +250,24 @@ class JobStore:
                 tallies = tally([] if self.postgres else completed, recorded)
             self.tallies.record(*tallies)
 
-    def _complete_counted(self, owner: str,
-                          completed: Sequence[tuple[ClaimedJob, str | None, float]]
-                          ) -> list[tuple[ClaimedJob, str | None, float]]:
-        """PostgreSQL: completions and their tallies, one statement per 500; those this
-        call wrote."""
-        written: set[int] = set()
-        for start in range(0, len(completed), 500):
-            chunk = completed[start:start + 500]
-            written.update(r[0] for r in self.db.execute_sql(
-                counted_completion(len(chunk)),
-                [value for job, result, finished in chunk
-                 for value in (result, finished, job.id, owner, job.started_at)]).fetchall())
-        return [item for item in completed if item[0].id in written]
-
     def oldest_due(self, queue: str, now: float) -> float | None:
         """When the longest-waiting due job of `queue` became due, or None."""
         row = self.execute(_OLDEST_DUE, (queue, now) * len(PRIORITIES)).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    def _complete_in_one(self, owner: str,
-                         completed: Sequence[tuple[ClaimedJob, str | None, float]]
-                         ) -> list[tuple[ClaimedJob, str | None, float]]:
-        """A batch's completions as one UPDATE per 500 (on PostgreSQL one round trip and
-        one firing of the count trigger); those this call wrote."""
-        row = ("(?::text, ?::float8, ?::bigint, ?::text, ?::float8)" if self.postgres
-               else "(?, ?, ?, ?, ?)")
+    def _complete(self, owner: str, completed: Sequence[tuple[ClaimedJob, str | None, float]]
+                  ) -> list[tuple[ClaimedJob, str | None, float]]:
+        """A batch's completions, one statement per 500 (on PostgreSQL with their tallies:
+        `counted_completion`); those this call wrote (a stale claim changes nothing)."""
         written: set[int] = set()
         for start in range(0, len(completed), 500):
             chunk = completed[start:start + 500]
-            written.update(r[0] for r in self.execute(
-                f"WITH v(result, finished, id, owner, started) AS (VALUES "
-                f"{','.join([row] * len(chunk))}) "
-                "UPDATE job SET status='completed', result=v.result, finished_at=v.finished, "
-                "progress=100, lease_until=NULL, owner=NULL FROM v "
-                "WHERE job.id=v.id AND job.status='active' AND job.owner=v.owner "
-                "AND job.started_at=v.started RETURNING job.id",
-                [value for job, result, finished in chunk
-                 for value in (result, finished, job.id, owner, job.started_at)]).fetchall())
+            sql = (counted_completion(len(chunk)) if self.postgres else
+                   _COMPLETE.format(rows=",".join(["(?, ?, ?, ?, ?)"] * len(chunk))))
+            written.update(r[0] for r in self.db.execute_sql(
+                sql, [value for job, result, finished in chunk
+                      for value in (result, finished, job.id, owner, job.started_at)]
+            ).fetchall())
         return [item for item in completed if item[0].id in written]
 
     def release(self, owner: str, job_ids: Sequence[int]) -> int:

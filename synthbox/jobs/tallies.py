@@ -107,10 +107,8 @@ def counted_completion(rows: int) -> str:
     job id, owner, started at; then nothing. Returns the ids it completed: a job whose
     claim went stale is neither completed nor counted."""
     row = "(%s::text, %s::float8, %s::bigint, %s::text, %s::float8)"
-    zeros = ", ".join("0" for c in MINUTE_COLUMNS if c not in ("completed", "wait_ms",
-                                                                  "picked"))
-    columns = ", ".join(c for c in MINUTE_COLUMNS if c not in ("completed", "wait_ms",
-                                                                "picked"))
+    others = [c for c in MINUTE_COLUMNS if c not in ("completed", "wait_ms", "picked")]
+    columns, zeros = ", ".join(others), ", ".join("0" for _ in others)
     return (
         f"WITH v(result, finished, id, owner, started) AS (VALUES {','.join([row] * rows)}), "
         "done AS (UPDATE job SET status='completed', result=v.result, finished_at=v.finished, "
