@@ -21,6 +21,7 @@ from typing import Any
 
 from synthbox.faktory.worker_rows import WorkerRows, stronger
 from synthbox.jobs.engine import Engine
+from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.faktory")
 
@@ -123,9 +124,7 @@ class WorkerRegistry:
         """The sync thread, to run now (called holding the lock)."""
         self._due.set()
         if self._syncer is None:
-            self._syncer = threading.Thread(target=self._sync_loop, name="faktory-workers",
-                                            daemon=True)
-            self._syncer.start()
+            self._syncer = start_thread("faktory-workers", self._sync_loop)
 
     def _forget(self, wid: str) -> None:
         """Gone from this instance (called holding the lock)."""
