@@ -328,9 +328,7 @@ class Loop:
         for (conn, _), job in zip(claiming, jobs, strict=True):
             if job is None:
                 continue
-            del self.fetching[conn]
-            conn.busy = False
-            self.has_lines.add(conn)
+            self._waited(conn)
             if isinstance(job, Exception):
                 self._answer(conn, conn.session.failed("FETCH", job))
             elif self._reply(conn, wire.bulk(job), job=True):
@@ -339,10 +337,14 @@ class Loop:
                 self.jobs.give_back(job["jid"])
         for conn, (_, deadline) in list(self.fetching.items()):
             if deadline <= now or conn.ended or conn.broken:
-                del self.fetching[conn]
-                conn.busy = False
-                self.has_lines.add(conn)
+                self._waited(conn)
                 self._reply(conn, wire.NULL)
+
+    def _waited(self, conn: Connection) -> None:
+        """Its FETCH or slow command is being answered: its next commands are read again."""
+        self.fetching.pop(conn, None)
+        conn.busy = False
+        self.has_lines.add(conn)
 
     # -- slow commands ------------------------------------------------------------------
 
@@ -361,8 +363,7 @@ class Loop:
                 self._open(*value)
             else:
                 conn, answer = value
-                conn.busy = False
-                self.has_lines.add(conn)
+                self._waited(conn)
                 if conn in self.connections:
                     self._answer(conn, answer)
 
