@@ -334,22 +334,6 @@ class JobStore:
             (queue, before, queue, True)).fetchone()
         return row is not None
 
-    def delete_finished(self, queue: str, status: str, older_than: float | None,
-                        keep_newest: int, batch: int) -> int:
-        """Delete up to `batch` finished jobs past an age, or beyond the newest `keep_newest`."""
-        if older_than is not None:
-            ids = [r[0] for r in self.execute(
-                "SELECT id FROM job WHERE queue=? AND status=? AND finished_at<? LIMIT ?",
-                (queue, status, older_than, batch)).fetchall()]
-        else:
-            ids = [r[0] for r in self.execute(
-                "SELECT id FROM job WHERE queue=? AND status=? AND finished_at IS NOT NULL "
-                "ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?",
-                (queue, status, batch, keep_newest)).fetchall()]
-        if ids:
-            self.delete_jobs(ids)
-        return len(ids)
-
     def delete_jobs(self, ids: Sequence[int]) -> int:
         """Delete jobs with their history; an active one (claimed meanwhile) is kept."""
         marks = ",".join("?" * len(ids))

@@ -23,11 +23,11 @@ from collections.abc import Iterable, Sequence
 
 from synthbox import __version__
 from synthbox.jobs.periodic import Periodic, PeriodicLoop
+from synthbox.jobs.retention import apply_retention
 from synthbox.jobs.runner import QueueRunner
 from synthbox.jobs.store import JobStore
 from synthbox.logs import event
 from synthbox.records.counts import fold as fold_counts
-from synthbox.records.models import COMPLETED, FAILED
 from synthbox.records.outage import outage_cause
 from synthbox.threads import start_thread
 
@@ -36,11 +36,6 @@ log = logging.getLogger("synthbox.upkeep")
 RETENTION_EVERY = 60.0
 RETENTION_FIRST_AFTER = 5.0
 RETENTION_CATCHING_UP = 1.0  # seconds to the next pass while one leaves work behind
-# Each batch holds SQLite's one write lock: 1,000 rows held it 5-17 ms, and a producer
-# adding a job waited that long. 200 rows take 1-2 ms, with a pause after each.
-RETENTION_BATCH = 200
-RETENTION_BATCHES_PER_PASS = 100
-RETENTION_PAUSE = 0.002
 DOORBELL_SWEEP_EVERY = 1.0
 OUTCOMES_FLUSH_EVERY = 0.5  # while outcomes wait in memory for the records database
 DOORBELL_GRACE = 1.0  # due for this long with no doorbell in the broker: ring again
@@ -208,27 +203,6 @@ class Upkeep:
                 bell.local.set()  # the broker is down: local workers drain from the records
 
     def apply_retention(self, runner: QueueRunner) -> bool:
-        """Delete what the queue's retention says, in small batches. True when a pass
-        stopped at its cap with more left to delete."""
-        spec = runner.spec
-        now = time.time()
-        passes = (
-            (COMPLETED, now - spec.keep_completed_age, 0),
-            (COMPLETED, None, spec.keep_completed_count),
-            (FAILED, now - spec.keep_failed_age, 0),
-        )
-        removed, behind = 0, False
-        for status, older_than, keep in passes:
-            for _ in range(RETENTION_BATCHES_PER_PASS):
-                count = self.store.delete_finished(spec.name, status, older_than, keep,
-                                                   RETENTION_BATCH)
-                removed += count
-                if count < RETENTION_BATCH:
-                    break
-                if self.stopped.wait(RETENTION_PAUSE):  # let waiting writers in
-                    return False
-            else:  # the pass's last batch was full: there may be more
-                behind = True
-        if removed:
-            log.info("retention: removed %d finished %s jobs", removed, spec.name)
-        return behind
+        """Delete what the queue's retention says (synthbox.jobs.retention). True when a
+        pass stopped at its cap with more left to delete."""
+        return apply_retention(self.store, runner.spec, self.stopped)

@@ -198,14 +198,31 @@ def test_retention_by_age(make_engine):
     assert service.get_job(ids[2]) is None
 
 
+def test_retention_deletes_a_job_with_its_attempts_and_logs(make_engine):
+    """A deleted job leaves no history rows behind; a kept job keeps its own."""
+    engine = make_engine({"diagnostics": {"keep_completed_count": 1, "backoff_delay": 0}})
+    service = engine.service("diagnostics")
+    old = service.add("fail", {"times": 1}, attempts=2)
+    wait_for(lambda: service.get_job(old["id"])["state"] == "completed", message="old done")
+    new = service.add("sleep", {"seconds": 0.01})
+    wait_for(lambda: service.get_job(new["id"])["state"] == "completed", message="new done")
+    history = lambda table, job: engine.store.execute(  # noqa: E731
+        f"SELECT COUNT(*) FROM {table} WHERE job_id=?", (int(job["id"]),)).fetchone()[0]
+    assert history("job_attempt", old) == 1 and history("job_log", new) == 1  # its failure
+    engine.upkeep.apply_retention(engine.queues["diagnostics"].runner)
+    assert service.get_job(old["id"]) is None
+    assert history("job_attempt", old) == 0
+    assert service.get_job(new["id"])["logs"] == ["attempt 1: sleeping 0.01 s"]
+
+
 def test_retention_deletes_in_small_batches_and_says_when_it_is_behind(make_engine,
                                                                        monkeypatch):
     """A pass stops at its cap (so one pass never holds the writer long) and says more is
     left; the next pass, a second later in the upkeep loop, goes on from there."""
-    from synthbox.jobs import upkeep
+    from synthbox.jobs import retention
 
-    monkeypatch.setattr(upkeep, "RETENTION_BATCH", 5)
-    monkeypatch.setattr(upkeep, "RETENTION_BATCHES_PER_PASS", 2)
+    monkeypatch.setattr(retention, "RETENTION_BATCH", 5)
+    monkeypatch.setattr(retention, "RETENTION_BATCHES_PER_PASS", 2)
     engine = make_engine({"diagnostics": {"keep_completed_count": 3}}, workers=False)
     ids = finished_jobs(engine, "diagnostics", [("completed", 100 - n) for n in range(25)])
     engine.start_workers()
