@@ -69,18 +69,22 @@ def test_compare_names_an_unknown_backend():
 
 def test_pg_peers_measures_synthbox_on_postgresql_with_and_without_redis(redis_url,
                                                                          monkeypatch):
-    """The peers themselves (npm and PyPI installs, about a minute) stay out of the suite."""
+    """The peers themselves (npm and PyPI installs, about a minute) stay out of the suite;
+    PostgreSQL's own commit floor (pgbench) is measured beside SynthBox."""
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("SYNTHBOX_BENCH_PG", PG_ADMIN_DSN)
-    out = run(str(BENCHMARKS / "pg_peers.py"), "--systems", "synthbox-pg,synthbox-redis+pg",
-              "--jobs", "200", "--rounds", "1")
+    out = run(str(BENCHMARKS / "pg_peers.py"), "--systems",
+              "synthbox-pg,synthbox-redis+pg,commit-floor", "--jobs", "200", "--rounds", "1")
     figures = table(out, "### 200 no-op jobs, median of 1 rounds")
     ratios = table(out, "Ratio of synthbox-pg to each system")
-    assert figures["figure"] == ["synthbox-pg", "synthbox-redis+pg"]
-    for label in ("enqueue, one call at a time (jobs/s)", "drain of a full queue, 8 workers "
-                  "(jobs/s)", "pickup p99 at 100 jobs/s (ms)"):
+    assert figures["figure"] == ["synthbox-pg", "synthbox-redis+pg", "commit-floor"]
+    for label in ("enqueue, one call at a time (jobs/s)", "pickup p50 at 100 jobs/s (ms)",
+                  "pickup p99 at 100 jobs/s (ms)"):
         assert all(number(cell) > 0 for cell in figures[label]), label
         assert ratios[label][0] == "1.00"
+    drain = "drain of a full queue, 8 workers (jobs/s)"
+    assert number(figures[drain][0]) > 0 and figures[drain][2] == "-"  # pgbench drains none
+    assert "- commit-floor: pgbench (PostgreSQL) 15" in out
 
 
 def test_pg_peers_names_an_unknown_system():
