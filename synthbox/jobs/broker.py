@@ -1,4 +1,5 @@
-"""Huey as the doorbell: one Huey instance per queue, carrying wake-ups and never jobs.
+"""Huey as the doorbell's broker: one Huey instance per queue, carrying wake-ups and
+never jobs (the ringing itself: `doorbell.py`).
 
 A doorbell message says "there is work in this queue"; the records database says
 which work. Messages hold plain JSON values only (Huey's default is pickle, which
@@ -11,8 +12,6 @@ import datetime
 import ipaddress
 import json
 import logging
-import threading
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -23,8 +22,6 @@ from huey.serializer import Serializer
 from huey.storage import SCHEDULE_POP_LUA, RedisStorage, SqliteStorage
 
 from synthbox.config import SettingsError
-from synthbox.jobs.waker import Waker
-from synthbox.logs import event
 
 log = logging.getLogger("synthbox.broker")
 
@@ -196,190 +193,6 @@ def _wake(*hint: Any) -> None:
     """Never run by Huey: SynthBox's worker reads the doorbell and drains the queue."""
 
 
-class LocalBell:
-    """Rings between threads of this process: each ring wakes one idle worker and hands it
-    the turn to drain (a shared Event could be cleared by one worker before another saw
-    it, leaving a ready worker asleep). Unclaimed turns are capped. It also knows whether
-    a worker is idle, so the broker is read only when someone here can answer."""
-
-    def __init__(self, cap: int = 64):
-        lock = threading.Lock()
-        self._cond = threading.Condition(lock)
-        self._idle = threading.Condition(lock)
-        self._turns = 0
-        self._waiting = 0
-        self._cap = cap
-
-    def set(self) -> None:
-        with self._cond:
-            self._turns = min(self._turns + 1, self._cap)
-            self._cond.notify()
-
-    def take(self) -> bool:
-        """A turn if one is waiting (without waiting)."""
-        with self._cond:
-            if self._turns:
-                self._turns -= 1
-                return True
-            return False
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to `timeout` for a turn; True if one was taken."""
-        with self._cond:
-            if not self._turns:
-                self._waiting += 1
-                self._idle.notify()
-                try:
-                    self._cond.wait(timeout)
-                finally:
-                    self._waiting -= 1
-            if self._turns:
-                self._turns -= 1
-                return True
-            return False
-
-    def hand_over(self) -> bool:
-        """A turn for a worker that waits with none handed to it yet; False (and no turn)
-        when there is no such worker."""
-        with self._cond:
-            if self._waiting <= self._turns:
-                return False
-            self._turns += 1
-            self._cond.notify()
-            return True
-
-    def has_idle(self) -> bool:
-        """A worker waits with no turn handed to it yet."""
-        with self._cond:
-            return self._waiting > self._turns
-
-    def wait_for_idle(self, timeout: float, stop: threading.Event) -> bool:
-        """Wait up to `timeout` until a worker waits with no turn handed to it yet, or
-        `stop` is set (and `wake_all()` called)."""
-        with self._cond:
-            return self._idle.wait_for(
-                lambda: self._waiting > self._turns or stop.is_set(), timeout)
-
-    def wake_all(self) -> None:
-        """Wake every waiting thread without a turn (they are stopping)."""
-        with self._cond:
-            self._cond.notify_all()
-            self._idle.notify_all()
-
-
-class Doorbell:
-    """Rings a queue's doorbell: in this process at once, and through the broker for others.
-
-    Producers that add one job at a time are coalesced: at most one broker message per
-    `window` seconds or per `burst` rings, and the last ring of a window is never lost.
-    A ring held back goes out when the window since the last message ends (benchmarks/
-    README.md says why).
-    """
-
-    def __init__(self, queue: str, huey: Huey, waker: Waker, window: float = 0.005,
-                 burst: int = 100):
-        self.queue = queue
-        self.huey = huey
-        self.waker = waker
-        self.local = LocalBell()
-        self.window = window
-        self.burst = burst
-        self._task = huey._registry.string_to_task(f"{_wake.__module__}.{WAKE_TASK}")
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._last = 0.0
-        self._flusher: threading.Thread | None = None
-        self._flush_wanted = threading.Event()
-        self._down_until = 0.0
-        self.healthy = True
-
-    def ring(self) -> None:
-        """Wake a worker for new work: an idle one here if there is one (it drains the
-        queue, so no other instance needs waking), else through the broker."""
-        if self.local.hand_over():
-            return
-        self.local.set()
-        now = time.monotonic()
-        with self._lock:
-            self._pending += 1
-            due = self._pending >= self.burst or now - self._last >= self.window
-            if due:
-                self._pending = 0
-                self._last = now
-        if due:
-            self.publish()
-        else:
-            self._defer_flush()
-
-    def ring_at(self, when: float, here: bool = False) -> None:
-        """Ring at Unix time `when`: through the broker's schedule, so any instance answers
-        even if this one dies; and with `here`, precisely in this process too."""
-        if here:
-            self.waker.call_at(when, self.ring)
-        if time.monotonic() < self._down_until:
-            return
-        try:
-            eta = datetime.datetime.fromtimestamp(when, datetime.UTC).replace(tzinfo=None)
-            self.huey.add_schedule(self._task((), {}, eta=eta))
-            self.mark_reachable(True)
-        except Exception as exc:
-            self.mark_reachable(False, exc)
-
-    def publish(self) -> bool:
-        """Put one wake-up message in the broker. False when the broker is unreachable."""
-        if time.monotonic() < self._down_until:
-            return False
-        try:
-            self.huey.storage.enqueue(self.huey.serialize_task(self._task((), {})))
-        except Exception as exc:
-            self.mark_reachable(False, exc)
-            return False
-        self.mark_reachable(True)
-        return True
-
-    def pending_in_broker(self) -> int:
-        return int(self.huey.storage.queue_size())
-
-    def mark_reachable(self, ok: bool, exc: Exception | None = None) -> None:
-        if ok:
-            if not self.healthy:
-                log.info("queue %s: broker reachable again", self.queue,
-                         extra=event("backend back", queue=self.queue, backend="transport"))
-            self.healthy = True
-            self._down_until = 0.0
-        else:
-            if self.healthy:
-                log.warning("queue %s: broker unreachable (%s); jobs stay recorded and are "
-                            "processed from the records database", self.queue, exc,
-                            extra=event("backend lost", queue=self.queue, backend="transport",
-                                        error=str(exc)))
-            self.healthy = False
-            self._down_until = time.monotonic() + 1.0
-
-    def _defer_flush(self) -> None:
-        with self._lock:
-            self._flush_wanted.set()
-            if self._flusher is None:
-                self._flusher = threading.Thread(
-                    target=self._flush_loop, name=f"doorbell-{self.queue}", daemon=True)
-                self._flusher.start()
-
-    def _flush_loop(self) -> None:
-        """Publish the rings a window held back; the thread ends after 5 idle seconds."""
-        while True:
-            if not self._flush_wanted.wait(5.0):
-                with self._lock:  # a ring may have come in just now: check under the lock
-                    if not self._flush_wanted.is_set():
-                        self._flusher = None
-                        return
-            self._flush_wanted.clear()
-            with self._lock:
-                wait = self._last + self.window - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            with self._lock:
-                if not self._pending:
-                    continue
-                self._pending = 0
-                self._last = time.monotonic()
-            self.publish()
+def wake_task(huey: Huey) -> Any:
+    """The doorbell's task (its class) on a Huey from build_huey."""
+    return huey._registry.string_to_task(f"{_wake.__module__}.{WAKE_TASK}")

@@ -15,31 +15,39 @@ from typing import Any
 
 from huey.consumer import BaseProcess, Consumer, Scheduler, Worker
 
-from synthbox.jobs.broker import Doorbell
+from synthbox.jobs.doorbell import Doorbell
 from synthbox.jobs.runner import QueueRunner
 from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.worker")
 
 
+ANSWERED_PER_READ = 1000  # answered doorbells one read drops before it returns none
+
+
 def read_doorbell(huey: Any, bell: Doorbell, queue: str) -> bytes | None:
     """The next doorbell in the broker to answer now, or None: none came (Redis waits up
     to a second), it is for later (back to Huey's schedule), or it is not a doorbell
-    (dropped with a warning). An unreachable broker raises."""
-    data = huey.storage.dequeue()
-    if not bell.healthy:
-        bell.mark_reachable(True)
-    if data is None:
-        return None
-    try:
-        task = huey.deserialize_task(data)
-    except Exception:
-        log.warning("queue %s: dropped a broker message that is not a doorbell", queue)
-        return None
-    if task.eta and task.eta > datetime.datetime.now(datetime.UTC).replace(tzinfo=None):
-        huey.add_schedule(task)
-        return None
-    return bytes(data)
+    (dropped with a warning). Doorbells already answered by a claim that found nothing
+    (`Doorbell.is_answered`) are dropped on the way. An unreachable broker raises."""
+    for _ in range(ANSWERED_PER_READ):
+        data = huey.storage.dequeue()
+        if not bell.healthy:
+            bell.mark_reachable(True)
+        if data is None:
+            return None
+        try:
+            task = huey.deserialize_task(data)
+        except Exception:
+            log.warning("queue %s: dropped a broker message that is not a doorbell", queue)
+            return None
+        if bell.is_answered(task):
+            continue
+        if task.eta and task.eta > datetime.datetime.now(datetime.UTC).replace(tzinfo=None):
+            huey.add_schedule(task)
+            return None
+        return bytes(data)
+    return None
 
 
 class DoorbellWorker(Worker):

@@ -20,8 +20,9 @@ from typing import Any
 
 from synthbox.actors import Recorder, unrecorded
 from synthbox.config import Settings
-from synthbox.jobs.broker import Doorbell, build_huey, connect_redis, warn_if_exposed
+from synthbox.jobs.broker import build_huey, connect_redis, warn_if_exposed
 from synthbox.jobs.consumer import EmbeddedConsumer
+from synthbox.jobs.doorbell import Doorbell
 from synthbox.jobs.errors import UnknownQueue
 from synthbox.jobs.periodic import Periodic
 from synthbox.jobs.pgbell import Notifier, NotifyListener, channel_for

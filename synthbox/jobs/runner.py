@@ -17,8 +17,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from synthbox.jobs.broker import Doorbell
 from synthbox.jobs.context import JobContext
+from synthbox.jobs.doorbell import Doorbell
 from synthbox.jobs.errors import TIMEOUTS_HELD, JobTimeout, RetryLater, UnrecoverableError
 from synthbox.jobs.ratelimit import RedisRateLimiter
 from synthbox.jobs.rows import ClaimedJob, Failure
@@ -171,6 +171,7 @@ class QueueRunner:
         try:
             while not self.stopping.is_set():
                 limit = self.batch_size()
+                asked = time.monotonic()
                 try:
                     jobs, wait = self.claim(limit)
                 except Exception as exc:
@@ -182,6 +183,8 @@ class QueueRunner:
                     if wait:  # the rate limit said no: try again when it will say yes
                         self.doorbell.waker.call_at(time.time() + wait, self.doorbell.ring)
                         self._count_rate_limited()
+                    else:  # nothing due: the rings before this claim are answered
+                        self.doorbell.answered(asked)
                     return ran
                 with self._busy_lock:
                     self._held.update(job.id for job in jobs)

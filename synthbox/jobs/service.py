@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from synthbox.checks import check_seconds, check_whole
-from synthbox.jobs.broker import Doorbell
+from synthbox.jobs.doorbell import Doorbell
 from synthbox.jobs.errors import JobOptionError
 from synthbox.jobs.options import HIGH_PRIORITY, job_option_errors, job_row
 from synthbox.jobs.rows import INSERT_JOB, INSERT_VALUES, JOB_COLUMNS, JobRow, NewJob

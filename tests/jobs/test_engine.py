@@ -236,6 +236,30 @@ def test_retention_deletes_in_small_batches_and_says_when_it_is_behind(make_engi
     assert kept() == ids[-3:]
 
 
+def test_doorbells_rung_before_an_empty_claim_cost_no_claim(make_engine, monkeypatch):
+    """Adds to a queue with no idle worker leave a doorbell each in the broker. Once a
+    worker has drained the queue, those doorbells are answered: they are dropped when
+    read, instead of each waking a worker for a claim that finds nothing."""
+    engine = make_engine(workers=False)
+    service = engine.service("diagnostics")
+    service.doorbell.window = 0  # every add's ring publishes a doorbell of its own
+    for _ in range(100):
+        service.add("noop")
+    assert service.doorbell.pending_in_broker() == 100
+    claims: list[int] = []
+    claim = engine.store.claim
+    monkeypatch.setattr(engine.store, "claim",
+                        lambda *args, **kwargs: claims.append(len(found := claim(
+                            *args, **kwargs))) or found)
+    engine.start_workers()
+    wait_for(lambda: service.doorbell.pending_in_broker() == 0, message="doorbells read")
+    time.sleep(0.5)  # the workers settle
+    assert service.get_stats()["completed"] == 100
+    assert claims.count(0) <= 20, claims  # one empty claim per worker, about: not 100
+    late = service.add("noop")  # and a job added now is still picked up at once
+    wait_for(lambda: service.get_job(late["id"])["state"] == "completed", message="late job")
+
+
 def test_progress_and_log_reach_the_record(make_engine):
     engine = make_engine()
     service = engine.service("diagnostics")
@@ -690,7 +714,8 @@ def test_a_held_back_ring_goes_out_when_the_window_since_the_last_message_ends(t
     """One broker message per window at most; a ring held back is sent when the window
     since the last message ends, not a whole window after itself (which pushed every
     later message back too: a steady 100 jobs/s waited 6 ms each)."""
-    from synthbox.jobs.broker import Doorbell, build_huey
+    from synthbox.jobs.broker import build_huey
+    from synthbox.jobs.doorbell import Doorbell
     from synthbox.jobs.waker import Waker
 
     huey = build_huey("bell", None, tmp_path)
@@ -735,7 +760,7 @@ def test_the_local_bell_hands_a_doorbell_only_to_a_worker_with_no_turn():
     the broker for another instance."""
     import threading
 
-    from synthbox.jobs.broker import LocalBell
+    from synthbox.jobs.doorbell import LocalBell
 
     bell = LocalBell()
     assert not bell.hand_over(), "no worker waits"
