@@ -5,9 +5,9 @@ long behind them.
 SQLite: each batch holds the one write lock. 1,000 rows held it 5-17 ms, and a producer
 adding a job waited that long; 200 rows take 1-2 ms. PostgreSQL: a batch is one
 statement (the job rows, their attempts and their log lines together, one round trip
-instead of six), and a pause after it as long as it took keeps retention to at most half
-of one connection's time: the first pass after a drain of 20,000 jobs made pickups of
-new jobs wait behind its WAL flushes and its CPU (benchmarks/README.md).
+instead of six). A pause after each batch three times as long as it took keeps retention
+to a quarter of one connection's time: the first pass after a drain of 20,000 jobs made
+pickups of new jobs wait behind its WAL flushes and its CPU (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ log = logging.getLogger("synthbox.upkeep")
 RETENTION_BATCH = 200
 RETENTION_BATCHES_PER_PASS = 100
 RETENTION_PAUSE = 0.002  # at least, after each batch: let waiting writers in
+RETENTION_YIELD = 3  # and this many times as long as the batch took
 
 _OLDER = "SELECT id FROM job WHERE queue=? AND status=? AND finished_at<? LIMIT ?"
 _BEYOND_NEWEST = ("SELECT id FROM job WHERE queue=? AND status=? AND finished_at IS NOT NULL "
@@ -74,7 +75,8 @@ def apply_retention(store: JobStore, spec: QueueSpec, stopped: threading.Event) 
             removed += deleted
             if chosen < RETENTION_BATCH:
                 break
-            if stopped.wait(max(RETENTION_PAUSE, time.perf_counter() - started)):
+            took = time.perf_counter() - started
+            if stopped.wait(max(RETENTION_PAUSE, RETENTION_YIELD * took)):
                 return False
         else:  # the pass's last batch was full: there may be more
             behind = True
