@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -334,6 +335,22 @@ def test_a_stale_run_cannot_finish_a_job_claimed_again(make_engine):
     store.finish("me", [(new, '"fresh"', time.time())], [])
     done = service.get_job(job["id"])
     assert done["state"] == "completed" and done["returnvalue"] == "fresh"
+
+
+def test_a_batch_of_results_is_stored_as_returned(make_engine):
+    """Every result of a batch comes back as the handler returned it, whatever characters
+    its JSON holds (PostgreSQL takes a batch's results as one array literal)."""
+    engine = make_engine(workers=False)
+    service = engine.service("diagnostics")
+    values = [None, "NULL", "", 'quote " and \\ backslash', "{braces}, commas,", "naïve ☃",
+              "it's", {"nested": ['a"b', "c\\d", None]}, [1, 2.5, "x y"], 0, "\t\n"]
+    service.add_bulk([{"name": "noop"}] * len(values))
+    jobs = engine.store.claim("diagnostics", len(values), "me", 30)
+    now = time.time()
+    engine.store.finish("me", [(job, None if value is None else json.dumps(value), now)
+                               for job, value in zip(jobs, values, strict=True)], [])
+    assert [service.get_job(job.id)["returnvalue"] for job in jobs] == values
+    assert service.get_stats()["completed"] == len(values)
 
 
 def test_a_batch_that_cannot_be_recorded_stalls_back_and_completes(make_engine, monkeypatch):
