@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,15 @@ def test_http_adds_counts_adds_and_the_commits_they_shared(pg_url):
               "--records-url", pg_url)
     assert out.startswith("PostgreSQL records, 4 clients: ")
     assert " adds/s, server CPU " in out and " WAL flushes each" in out
+
+
+@pytest.mark.parametrize("records", ["sqlite", "postgres"])
+def test_drain_cost_counts_a_drained_jobs_statements(records, request):
+    url = request.getfixturevalue("pg_url") if records == "postgres" else ""
+    out = run(str(BENCHMARKS / "drain_cost.py"), "threads", "600", *([url] if url else []))
+    figures = json.loads(out)
+    assert figures["jobs"] == 600
+    assert figures["statements"]["claim"] > 0 and figures["claims_by_size"]
+    assert (figures["server_cpu_us"] > 0) == (records == "postgres")
+    if records == "postgres":  # the completion statement is PostgreSQL's own
+        assert figures["statements"]["completion"] > 0

@@ -30,10 +30,17 @@ from synthbox.threads import start_thread
 
 log = logging.getLogger("synthbox.worker")
 
-MAX_BATCH = 100
+# A claim's largest batch, reached only by jobs that take under BATCH_SECONDS / MAX_BATCH
+# each. With PostgreSQL records a statement's own cost (planning, commit, trigger, round
+# trip) is spread over its batch: draining 20,000 no-op jobs with 8 workers, batches of 500
+# took about 55 us of server CPU a job against 70 at 100 (benchmarks/README.md, issue 22).
+# SQLite's statements grow with the batch (an IN list, a VALUES row a job): 2% more
+# instructions a job at 500, so it stays at 100.
+MAX_BATCH = {"postgres": 500, "sqlite": 100}
 # Outcomes held in memory while the records database is away, per queue. Only jobs claimed
 # before it went can finish meanwhile (claims fail), so this is concurrency x MAX_BATCH at
-# most; past it an outcome is not kept, says so, and its job comes back through its lease.
+# most (for jobs that short); past it an outcome is not kept, says so, and its job comes
+# back through its lease.
 MAX_UNRECORDED = 10_000
 BATCH_SECONDS = 0.02  # how long one claimed batch should take to run, at most
 
@@ -108,6 +115,7 @@ class QueueRunner:
         self.stopping = threading.Event()
         self.average_seconds: float | None = None
         self.jobs_done = 0
+        self._max_batch = MAX_BATCH["postgres" if store.postgres else "sqlite"]
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._held: set[int] = set()  # claimed by this instance and not yet recorded
@@ -133,7 +141,8 @@ class QueueRunner:
         if self.average_seconds is None:
             size = 1
         else:
-            size = max(1, min(MAX_BATCH, int(BATCH_SECONDS / max(self.average_seconds, 1e-6))))
+            size = max(1, min(self._max_batch,
+                              int(BATCH_SECONDS / max(self.average_seconds, 1e-6))))
         if self.spec.rate_limit_max:
             size = min(size, self.spec.rate_limit_max)
         return size

@@ -24,10 +24,10 @@ from synthbox.jobs.rows import (
     Failure,
     NewJob,
 )
-from synthbox.jobs.tallies import Tallies, counted_completion, tally
+from synthbox.jobs.tallies import COUNTED_COMPLETION, Tallies, completion_params, tally
 from synthbox.records.counts import BatchCounts
 
-# SQLite: a batch's completions (PostgreSQL's also tally them: tallies.counted_completion)
+# SQLite: a batch's completions (PostgreSQL's also tally them: tallies.COUNTED_COMPLETION)
 _COMPLETE = ("WITH v(result, finished, id, owner, started) AS (VALUES {rows}) "
              "UPDATE job SET status='completed', result=v.result, finished_at=v.finished, "
              "progress=100, lease_until=NULL, owner=NULL FROM v WHERE job.id=v.id "
@@ -257,16 +257,20 @@ class JobStore:
 
     def _complete(self, owner: str, completed: Sequence[tuple[ClaimedJob, str | None, float]]
                   ) -> list[tuple[ClaimedJob, str | None, float]]:
-        """A batch's completions, one statement per 500 (on PostgreSQL with their tallies:
-        `counted_completion`); those this call wrote (a stale claim changes nothing)."""
-        written: set[int] = set()
+        """A batch's completions: on PostgreSQL one statement that tallies them too
+        (COUNTED_COMPLETION), on SQLite one per 500; those this call wrote (a stale claim
+        changes nothing)."""
+        if self.postgres:
+            written = {r[0] for r in self.db.execute_sql(
+                COUNTED_COMPLETION, completion_params(owner, completed)).fetchall()}
+            return [item for item in completed if item[0].id in written]
+        written = set()
         for start in range(0, len(completed), 500):
             chunk = completed[start:start + 500]
-            sql = (counted_completion(len(chunk)) if self.postgres else
-                   _COMPLETE.format(rows=",".join(["(?, ?, ?, ?, ?)"] * len(chunk))))
             written.update(r[0] for r in self.db.execute_sql(
-                sql, [value for job, result, finished in chunk
-                      for value in (result, finished, job.id, owner, job.started_at)]
+                _COMPLETE.format(rows=",".join(["(?, ?, ?, ?, ?)"] * len(chunk))),
+                [value for job, result, finished in chunk
+                 for value in (result, finished, job.id, owner, job.started_at)]
             ).fetchall())
         return [item for item in completed if item[0].id in written]
 

@@ -101,30 +101,47 @@ _BUCKET = ("CASE " + " ".join(f"WHEN s <= {bound!r} THEN {i}" for i, bound in
                               enumerate(BUCKETS[:-1])) + f" ELSE {len(BUCKETS) - 1} END")
 
 
-def counted_completion(rows: int) -> str:
-    """PostgreSQL: complete `rows` claimed jobs and append their tallies, one statement
-    (one round trip, one implicit transaction). Parameters per row: result, finished at,
-    job id, owner, started at; then nothing. Returns the ids it completed: a job whose
-    claim went stale is neither completed nor counted."""
-    row = "(%s::text, %s::float8, %s::bigint, %s::text, %s::float8)"
-    others = [c for c in MINUTE_COLUMNS if c not in ("completed", "wait_ms", "picked")]
-    columns, zeros = ", ".join(others), ", ".join("0" for _ in others)
-    return (
-        f"WITH v(result, finished, id, owner, started) AS (VALUES {','.join([row] * rows)}), "
-        "done AS (UPDATE job SET status='completed', result=v.result, finished_at=v.finished, "
-        "progress=100, lease_until=NULL, owner=NULL FROM v WHERE job.id=v.id "
-        "AND job.status='active' AND job.owner=v.owner AND job.started_at=v.started "
-        "RETURNING job.id, job.queue, job.run_at, v.started, v.finished), "
-        "minutes AS (INSERT INTO queue_minute_delta (queue, minute, completed, wait_ms, "
-        f"picked, {columns}) SELECT queue, FLOOR(finished / 60)::integer, COUNT(*), "
-        f"SUM(GREATEST(started - run_at, 0)) * 1000, COUNT(*), {zeros} FROM done "
-        "GROUP BY 1, 2), "
-        "times AS (SELECT queue, 'duration' AS metric, GREATEST(finished - started, 0) AS s "
-        "FROM done UNION ALL SELECT queue, 'wait', GREATEST(started - run_at, 0) FROM done), "
-        "buckets AS (INSERT INTO job_histogram_delta (queue, metric, bucket, n, total) "
-        f"SELECT queue, metric, bucket, COUNT(*), SUM(s) FROM (SELECT queue, metric, s, "
-        f"{_BUCKET} AS bucket FROM times) t GROUP BY 1, 2, 3) "
-        "SELECT id FROM done")
+# PostgreSQL: complete a batch of claimed jobs and append their tallies, one statement
+# (one round trip, one implicit transaction). Parameters: results, finished times, job ids
+# and start times, each one array literal (completion_params), then the owner. Returns the
+# ids it completed: a job whose claim went stale is neither completed nor counted. Arrays,
+# not a VALUES row per job: the server parsed, analysed and planned five casted literals a
+# job, about a sixth of its time on a drained job, and the statement's text is now the same
+# for every batch.
+_MINUTE_OTHERS = [c for c in MINUTE_COLUMNS if c not in ("completed", "wait_ms", "picked")]
+COUNTED_COMPLETION = (
+    "WITH v(result, finished, id, started) AS (SELECT * FROM unnest(%s::text[], "
+    "%s::float8[], %s::bigint[], %s::float8[])), "
+    "done AS (UPDATE job SET status='completed', result=v.result, finished_at=v.finished, "
+    "progress=100, lease_until=NULL, owner=NULL FROM v WHERE job.id=v.id "
+    "AND job.status='active' AND job.owner=%s AND job.started_at=v.started "
+    "RETURNING job.id, job.queue, job.run_at, v.started, v.finished), "
+    "minutes AS (INSERT INTO queue_minute_delta (queue, minute, completed, wait_ms, "
+    f"picked, {', '.join(_MINUTE_OTHERS)}) SELECT queue, FLOOR(finished / 60)::integer, "
+    f"COUNT(*), SUM(GREATEST(started - run_at, 0)) * 1000, COUNT(*), "
+    f"{', '.join('0' for _ in _MINUTE_OTHERS)} FROM done GROUP BY 1, 2), "
+    "times AS (SELECT queue, 'duration' AS metric, GREATEST(finished - started, 0) AS s "
+    "FROM done UNION ALL SELECT queue, 'wait', GREATEST(started - run_at, 0) FROM done), "
+    "buckets AS (INSERT INTO job_histogram_delta (queue, metric, bucket, n, total) "
+    f"SELECT queue, metric, bucket, COUNT(*), SUM(s) FROM (SELECT queue, metric, s, "
+    f"{_BUCKET} AS bucket FROM times) t GROUP BY 1, 2, 3) "
+    "SELECT id FROM done")
+
+
+def completion_params(owner: str, completed: Sequence[tuple[ClaimedJob, str | None, float]]
+                      ) -> list[str]:
+    """COUNTED_COMPLETION's parameters for (job, result as JSON text, finished at) rows.
+
+    Numbers go as repr(), which PostgreSQL reads back to the same float (the claim's
+    started_at must match exactly); each result is quoted as an array element."""
+    results = ",".join(["NULL" if result is None else
+                        '"' + result.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                        for _, result, _ in completed])
+    return ["{" + results + "}",
+            "{" + ",".join([repr(finished) for _, _, finished in completed]) + "}",
+            "{" + ",".join([str(job.id) for job, _, _ in completed]) + "}",
+            "{" + ",".join([repr(job.started_at) for job, _, _ in completed]) + "}",
+            owner]
 
 
 class Tallies:

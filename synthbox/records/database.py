@@ -275,6 +275,7 @@ JOB_MIGRATIONS = (
     Migration("jobs.partial-indexes", _partial_job_indexes),
     Migration("jobs.count-by-batch", counts.count_by_batch),
     Migration("jobs.tally-deltas", _tally_deltas),
+    Migration("jobs.count-without-join", counts.count_without_join),
 )
 
 # Versions 1-11 were one numbered list across the domains (schema_version counts its rows):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -377,6 +378,22 @@ def test_a_stale_run_cannot_finish_a_job_claimed_again(make_engine):
     assert done["state"] == "completed" and done["returnvalue"] == "fresh"
 
 
+def test_a_batch_of_results_is_stored_as_returned(make_engine):
+    """Every result of a batch comes back as the handler returned it, whatever characters
+    its JSON holds (PostgreSQL takes a batch's results as one array literal)."""
+    engine = make_engine(workers=False)
+    service = engine.service("diagnostics")
+    values = [None, "NULL", "", 'quote " and \\ backslash', "{braces}, commas,", "naïve ☃",
+              "it's", {"nested": ['a"b', "c\\d", None]}, [1, 2.5, "x y"], 0, "\t\n"]
+    service.add_bulk([{"name": "noop"}] * len(values))
+    jobs = engine.store.claim("diagnostics", len(values), "me", 30)
+    now = time.time()
+    engine.store.finish("me", [(job, None if value is None else json.dumps(value), now)
+                               for job, value in zip(jobs, values, strict=True)], [])
+    assert [service.get_job(job.id)["returnvalue"] for job in jobs] == values
+    assert service.get_stats()["completed"] == len(values)
+
+
 def test_a_batch_that_cannot_be_recorded_stalls_back_and_completes(make_engine, monkeypatch):
     engine = make_engine({"diagnostics": {"stalled_interval": 0.5}}, workers=False)
     service = engine.service("diagnostics")
@@ -486,6 +503,25 @@ def test_claims_and_finishes_count_their_own_batch_exactly(make_engine):
     # and a change by any other path still goes through the trigger
     store.execute("UPDATE job SET status='waiting', owner=NULL WHERE id=?", (jobs[8].id,))
     assert _kept_counts(engine) == _row_counts(engine)
+
+
+def test_one_update_moving_jobs_both_ways_keeps_the_counts(make_engine):
+    """One statement that moves jobs in and out of the same states (and one that changes
+    no state) leaves the counts equal to the rows; on PostgreSQL a statement that nets
+    to nothing appends no count row."""
+    engine = make_engine(workers=False)
+    store = engine.store
+    engine.service("diagnostics").add_bulk([{"name": "noop"}] * 7)
+    store.claim("diagnostics", 3, "me", 30)
+    store.execute("UPDATE job SET status=CASE WHEN status='waiting' THEN 'active' "
+                  "ELSE 'waiting' END WHERE queue='diagnostics'")
+    assert _kept_counts(engine) == _row_counts(engine) == {"waiting": 3, "active": 4}
+    store.execute("UPDATE job SET status=CASE WHEN status='waiting' THEN 'active' "
+                  "ELSE 'waiting' END WHERE id IN (SELECT id FROM job ORDER BY id LIMIT 6)")
+    assert _kept_counts(engine) == _row_counts(engine) == {"waiting": 3, "active": 4}
+    if store.postgres:  # _kept_counts folded the deltas: none is left
+        store.execute("UPDATE job SET lease_until=lease_until")
+        assert store.execute("SELECT COUNT(*) FROM job_count_delta").fetchone()[0] == 0
 
 
 def test_a_claim_that_finds_nothing_writes_nothing(tmp_path):
