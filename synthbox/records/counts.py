@@ -43,7 +43,7 @@ CREATE TRIGGER IF NOT EXISTS job_count_delete AFTER DELETE ON job BEGIN
 # An UPDATE's change per (queue, state) is its new rows there less its old rows there:
 # no join of the two transition tables on id (the planner, which thinks each holds one
 # row, joined them in a nested loop: 100 x 100 comparisons twice for a batch of 100,
-# about half the server's time on a drained job). A row whose state did not change
+# about a fifth of the server's CPU on a drained job). A row whose state did not change
 # counts +1 and -1 and nets out; a (queue, state) that nets to nothing writes no row.
 POSTGRES_COUNT_FUNCTION = """
 CREATE OR REPLACE FUNCTION job_count_track() RETURNS trigger LANGUAGE plpgsql AS $$
