@@ -47,7 +47,8 @@ def job_dict(row: JobRow, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     state = DELAYED if status == WAITING and run_at > now else status
     return {
-        "id": str(job_id), "queue": queue, "name": name, "data": json.loads(data),
+        "id": str(job_id), "queue": queue, "name": name,
+        "data": {} if data == "{}" else json.loads(data),  # "{}": a job added without data
         "state": state, "priority": priority, "attemptsMade": attempts_made,
         "attempts": attempts_max,
         "backoff": {"type": backoff_type, "delay": milliseconds(backoff_delay)},
