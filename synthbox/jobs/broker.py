@@ -296,6 +296,7 @@ class Doorbell:
         self.window = window
         self.burst = burst
         self._task = huey._registry.string_to_task(f"{_wake.__module__}.{WAKE_TASK}")
+        self._wake_message = huey.serialize_task(self._task((), {}))  # its id unread: _wake
         self._lock = threading.Lock()
         self._pending = 0
         self._last = 0.0
@@ -340,7 +341,7 @@ class Doorbell:
         if time.monotonic() < self._down_until:
             return False
         try:
-            self.huey.storage.enqueue(self.huey.serialize_task(self._task((), {})))
+            self.huey.storage.enqueue(self._wake_message)
         except Exception as exc:
             self.mark_reachable(False, exc)
             return False
