@@ -42,6 +42,18 @@ class LocalBell:
         self._cap = cap
         self._last_turn = 0.0  # time.monotonic() of the latest turn given
 
+    def ring(self) -> bool:
+        """hand_over(), else set(), under one lock: True when a worker waiting with no
+        turn took this one, False when it waits for the next worker to look."""
+        with self._cond:
+            waiting, turns = self._waiting, self._turns
+            handed = waiting > turns
+            self._turns = turns + 1 if handed else min(turns + 1, self._cap)
+            self._last_turn = time.monotonic()
+            if waiting:  # only wait() waits on _cond, counted in _waiting
+                self._cond.notify()
+            return handed
+
     def set(self) -> None:
         with self._cond:
             self._turns = min(self._turns + 1, self._cap)
@@ -137,9 +149,8 @@ class Doorbell:
     def ring(self) -> None:
         """Wake a worker for new work: an idle one here if there is one (it drains the
         queue, so no other instance needs waking), else through the broker."""
-        if self.local.hand_over():
+        if self.local.ring():
             return
-        self.local.set()
         now = time.monotonic()
         with self._lock:
             self._pending += 1
@@ -218,6 +229,10 @@ class Doorbell:
             self._down_until = time.monotonic() + 1.0
 
     def _defer_flush(self) -> None:
+        # Set, it stays set until the flusher clears it, and after clearing the flusher
+        # reads _pending (raised before this call): most rings of a window stop here.
+        if self._flush_wanted.is_set():
+            return
         with self._lock:
             self._flush_wanted.set()
             if self._flusher is None:

@@ -26,7 +26,9 @@ class _Waiting:
         self.item = item
         self.result: Any = None
         self.leads = False  # handed the next batch by the one before
-        self.done = threading.Event()
+        # set once its batch is done: only a request that waits has one (a lone add, which
+        # leads at once, would make an Event and a Condition for nothing)
+        self.done: threading.Event | None = None
 
 
 class GroupCommit(Generic[Item]):
@@ -47,8 +49,10 @@ class GroupCommit(Generic[Item]):
         with self._lock:
             self._waiting.append(me)
             follow, self._in_flight = self._in_flight, True
+            if follow:
+                done = me.done = threading.Event()
         if follow:
-            me.done.wait()
+            done.wait()
         if not follow or me.leads:
             self._run_waiting()
         if isinstance(me.result, BaseException):
@@ -67,10 +71,12 @@ class GroupCommit(Generic[Item]):
         with self._lock:
             self.batches += 1
             self.items += len(batch)
-            if self._waiting:  # arrived during this batch: the first leads the next
-                self._waiting[0].leads = True
-                self._waiting[0].done.set()
+            if self._waiting:  # arrived during this batch (so it waits): it leads the next
+                first = self._waiting[0]
+                first.leads = True
+                first.done.set()  # type: ignore[union-attr]
             else:
                 self._in_flight = False
         for waiting in batch:
-            waiting.done.set()
+            if waiting.done is not None:  # the one that ran the batch does not wait
+                waiting.done.set()

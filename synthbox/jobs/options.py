@@ -72,7 +72,7 @@ def job_row(spec: QueueSpec, job: Mapping[str, Any], now: float,
                              and isinstance(name, str) else "must be a non-empty string")
         data = job.get("data")
         try:
-            data = json.dumps(data if data is not None else {}, allow_nan=False)
+            data = "{}" if data is None else json.dumps(data, allow_nan=False)
         except (TypeError, ValueError):
             raise InputError(prefix + "data", "must be JSON: objects, lists, strings, "
                              "numbers, true, false or null") from None

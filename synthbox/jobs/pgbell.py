@@ -51,8 +51,9 @@ class Notifier:
         self.channel = channel
         self.instance_id = instance_id
         self.needed = needed
-        # the namespace is [A-Za-z0-9_.:-] (settings), so the quoted name needs no escape
-        self._notify = f'NOTIFY "{channel}", ?; '
+        # the namespace is [A-Za-z0-9_.:-] (settings), so the quoted name needs no escape;
+        # psycopg2's placeholder, as the statement it goes before may be written for it
+        self._notify = f'NOTIFY "{channel}", %s; '
 
     def prefix(self, queues: Iterable[str]) -> tuple[str, list[str]]:
         """SQL to put before the adding statement, and its parameters (none when no

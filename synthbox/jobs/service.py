@@ -47,7 +47,8 @@ def job_dict(row: JobRow, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     state = DELAYED if status == WAITING and run_at > now else status
     return {
-        "id": str(job_id), "queue": queue, "name": name, "data": json.loads(data),
+        "id": str(job_id), "queue": queue, "name": name,
+        "data": {} if data == "{}" else json.loads(data),  # "{}": a job added without data
         "state": state, "priority": priority, "attemptsMade": attempts_made,
         "attempts": attempts_max,
         "backoff": {"type": backoff_type, "delay": milliseconds(backoff_delay)},
@@ -73,7 +74,7 @@ class QueueService:
     def add(self, name: str, data: Any = None, **opts: Any) -> dict[str, Any]:
         """Add one job. Options: priority (0-10, higher first), delay (s) or run_at (Unix s),
         attempts, backoff ({"type", "delay"} in s), timeout (s), job_id (dedup key)."""
-        return self.add_bulk([{"name": name, "data": data, **opts}])[0]
+        return self._add_one({"name": name, "data": data, **opts}, True)
 
     def add_high_priority(self, name: str, data: Any = None, **opts: Any) -> dict[str, Any]:
         return self.add(name, data, **{**opts, "priority": HIGH_PRIORITY})
@@ -84,17 +85,29 @@ class QueueService:
 
         Inside a caller's transaction pass `announce=False` and call `announce()` with the
         jobs' run times after the commit, so no worker looks before they are visible."""
+        if len(jobs) == 1:  # the API's single add
+            return [self._add_one(jobs[0], announce)]
         now = time.time()
-        rows = [job_row(self.spec, job, now, f"jobs[{i}]." if len(jobs) > 1 else "")
-                for i, job in enumerate(jobs)]
+        rows = [job_row(self.spec, job, now, f"jobs[{i}].") for i, job in enumerate(jobs)]
+        return self._add_rows(rows, now, announce)
+
+    def _add_one(self, job: Mapping[str, Any], announce: bool) -> dict[str, Any]:
+        """One job: what most callers add, so its usual case skips the bulk add's lists."""
+        now = time.time()
+        row = job_row(self.spec, job, now)
+        grouped = self.store.grouped
+        if grouped is None or row.job_key is not None or self.store.db.in_transaction():
+            return self._add_rows([row], now, announce)[0]
+        added = job_dict(row.stored(grouped.submit(row)), now)  # with other threads' adds
+        if announce:  # last, so the woken worker does not wait for this thread's work
+            self.announce((row.run_at,), now)
+        return added
+
+    def _add_rows(self, rows: Sequence[NewJob], now: float,
+                  announce: bool) -> list[dict[str, Any]]:
         ids: list[int] = [0] * len(rows)
         keyed = [i for i, row in enumerate(rows) if row.job_key is not None]
-        grouped = self.store.grouped
-        if grouped is not None and len(rows) == 1 and not keyed \
-                and not self.store.db.in_transaction():
-            ids[0] = grouped.submit(rows[0])  # with the adds of other threads, if any
-        else:
-            self._insert(rows, keyed, ids)
+        self._insert(rows, keyed, ids)
         existing = ({int(job["id"]): job for job in self.get_jobs([ids[i] for i in keyed])}
                     if keyed else {})
         added = [existing.get(job_id) or job_dict(row.stored(job_id), now)
@@ -136,6 +149,8 @@ class QueueService:
         now = time.time() if now is None else now
         if min(run_times) <= now:
             self.doorbell.ring()
+            if len(run_times) == 1:  # a single add, due: nothing later to ring for
+                return
         for when in sorted({math.ceil(t * 100) / 100 for t in run_times if t > now})[:1000]:
             self.doorbell.ring_at(when, here=self.local_workers)
 

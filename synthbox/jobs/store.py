@@ -85,6 +85,7 @@ class JobStore:
         self._defer_sql = self._sql(
             "UPDATE job SET status='waiting', run_at=?, attempts_made=attempts_made-1, "
             f"lease_until=NULL, owner=NULL {mine}")
+        self._insert_one_sql = self._sql(INSERT_JOB + INSERT_VALUES + " RETURNING id")
         self._attempt_sql = self._sql(
             "INSERT INTO job_attempt (job_id, attempt, started_at, finished_at, error, traceback) "
             "VALUES (?, ?, ?, ?, ?, ?)")
@@ -109,14 +110,17 @@ class JobStore:
 
     def insert(self, rows: Sequence[NewJob]) -> list[int]:
         """New jobs (without a key) in one statement; their ids, in the rows' order."""
+        if len(rows) == 1:  # a single add: its statement is ready, its parameters the row
+            sql, params = self.notifying(self._insert_one_sql, rows[0], rows)
+            return [self.db.execute_sql(sql, params).fetchone()[0]]
         sql, params = self.notifying(
             INSERT_JOB + ",".join([INSERT_VALUES] * len(rows)) + " RETURNING id",
             [v for row in rows for v in row], rows)
         # ids come from one sequence in insertion order: sorted, they match the rows
         return sorted(r[0] for r in self.execute(sql, params))
 
-    def notifying(self, sql: str, params: list[Any],
-                  rows: Sequence[NewJob]) -> tuple[str, list[Any]]:
+    def notifying(self, sql: str, params: Sequence[Any],
+                  rows: Sequence[NewJob]) -> tuple[str, Sequence[Any]]:
         """An adding statement that also NOTIFYs the other instances of the queues of its
         due rows, when PostgreSQL is the doorbell between them (pgbell.py)."""
         if self.notifier is None:

@@ -98,3 +98,27 @@ def test_a_failed_commit_fails_every_add_it_carried():
     assert [str(r) for r in results if r != 1] == ["records database unreachable"] * 3
     with pytest.raises(ConnectionError):  # and the next add leads a commit of its own
         group.submit(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("records", ["sqlite", "postgres"])
+def test_a_single_add_answers_the_job_as_it_is_stored(records, request, engine_builder):
+    """A single add builds its answer without reading the job back: it is the job that
+    get_job() then reads, field for field (PostgreSQL without Redis also rings the other
+    instances in the adding statement)."""
+    settings = {} if records == "sqlite" else {"database_url": request.getfixturevalue("pg_url")}
+    engine = engine_builder(settings, workers=False)
+    service = engine.service("diagnostics")
+    answers = [service.add("noop"),
+               service.add("noop", {"n": [1, 2.5, None]}, priority=3, attempts=5, timeout=2.5,
+                           backoff={"type": "fixed", "delay": 4}),
+               service.add("noop", delay=60),
+               service.add("noop", key="once"),
+               service.add_bulk([{"name": "noop", "data": {"api": True}}])[0]]
+    assert [answer["state"] for answer in answers] == [
+        "waiting", "waiting", "delayed", "waiting", "waiting"]
+    for answer in answers:
+        stored = service.get_job(answer["id"])
+        for history in ("errors", "stacktrace", "logs"):
+            del stored[history]
+        assert answer == stored
+    assert service.add("noop", key="once")["id"] == answers[3]["id"]
