@@ -35,6 +35,7 @@ from synthbox.bench.common import (
 from synthbox.bench.served import measure_served
 from synthbox.config import Settings
 from synthbox.jobs.engine import Engine
+from synthbox.jobs.runner import QueueRunner
 
 
 def measure(settings: Settings, backend: str, jobs: int, progress: bool = False,
@@ -55,7 +56,6 @@ def measure(settings: Settings, backend: str, jobs: int, progress: bool = False,
 
 def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[str, Any]:
     service = engine.service("diagnostics")
-    handle = engine.queues["diagnostics"]
 
     single = max(1, jobs // 2)
     started = time.perf_counter()
@@ -72,18 +72,7 @@ def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[st
             bar.update(BULK_SIZE)
         bulk_seconds = time.perf_counter() - started
 
-    started = time.perf_counter()
-    engine.start_workers(["diagnostics"])
-    runner = handle.runner
-    assert runner is not None
-    with click.progressbar(length=jobs, label="drain  ", file=sys.stderr,
-                           hidden=not progress) as bar:
-        shown = 0
-        while runner.jobs_done < jobs:
-            time.sleep(0.002)
-            bar.update(runner.jobs_done - shown)
-            shown = runner.jobs_done
-    drain_seconds = time.perf_counter() - started
+    drain_seconds, runner = _drain(engine, jobs, progress)
 
     ids = []
     samples = latency_jobs(jobs)
@@ -111,6 +100,27 @@ def _measure(engine: Engine, backend: str, jobs: int, progress: bool) -> dict[st
         "pickup_p99_ms": round(percentile(pickups, 99), 2) if pickups else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def _drain(engine: Engine, jobs: int, progress: bool) -> tuple[float, QueueRunner]:
+    """Seconds the workers took to run the queue's `jobs`; returns once they are idle
+    again (pickup is of jobs added while the workers are idle)."""
+    started = time.perf_counter()
+    engine.start_workers(["diagnostics"])
+    runner = engine.queues["diagnostics"].runner
+    assert runner is not None
+    with click.progressbar(length=jobs, label="drain  ", file=sys.stderr,
+                           hidden=not progress) as bar:
+        shown = 0
+        while runner.jobs_done < jobs:
+            time.sleep(0.002)
+            bar.update(runner.jobs_done - shown)
+            shown = runner.jobs_done
+    seconds = time.perf_counter() - started
+    settle = time.monotonic() + 10
+    while runner.draining() and time.monotonic() < settle:
+        time.sleep(0.001)
+    return seconds, runner
 
 
 def run_bench(settings: Settings, backend: str, jobs: int, as_json: bool,

@@ -172,6 +172,10 @@ class QueueRunner:
         return self.store.claim_limited(spec.name, limit, self.owner, lease,
                                         spec.rate_limit_max, spec.rate_limit_duration)
 
+    def draining(self) -> int:
+        """How many workers are in a drain now (0: every one waits for a doorbell)."""
+        return self._busy
+
     def drain(self) -> int:
         """Run due jobs until none is left (or this instance stops). Returns how many ran."""
         with self._busy_lock:

@@ -241,6 +241,9 @@ def test_doorbells_rung_before_an_empty_claim_cost_no_claim(make_engine, monkeyp
     """Adds to a queue with no idle worker leave a doorbell each in the broker. Once a
     worker has drained the queue, those doorbells are answered: they are dropped when
     read, instead of each waking a worker for a claim that finds nothing."""
+    from synthbox.jobs import doorbell
+
+    monkeypatch.setattr(doorbell, "PLENTY", 1000)  # this test's doorbells all stay
     engine = make_engine(workers=False)
     service = engine.service("diagnostics")
     service.doorbell.window = 0  # every add's ring publishes a doorbell of its own
@@ -259,6 +262,21 @@ def test_doorbells_rung_before_an_empty_claim_cost_no_claim(make_engine, monkeyp
     assert claims.count(0) <= 20, claims  # one empty claim per worker, about: not 100
     late = service.add("noop")  # and a job added now is still picked up at once
     wait_for(lambda: service.get_job(late["id"])["state"] == "completed", message="late job")
+
+
+def test_a_ring_adds_no_doorbell_beyond_plenty_waiting(make_engine):
+    """Adds while no worker is idle leave at most PLENTY doorbells of the queue in the
+    broker (each wakes a worker that drains it all), and every job still runs."""
+    from synthbox.jobs.doorbell import PLENTY
+
+    engine = make_engine(workers=False)
+    service = engine.service("diagnostics")
+    service.doorbell.window = 0
+    for _ in range(PLENTY + 30):
+        service.add("noop")
+    assert service.doorbell.pending_in_broker() == PLENTY
+    engine.start_workers()
+    wait_for(lambda: service.get_stats()["completed"] == PLENTY + 30, message="all ran")
 
 
 def test_progress_and_log_reach_the_record(make_engine):
