@@ -196,6 +196,8 @@ class Doorbell:
         wakes a worker that drains the whole queue, so more wake no one new. (Adds while
         no worker was idle left one every 5 ms: 1,000 after 20,000 adds, read after the
         drain by workers that fought over the broker's lock for 100 ms.)"""
+        if time.monotonic() < self._down_until:  # known down: not asked again for 1 s
+            return
         try:
             plenty = self.pending_in_broker() >= PLENTY
         except Exception as exc:

@@ -14,7 +14,10 @@ from tests.conftest import Records, RedisServer, wait_for
 from tests.faults.load import Load
 from tests.jobs.test_redis_topologies import MASTER_NAME, SentinelServer, info
 
-QUEUES = {"SYNTHBOX_QUEUES": json.dumps({"diagnostics": {"concurrency": 4}})}
+# every completed job kept: a run past a minute meets retention's first pass, and the
+# checks look for every accepted job in the records
+QUEUES = {"SYNTHBOX_QUEUES": json.dumps({"diagnostics": {
+    "concurrency": 4, "keep_completed_count": 1_000_000}})}
 
 
 @pytest.fixture
