@@ -220,8 +220,8 @@ class QueueService:
         if state is not None:
             if state not in STATES:
                 raise JobOptionError("state", f"must be one of {', '.join(STATES)}")
-            where += " AND status=?"
-            params.append(WAITING if state in (WAITING, DELAYED) else state)
+            # a literal, so that SQLite may read the claim index (waiting jobs only)
+            where += f" AND status='{WAITING if state in (WAITING, DELAYED) else state}'"
             if state in (WAITING, DELAYED):
                 where += " AND run_at<=?" if state == WAITING else " AND run_at>?"
                 params.append(now)

@@ -1,12 +1,16 @@
 """The workers' one hot query keeps its plan with a million jobs waiting: the claim reads
-the `job_claim` index in its order (queue, status, priority DESC, run_at, id), takes the
-first rows and stops; no scan of the table, no sort. Shown on PostgreSQL and SQLite with
-the rows a busy deployment holds (three queues, most jobs due, some delayed, a tail of
-finished ones)."""
+the `job_claim` index of waiting jobs in its order (queue, status, priority DESC, run_at,
+id),
+takes the first rows and stops; no scan of the table, no sort. Shown on PostgreSQL and
+SQLite with the rows a busy deployment holds (three queues, most jobs due, some delayed, a
+tail of finished ones). Stalled-job recovery, by lease or by a gone instance, reads the
+index of active jobs (`job_lease`) and no other."""
 
 from __future__ import annotations
 
 import time
+
+from synthbox.jobs.store import FAIL_STALLED, REQUEUE_STALLED
 
 WAITING = 1_000_000
 PG_FILL = """
@@ -25,6 +29,22 @@ def _claim_params(engine, limit: int = 8) -> dict:
     return engine.store._claim_params("diagnostics", limit, "bench-owner", 30.0, time.time())
 
 
+def _recovery_plans(engine, explain: str) -> list[str]:
+    """The plans of the four recovery statements, after some jobs of three owners are
+    claimed (as a running deployment holds them)."""
+    for owner in ("a", "b", "c"):
+        engine.store.claim("diagnostics", 50, owner, 30.0)
+    engine.db.execute_sql("ANALYZE")
+    now = time.time()
+    plans = []
+    for lost, param in (("owner=?", "a"), ("lease_until<?", now)):
+        for sql, params in ((REQUEUE_STALLED, ("diagnostics", param, 3)),
+                            (FAIL_STALLED, (now, "diagnostics", param, 3))):
+            plans.append(" | ".join(str(row[-1]) for row in engine.db.execute_sql(
+                explain + engine.store._sql(sql.format(lost=lost)), params).fetchall()))
+    return plans
+
+
 def test_the_claim_reads_its_index_at_a_million_waiting_jobs_on_postgresql(pg_url,
                                                                           engine_builder):
     engine = engine_builder({"database_url": pg_url}, workers=False)
@@ -37,6 +57,8 @@ def test_the_claim_reads_its_index_at_a_million_waiting_jobs_on_postgresql(pg_ur
     assert "Seq Scan on job" not in plan and "Sort" not in plan, plan
     claimed = engine.store.claim("diagnostics", 8, "test", 30.0)
     assert [job.priority for job in claimed] == [10] * 8, "highest priority first"
+    for plan in _recovery_plans(engine, "EXPLAIN "):
+        assert "job_lease" in plan and "Seq Scan" not in plan, plan
 
 
 def test_the_claim_reads_its_index_at_a_million_waiting_jobs_on_sqlite(engine_builder):
@@ -56,4 +78,6 @@ def test_the_claim_reads_its_index_at_a_million_waiting_jobs_on_sqlite(engine_bu
     print(plan)
     assert "SEARCH job USING COVERING INDEX job_claim (queue=? AND status=?)" in plan, plan
     assert "SCAN job" not in plan and "TEMP B-TREE" not in plan, plan
+    for plan in _recovery_plans(engine, "EXPLAIN QUERY PLAN "):
+        assert "job_lease" in plan and "SCAN job" not in plan, plan
 
