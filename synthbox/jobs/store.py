@@ -16,6 +16,7 @@ from peewee import Database, PostgresqlDatabase
 
 from synthbox.jobs.groupcommit import GroupCommit
 from synthbox.jobs.pgbell import Notifier
+from synthbox.jobs.prepared import Prepared
 from synthbox.jobs.rows import (
     CLAIMED_COLUMNS,
     INSERT_JOB,
@@ -102,6 +103,9 @@ class JobStore:
             "UPDATE job SET status='waiting', run_at=?, attempts_made=attempts_made-1, "
             f"lease_until=NULL, owner=NULL {mine}")
         self._insert_one_sql = self._sql(INSERT_JOB + INSERT_VALUES + " RETURNING id")
+        self.add_one = (Prepared(db, "synthbox_add_job", INSERT_JOB + INSERT_VALUES +
+                                 " RETURNING id", len(NewJob._fields)) if self.postgres
+                        else None)
         self._attempt_sql = self._sql(
             "INSERT INTO job_attempt (job_id, attempt, started_at, finished_at, error, traceback) "
             "VALUES (?, ?, ?, ?, ?, ?)")
@@ -127,6 +131,13 @@ class JobStore:
     def insert(self, rows: Sequence[NewJob]) -> list[int]:
         """New jobs (without a key) in one statement; their ids, in the rows' order."""
         if len(rows) == 1:  # a single add: its statement is ready, its parameters the row
+            prepared = self.add_one.statement() if self.add_one is not None else None
+            sql, params = self.notifying(prepared or self._insert_one_sql, rows[0], rows)
+            try:
+                return [self.db.execute_sql(sql, params).fetchone()[0]]
+            except Exception as exc:
+                if prepared is None or not self.add_one.lost(exc):  # type: ignore[union-attr]
+                    raise
             sql, params = self.notifying(self._insert_one_sql, rows[0], rows)
             return [self.db.execute_sql(sql, params).fetchone()[0]]
         sql, params = self.notifying(
