@@ -35,9 +35,10 @@ _COMPLETE = ("WITH v(result, finished, id, owner, started) AS (VALUES {rows}) "
              "AND job.status='active' AND job.owner=v.owner AND job.started_at=v.started "
              "RETURNING job.id")
 PRIORITIES = range(11)  # 0, the default, to 10, the highest
-# The claim index is (queue, status, priority, run_at) of waiting jobs: the oldest due job is the
-# first entry of one of the priorities, so ask each (one index seek apiece) rather than read
-# every waiting job (41 ms -> 15 ms for three queues, a million records, PostgreSQL).
+# The claim index is (queue, status, priority, run_at) of waiting jobs: the oldest due
+# job is the first entry of one of the priorities, so ask each (one index seek apiece)
+# rather than read every waiting job (41 ms -> 15 ms for three queues, a million records,
+# PostgreSQL).
 _OLDEST_DUE = "SELECT MIN(first) FROM (" + " UNION ALL ".join(
     f"SELECT (SELECT MIN(run_at) FROM job WHERE queue=? AND status='waiting' "
     f"AND priority={priority} AND run_at<=?) AS first" for priority in PRIORITIES
@@ -77,9 +78,9 @@ class JobStore:
             # A CTE runs once; an IN (... FOR UPDATE SKIP LOCKED) subquery may be rescanned
             # within the statement and then skip the rows it locked itself (seen: a job
             # claimed out of FIFO order). The rows it locks were waiting when locked and
-            # stay so until this update; saying status='waiting' again here would let the
-            # planner, while the table's statistics still call it empty, look each one up
-            # through the claim index of waiting jobs (a scan of it per row) instead of by id.
+            # stay so until this update. Saying status='waiting' again here let the
+            # planner, while the table's statistics still called it empty, look each one
+            # up through the claim index of waiting jobs (a scan of it per row), not by id.
             self._claim_sql = re.sub(r":(\w+)", r"%(\1)s", (
                 f"WITH picked AS MATERIALIZED ({due} FOR UPDATE SKIP LOCKED) {claim}"
                 f"FROM picked WHERE job.id=picked.id {returning}"))

@@ -1,10 +1,9 @@
 """The workers' one hot query keeps its plan with a million jobs waiting: the claim reads
 the `job_claim` index of waiting jobs in its order (queue, status, priority DESC, run_at,
-id),
-takes the first rows and stops; no scan of the table, no sort. Shown on PostgreSQL and
-SQLite with the rows a busy deployment holds (three queues, most jobs due, some delayed, a
-tail of finished ones). Stalled-job recovery, by lease or by a gone instance, reads the
-index of active jobs (`job_lease`) and no other."""
+id), takes the first rows and stops; no scan of the table, no sort. Shown on PostgreSQL
+and SQLite with the rows a busy deployment holds (three queues, most jobs due, some
+delayed, a tail of finished ones). Stalled-job recovery, by lease or by a gone instance,
+reads the index of active jobs (`job_lease`) and no other."""
 
 from __future__ import annotations
 
