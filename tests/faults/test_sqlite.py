@@ -62,8 +62,11 @@ def test_disk_full_then_freed(small_disk, serve_factory):
     assert ready["failing"] == "records" and "full" in ready["checks"]["records"], ready
     # the pages carry a banner, the metrics say so
     wait_for(lambda: metric(server, "synthbox_records_up") == 0, 10, message="records_up 0")
-    shown = page(server)
-    assert "Records database" in shown and "database or disk is full" in shown, shown[:2000]
+    # A write that fits in space the files already hold (SQLite's WAL, once checkpointed,
+    # is written again from its start) can succeed on the full disk and mark the records
+    # writable until the next one fails: the banner is looked for until it shows.
+    wait_for(lambda: "Records database" in (shown := page(server))
+             and "database or disk is full" in shown, 10, message="the banner")
     time.sleep(1.0)
     ballast.unlink()
     freed = time.monotonic()
