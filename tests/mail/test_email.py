@@ -106,7 +106,12 @@ def test_smtp_down_retries_with_backoff_then_fails_and_back_in_time_sends(engine
                             {"email": {"backoff_delay": 0.4, "rate_limit_max": 1000}})
     lost = emails.send({"to": "a@example.com", "subject": "lost", "text": "x"})
     wait_for(lambda: emails.get(lost["id"])["state"] == "failed", 20, message="failed")
-    job = engine.service("email").get_job(emails.get(lost["id"])["jobId"])
+    # the email is marked failed inside the last attempt; the job's own failure, with
+    # that attempt's error, is written when the attempt returns
+    job_id = emails.get(lost["id"])["jobId"]
+    wait_for(lambda: engine.service("email").get_job(job_id)["state"] == "failed", 10,
+             message="the job failed")
+    job = engine.service("email").get_job(job_id)
     assert job["attemptsMade"] == 3 and len(job["errors"]) == 3
     gaps = [b["startedOn"] - a["finishedOn"] for a, b in zip(job["errors"], job["errors"][1:],
                                                              strict=False)]
